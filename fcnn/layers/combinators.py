@@ -1,0 +1,95 @@
+"""Combinators that build networks out of layers: :func:`serial` and :func:`residual`.
+
+Both return an ordinary :class:`~fcnn.layers.base.Layer`, so they nest. Params,
+state and caches of a combinator are tuples of its children's, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fcnn import random as fr
+from fcnn.layers.base import Layer
+
+__all__ = ["residual", "serial"]
+
+
+def _child_keys(key: fr.Key | None, n: int) -> list[fr.Key | None]:
+    return [None] * n if key is None else list(fr.split(key, n))
+
+
+def serial(*layers: Layer) -> Layer:
+    """Layers applied one after the other; backward runs them in reverse."""
+    if not layers:
+        raise ValueError("serial needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"serial: argument {i} is not a Layer: {layer!r}")
+    n = len(layers)
+
+    def init(key, input_shape):
+        shape, params, states = tuple(input_shape), [], []
+        for layer, k in zip(layers, fr.split(key, n), strict=True):
+            shape, p, s = layer.init(k, shape)
+            params.append(p)
+            states.append(s)
+        return shape, tuple(params), tuple(states)
+
+    def apply(params, x, *, state=None, train=False, key=None):
+        states = (None,) * n if state is None else state
+        caches, new_states = [], []
+        for layer, p, s, k in zip(layers, params, states, _child_keys(key, n), strict=True):
+            x, c, s = layer.apply(p, x, state=s, train=train, key=k)
+            caches.append(c)
+            new_states.append(s)
+        return x, tuple(caches), tuple(new_states)
+
+    def backward(params, cache, dy):
+        grads: list[Any] = [None] * n
+        for i in reversed(range(n)):
+            dy, grads[i] = layers[i].backward(params[i], cache[i], dy)
+        return dy, tuple(grads)
+
+    spec = {"type": "serial", "layers": [layer.spec for layer in layers]}
+    return Layer(spec=spec, init=init, apply=apply, backward=backward)
+
+
+def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
+    """``y = block(x) + shortcut(x)``, with the identity as the default shortcut.
+
+    Use a projection shortcut (for example a 1x1 strided ``Conv2D``) when the block
+    changes the shape.
+    """
+
+    def init(key, input_shape):
+        k_block, k_short = fr.split(key, 2)
+        out_shape, p_block, s_block = block.init(k_block, input_shape)
+        if shortcut is None:
+            short_shape, p_short, s_short = tuple(input_shape), None, None
+        else:
+            short_shape, p_short, s_short = shortcut.init(k_short, input_shape)
+        if tuple(short_shape) != tuple(out_shape):
+            raise ValueError(
+                f"residual: the block's output shape {tuple(out_shape)} differs from the "
+                f"shortcut's {tuple(short_shape)}; add a projection shortcut"
+            )
+        return out_shape, (p_block, p_short), (s_block, s_short)
+
+    def apply(params, x, *, state=None, train=False, key=None):
+        s_block, s_short = (None, None) if state is None else state
+        k_block, k_short = _child_keys(key, 2)
+        y, c_block, s_block = block.apply(params[0], x, state=s_block, train=train, key=k_block)
+        if shortcut is None:
+            return y + x, (c_block, None), (s_block, s_short)
+        z, c_short, s_short = shortcut.apply(params[1], x, state=s_short, train=train, key=k_short)
+        return y + z, (c_block, c_short), (s_block, s_short)
+
+    def backward(params, cache, dy):
+        dx, g_block = block.backward(params[0], cache[0], dy)
+        if shortcut is None:
+            return dx + dy, (g_block, None)
+        dx_short, g_short = shortcut.backward(params[1], cache[1], dy)
+        return dx + dx_short, (g_block, g_short)
+
+    spec = {"type": "residual", "block": block.spec, "shortcut": shortcut and shortcut.spec}
+    return Layer(spec=spec, init=init, apply=apply, backward=backward)

@@ -1,0 +1,56 @@
+"""Inverted dropout: in training, zero each value with probability ``drop_rate`` and
+scale the survivors by ``1 / (1 - drop_rate)``, so the expectation is unchanged;
+in eval mode, the identity. The mask comes from an explicit key."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import attrs
+import numpy as np
+
+from fcnn import random as fr
+from fcnn.tree import static_field
+
+__all__ = ["DropoutCache", "DropoutParams", "backward", "forward", "init"]
+
+
+@attrs.frozen(eq=False)
+class DropoutParams:
+    """No trainable leaves; the static probability of dropping a value."""
+
+    drop_rate: float = static_field(default=0.5)
+
+
+class DropoutCache(NamedTuple):
+    mask: np.ndarray | None  # scaled keep-mask, None when forward was the identity
+
+
+def init(
+    key: fr.Key, input_shape: tuple[int, ...], drop_rate: float = 0.5
+) -> tuple[tuple[int, ...], DropoutParams]:
+    """Returns ``(output_shape, params)``; ``drop_rate`` must lie in [0, 1)."""
+    if not 0.0 <= drop_rate < 1.0:
+        raise ValueError(f"Dropout drop_rate must lie in [0, 1), got {drop_rate}")
+    return tuple(input_shape), DropoutParams(drop_rate=drop_rate)
+
+
+def forward(
+    params: DropoutParams, x: np.ndarray, *, key: fr.Key | None = None, train: bool = False
+) -> tuple[np.ndarray, DropoutCache]:
+    """Identity unless ``train``; in training ``key`` is required (same key, same mask)."""
+    if not train or params.drop_rate == 0.0:
+        return x, DropoutCache(None)
+    if key is None:
+        raise ValueError("Dropout in training needs a key: pass key=fcnn.random.split(...)[i]")
+    keep = 1.0 - params.drop_rate
+    mask = (fr.generator(key).random(x.shape, dtype=np.float32) < keep).astype(x.dtype)
+    mask *= x.dtype.type(1.0 / keep)
+    return x * mask, DropoutCache(mask)
+
+
+def backward(
+    params: DropoutParams, cache: DropoutCache, dy: np.ndarray
+) -> tuple[np.ndarray, DropoutParams]:
+    """``dx = dy * mask`` (or ``dy`` in eval mode)."""
+    return (dy if cache.mask is None else dy * cache.mask), params

@@ -1,0 +1,36 @@
+"""Flatten every axis but the batch axis: (N, d1, d2, ...) -> (N, d1*d2*...)."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import attrs
+import numpy as np
+
+from fcnn import random as fr
+
+__all__ = ["FlattenCache", "FlattenParams", "backward", "forward", "init"]
+
+
+@attrs.frozen(eq=False)
+class FlattenParams:
+    """No leaves."""
+
+
+class FlattenCache(NamedTuple):
+    input_shape: tuple[int, ...]
+
+
+def init(key: fr.Key, input_shape: tuple[int, ...]) -> tuple[tuple[int], FlattenParams]:
+    return (math.prod(input_shape),), FlattenParams()
+
+
+def forward(params: FlattenParams, x: np.ndarray) -> tuple[np.ndarray, FlattenCache]:
+    return x.reshape(x.shape[0], -1), FlattenCache(x.shape)  # (N, ...) -> (N, prod(...))
+
+
+def backward(
+    params: FlattenParams, cache: FlattenCache, dy: np.ndarray
+) -> tuple[np.ndarray, FlattenParams]:
+    return dy.reshape(cache.input_shape), params  # (N, prod(...)) -> (N, ...)

@@ -1,0 +1,168 @@
+"""Max, average and global-average pooling over NCHW input.
+
+Max pooling routes the gradient of each window to its *first* maximum in
+row-major order (the rule PyTorch uses), so ties never split or duplicate a
+gradient. Average pooling counts padded zeros in the window size
+(``count_include_pad=True``). Both take ``window``, ``stride`` (default: the
+window) and ``padding`` as static hyperparameters.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import attrs
+import numpy as np
+
+from fcnn import random as fr
+from fcnn.im2col import Geometry, geometry, pad2d, pair, window_view
+from fcnn.tree import static_field
+
+__all__ = [
+    "AvgPool2DParams",
+    "GlobalAvgPool2DParams",
+    "MaxPool2DParams",
+    "PoolCache",
+    "backward",
+    "forward",
+    "init",
+]
+
+
+@attrs.frozen(eq=False)
+class MaxPool2DParams:
+    """No trainable leaves; window geometry only."""
+
+    window: tuple[int, int] = static_field(default=(2, 2))
+    stride: tuple[int, int] = static_field(default=(2, 2))
+    padding: tuple[int, int] = static_field(default=(0, 0))
+
+
+@attrs.frozen(eq=False)
+class AvgPool2DParams:
+    """No trainable leaves; window geometry only."""
+
+    window: tuple[int, int] = static_field(default=(2, 2))
+    stride: tuple[int, int] = static_field(default=(2, 2))
+    padding: tuple[int, int] = static_field(default=(0, 0))
+
+
+@attrs.frozen(eq=False)
+class GlobalAvgPool2DParams:
+    """No leaves: averages each channel over all of H and W, (N, C, H, W) -> (N, C)."""
+
+
+class PoolCache(NamedTuple):
+    input_shape: tuple[int, ...]
+    geo: Geometry | None
+    argmax: np.ndarray | None  # max pooling: (N, C, OH, OW) index of the window's first max
+
+
+PoolParams = MaxPool2DParams | AvgPool2DParams | GlobalAvgPool2DParams
+
+
+def init(
+    key: fr.Key,
+    input_shape: tuple[int, int, int],
+    kind: str,
+    window: int | tuple[int, int] = 2,
+    *,
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+) -> tuple[tuple[int, ...], PoolParams]:
+    """``kind`` is ``"max"``, ``"avg"`` or ``"global_avg"``; returns ``(output_shape, params)``."""
+    if len(input_shape) != 3:
+        raise ValueError(f"pooling expects an input shape (C, H, W), got {tuple(input_shape)}")
+    if kind == "global_avg":
+        return (input_shape[0],), GlobalAvgPool2DParams()
+    cls = {"max": MaxPool2DParams, "avg": AvgPool2DParams}.get(kind)
+    if cls is None:
+        raise ValueError(f'pooling kind must be "max", "avg" or "global_avg", got {kind!r}')
+    win = pair(window, "window")
+    params = cls(
+        window=win,
+        stride=win if stride is None else pair(stride, "stride"),
+        padding=pair(padding, "padding"),
+    )
+    geo = _geometry(params, (1, *input_shape))
+    return (input_shape[0], *geo.out_hw), params
+
+
+def _geometry(params: MaxPool2DParams | AvgPool2DParams, shape: tuple[int, ...]) -> Geometry:
+    if len(shape) != 4:
+        raise ValueError(f"pooling expects NCHW input of 4 dimensions, got shape {tuple(shape)}")
+    for pad, win in zip(params.padding, params.window, strict=True):
+        if pad > win // 2:
+            raise ValueError(
+                f"pooling padding {params.padding} must be at most half the window {params.window}"
+            )
+    return geometry(shape, params.window, params.stride, params.padding)
+
+
+def _max_forward(params: MaxPool2DParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
+    geo = _geometry(params, x.shape)
+    kh, kw = geo.kernel
+    fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
+    view = window_view(pad2d(x, geo.padding, fill), geo)  # (N, C, KH, KW, OH, OW)
+    y = view[:, :, 0, 0].copy()
+    argmax = np.zeros(y.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
+    for k in range(1, kh * kw):
+        candidate = view[:, :, k // kw, k % kw]
+        better = candidate > y  # strict: a tie keeps the earlier (row-major first) maximum
+        np.copyto(y, candidate, where=better)
+        argmax[better] = k
+    return y, PoolCache(x.shape, geo, argmax)
+
+
+def _avg_forward(params: AvgPool2DParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
+    geo = _geometry(params, x.shape)
+    kh, kw = geo.kernel
+    view = window_view(pad2d(x, geo.padding), geo)  # (N, C, KH, KW, OH, OW)
+    y = view[:, :, 0, 0].copy()
+    for k in range(1, kh * kw):
+        y += view[:, :, k // kw, k % kw]
+    y *= x.dtype.type(1.0 / (kh * kw)) if np.issubdtype(x.dtype, np.floating) else 1
+    return y, PoolCache(x.shape, geo, None)
+
+
+def forward(params: PoolParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
+    """x (N, C, H, W) -> y (N, C, OH, OW), or (N, C) for global average pooling."""
+    if isinstance(params, GlobalAvgPool2DParams):
+        if x.ndim != 4:
+            raise ValueError(f"GlobalAvgPool2D expects NCHW input, got shape {x.shape}")
+        return x.mean(axis=(2, 3)), PoolCache(x.shape, None, None)
+    if isinstance(params, MaxPool2DParams):
+        return _max_forward(params, x)
+    return _avg_forward(params, x)
+
+
+def _scatter_windows(
+    dy_per_offset, input_shape: tuple[int, ...], geo: Geometry, dtype
+) -> np.ndarray:
+    """Sum ``dy_per_offset(k)`` (N, C, OH, OW) into each window's k-th pixel; crop padding."""
+    n, c, h, w = input_shape
+    (kh, kw), (sh, sw), (ph, pw), _, (oh, ow) = geo
+    buf = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
+    for k in range(kh * kw):
+        i, j = divmod(k, kw)
+        buf[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += dy_per_offset(
+            k
+        )
+    return np.ascontiguousarray(buf[:, :, ph : ph + h, pw : pw + w])
+
+
+def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.ndarray, PoolParams]:
+    """Gradient w.r.t. the input; the params' gradient is the (leafless) params themselves."""
+    if isinstance(params, GlobalAvgPool2DParams):
+        _n, _c, h, w = cache.input_shape
+        dx = np.broadcast_to(dy[:, :, None, None] / (h * w), cache.input_shape)
+        return np.ascontiguousarray(dx), params
+    if isinstance(params, MaxPool2DParams):
+        zero = dy.dtype.type(0)
+        dx = _scatter_windows(
+            lambda k: np.where(cache.argmax == k, dy, zero), cache.input_shape, cache.geo, dy.dtype
+        )
+        return dx, params
+    kh, kw = cache.geo.kernel
+    share = dy / (kh * kw)
+    return _scatter_windows(lambda k: share, cache.input_shape, cache.geo, dy.dtype), params

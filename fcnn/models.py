@@ -1,0 +1,99 @@
+"""Model presets: named networks with the input shape they expect.
+
+- ``lenet_mnist``: LeNet-5 for 1×28×28 digits (conv 6@5×5 pad 2, ReLU, max-pool 2,
+  conv 16@5×5, ReLU, max-pool 2, dense 120, 84, 10).
+- ``tiny_vgg_cifar``: a small VGG for 3×32×32 images: three stages of two 3×3
+  convs with BatchNorm and ReLU (64, 128, 256 channels), max-pool after each,
+  then global average pooling, dropout and a dense classifier.
+- ``bn_net_mnist``: the BatchNorm benchmark net of the performance issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from fcnn.layers import (
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    serial,
+)
+
+__all__ = ["Preset", "get", "names"]
+
+
+@attrs.frozen
+class Preset:
+    """A network and the shape of one input example, (C, H, W)."""
+
+    name: str
+    network: Layer
+    input_shape: tuple[int, int, int]
+
+
+def lenet_mnist(num_classes: int = 10) -> Preset:
+    net = serial(
+        Conv2D(6, 5, padding=2), ReLU(), MaxPool2D(2),
+        Conv2D(16, 5), ReLU(), MaxPool2D(2),
+        Flatten(),
+        Dense(120), ReLU(),
+        Dense(84), ReLU(),
+        Dense(num_classes, w_init="glorot_uniform"),
+    )  # fmt: skip
+    return Preset("lenet_mnist", net, (1, 28, 28))
+
+
+def _conv_bn_relu(channels: int) -> list[Layer]:
+    return [Conv2D(channels, 3, padding=1), BatchNorm2D(), ReLU()]
+
+
+def tiny_vgg_cifar(num_classes: int = 10, widths: tuple[int, ...] = (64, 128, 256),
+                   drop_rate: float = 0.3) -> Preset:  # fmt: skip
+    stages: list[Layer] = []
+    for width in widths:
+        stages += _conv_bn_relu(width) + _conv_bn_relu(width) + [MaxPool2D(2)]
+    net = serial(
+        *stages,
+        GlobalAvgPool2D(),
+        Dropout(drop_rate),
+        Dense(num_classes, w_init="glorot_uniform"),
+    )
+    return Preset("tiny_vgg_cifar", net, (3, 32, 32))
+
+
+def bn_net_mnist(num_classes: int = 10) -> Preset:
+    net = serial(
+        *_conv_bn_relu(32), *_conv_bn_relu(32), MaxPool2D(2),
+        *_conv_bn_relu(64), *_conv_bn_relu(64), MaxPool2D(2),
+        Flatten(), Dense(num_classes, w_init="glorot_uniform"),
+    )  # fmt: skip
+    return Preset("bn_net_mnist", net, (1, 28, 28))
+
+
+_PRESETS: dict[str, Callable[..., Preset]] = {
+    "lenet_mnist": lenet_mnist,
+    "tiny_vgg_cifar": tiny_vgg_cifar,
+    "bn_net_mnist": bn_net_mnist,
+}
+
+
+def names() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def get(name: str, **options: Any) -> Preset:
+    """The preset called ``name``; ``ValueError`` listing the choices otherwise."""
+    try:
+        factory = _PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {names()}") from None
+    return factory(**options)

@@ -1,0 +1,33 @@
+"""Optimizers and learning-rate schedules as pure functions (see :mod:`fcnn.optim.transforms`)."""
+
+from fcnn.optim import schedules
+from fcnn.optim.optimizers import adam, adamw, sgd
+from fcnn.optim.transforms import (
+    GradientTransformation,
+    add_decayed_weights,
+    apply_updates,
+    chain,
+    clip_by_global_norm,
+    global_norm,
+    scale,
+    scale_by_adam,
+    scale_by_learning_rate,
+    trace,
+)
+
+__all__ = [
+    "GradientTransformation",
+    "adam",
+    "adamw",
+    "add_decayed_weights",
+    "apply_updates",
+    "chain",
+    "clip_by_global_norm",
+    "global_norm",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "schedules",
+    "sgd",
+    "trace",
+]

@@ -1,0 +1,200 @@
+"""Gradient transformations: optimizers as pure state transforms (the optax design).
+
+A :class:`GradientTransformation` is a pair of pure functions::
+
+    init(params)                        -> state
+    update(grads, state, params=None)   -> (updates, new_state)
+
+``updates`` has the structure of ``grads``; :func:`apply_updates` *adds* them to
+the params (so a descent step is a negative update). Each transform is written
+for whole trees with :func:`fcnn.tree.map`, which raises ``TypeError`` showing both
+structures when params and grads differ. :func:`chain` composes transforms left
+to right; the named optimizers in :mod:`fcnn.optim.optimizers` are chains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fcnn import tree
+
+__all__ = [
+    "EmptyState",
+    "GradientTransformation",
+    "ScaleByAdamState",
+    "ScaleByScheduleState",
+    "TraceState",
+    "add_decayed_weights",
+    "apply_updates",
+    "chain",
+    "clip_by_global_norm",
+    "global_norm",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "trace",
+]
+
+Schedule = Callable[[int], float]
+
+
+class GradientTransformation(NamedTuple):
+    init: Callable[[Any], Any]
+    update: Callable[..., tuple[Any, Any]]
+
+
+class EmptyState(NamedTuple):
+    """State of a transform that keeps none."""
+
+
+class TraceState(NamedTuple):
+    trace: Any  # momentum buffer, a tree like the params
+
+
+class ScaleByAdamState(NamedTuple):
+    count: Any  # number of updates so far (int)
+    mu: Any  # first-moment estimate, a tree like the params
+    nu: Any  # second-moment estimate
+
+
+class ScaleByScheduleState(NamedTuple):
+    count: Any  # number of updates so far (int)
+
+
+def apply_updates(params: Any, updates: Any) -> Any:
+    """``params + updates`` leaf-wise, in the params' dtypes (a new tree)."""
+    return tree.map(lambda p, u: (p + u).astype(p.dtype, copy=False), params, updates)
+
+
+def _require_params(params: Any, name: str) -> None:
+    if params is None:
+        raise ValueError(f"{name} needs the current params: call update(grads, state, params)")
+
+
+def scale(factor: float) -> GradientTransformation:
+    """Multiply every update by a constant ``factor``."""
+
+    def update(grads, state, params=None):
+        return tree.map(lambda g: g * g.dtype.type(factor), grads), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def scale_by_learning_rate(learning_rate: float | Schedule) -> GradientTransformation:
+    """Multiply by ``-learning_rate`` (a number, or a schedule of the step count)."""
+    schedule = learning_rate if callable(learning_rate) else (lambda step: learning_rate)
+
+    def init(params):
+        return ScaleByScheduleState(count=0)
+
+    def update(grads, state, params=None):
+        lr = float(schedule(int(state.count)))
+        return (
+            tree.map(lambda g: g * g.dtype.type(-lr), grads),
+            ScaleByScheduleState(count=int(state.count) + 1),
+        )
+
+    return GradientTransformation(init, update)
+
+
+def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
+    """Momentum: ``t ← g + decay·t``; the update is ``t`` (or ``g + decay·t`` with Nesterov).
+
+    This is PyTorch's SGD momentum (dampening 0), Nesterov variant included.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"momentum must lie in [0, 1), got {decay}")
+
+    def init(params):
+        return TraceState(trace=tree.zeros_like(params))
+
+    def update(grads, state, params=None):
+        new_trace = tree.map(lambda g, t: g + t * t.dtype.type(decay), grads, state.trace)
+        if nesterov:
+            updates = tree.map(lambda g, t: g + t * t.dtype.type(decay), grads, new_trace)
+        else:
+            updates = new_trace
+        return updates, TraceState(trace=new_trace)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+    """Adam's direction ``m̂ / (sqrt(v̂) + eps)`` with bias-corrected moments."""
+    for name, value in (("b1", b1), ("b2", b2)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"adam {name} must lie in [0, 1), got {value}")
+
+    def init(params):
+        return ScaleByAdamState(count=0, mu=tree.zeros_like(params), nu=tree.zeros_like(params))
+
+    def update(grads, state, params=None):
+        count = int(state.count) + 1
+        mu = tree.map(lambda g, m: m * m.dtype.type(b1) + g * g.dtype.type(1 - b1), grads, state.mu)
+        nu = tree.map(
+            lambda g, v: v * v.dtype.type(b2) + (g * g) * g.dtype.type(1 - b2), grads, state.nu
+        )
+        c1, c2 = 1.0 - b1**count, 1.0 - b2**count
+        updates = tree.map(
+            lambda m, v: (
+                (m / m.dtype.type(c1)) / (np.sqrt(v / v.dtype.type(c2)) + v.dtype.type(eps))
+            ),
+            mu,
+            nu,
+        )
+        return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return GradientTransformation(init, update)
+
+
+def add_decayed_weights(weight_decay: float) -> GradientTransformation:
+    """``update + weight_decay · params``: L2 before a direction, decoupled decay after it."""
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
+
+    def update(grads, state, params=None):
+        _require_params(params, "add_decayed_weights")
+        return tree.map(lambda g, p: g + p * p.dtype.type(weight_decay), grads, params), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def global_norm(updates: Any) -> float:
+    """The L2 norm of all leaves taken together."""
+    return float(np.sqrt(sum(float(np.sum(np.square(u))) for u in tree.leaves(updates))))
+
+
+def clip_by_global_norm(max_norm: float) -> GradientTransformation:
+    """Scale all updates by ``min(1, max_norm / global_norm)``."""
+    if max_norm <= 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+
+    def update(grads, state, params=None):
+        norm = global_norm(grads)
+        if norm <= max_norm:
+            return grads, state
+        factor = max_norm / norm
+        return tree.map(lambda g: g * g.dtype.type(factor), grads), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply ``transforms`` in order; the state is the tuple of their states."""
+
+    def init(params):
+        return tuple(t.init(params) for t in transforms)
+
+    def update(grads, state, params=None):
+        if len(state) != len(transforms):
+            raise TypeError(f"chain: expected a state of {len(transforms)} parts, got {len(state)}")
+        new_state = []
+        for t, s in zip(transforms, state, strict=True):
+            grads, s = t.update(grads, s, params)
+            new_state.append(s)
+        return grads, tuple(new_state)
+
+    return GradientTransformation(init, update)

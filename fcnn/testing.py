@@ -1,0 +1,28 @@
+"""Assertions over trees, for tests of fcnn and of code built on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fcnn import tree
+
+__all__ = ["assert_trees_all_close", "assert_trees_all_equal_structs"]
+
+
+def assert_trees_all_equal_structs(a: Any, b: Any) -> None:
+    """Fail unless ``a`` and ``b`` have the same structure (containers, names, leaf count)."""
+    if not tree.same_structure(a, b):
+        raise AssertionError(
+            f"tree structures differ:\n  {tree.structure_repr(a)}\n  {tree.structure_repr(b)}"
+        )
+
+
+def assert_trees_all_close(a: Any, b: Any, *, rtol: float = 1e-6, atol: float = 0.0) -> None:
+    """Fail unless the trees match in structure and every leaf pair is close; names the leaf."""
+    assert_trees_all_equal_structs(a, b)
+    for (path, x), y in zip(tree.flatten_with_paths(a), tree.leaves(b), strict=True):
+        if np.shape(x) != np.shape(y):
+            raise AssertionError(f"leaf {path!r}: shapes {np.shape(x)} and {np.shape(y)} differ")
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=f"leaf {path!r}")

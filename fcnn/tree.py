@@ -1,0 +1,226 @@
+"""Parameter trees: nested containers of arrays, and the functions that walk them.
+
+A *tree* is built from these nodes:
+
+- ``None``: an empty subtree (no leaves);
+- ``tuple`` / ``list``: children in order;
+- ``dict``: children in sorted-key order;
+- an ``attrs`` instance: its fields in declaration order, except fields marked
+  ``static`` (see :func:`static_field`), which hold hyperparameters and are copied,
+  never mapped;
+- anything else (NumPy arrays, scalars) is a *leaf*.
+
+Every function here is pure: it never mutates a tree, it builds a new one.
+Param classes are declared ``@attrs.frozen(eq=False)`` because the default
+attrs equality breaks on arrays; compare trees with :func:`allclose` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import numpy as np
+
+__all__ = [
+    "TreeDef",
+    "allclose",
+    "astype",
+    "flatten",
+    "flatten_with_paths",
+    "leaves",
+    "map",
+    "same_structure",
+    "static_field",
+    "structure_repr",
+    "unflatten",
+    "zeros_like",
+]
+
+_STATIC = "fcnn_static"
+
+
+def static_field(**kwargs: Any) -> Any:
+    """An attrs field that holds a hyperparameter: copied by tree maps, never a leaf."""
+    metadata = dict(kwargs.pop("metadata", {}))
+    metadata[_STATIC] = True
+    return attrs.field(metadata=metadata, **kwargs)
+
+
+def _is_static(field: attrs.Attribute) -> bool:
+    return bool(field.metadata.get(_STATIC, False))
+
+
+def _children(node: Any) -> list[tuple[str, Any]] | None:
+    """(name, child) pairs of a container node, or None when ``node`` is a leaf."""
+    if node is None:
+        return []
+    if isinstance(node, tuple) and hasattr(node, "_fields"):  # NamedTuple
+        return list(zip(node._fields, node, strict=True))
+    if isinstance(node, (tuple, list)):
+        return [(str(i), child) for i, child in enumerate(node)]
+    if isinstance(node, dict):
+        return [(str(k), node[k]) for k in sorted(node)]
+    if attrs.has(type(node)):
+        return [
+            (f.name, getattr(node, f.name)) for f in attrs.fields(type(node)) if not _is_static(f)
+        ]
+    return None
+
+
+def _rebuild(node: Any, children: list[Any]) -> Any:
+    """A container of the same kind as ``node`` with ``children`` in place of its own."""
+    if node is None:
+        return None
+    if isinstance(node, tuple):
+        if hasattr(node, "_fields"):  # NamedTuple
+            return type(node)(*children)
+        return tuple(children)
+    if isinstance(node, list):
+        return list(children)
+    if isinstance(node, dict):
+        return dict(zip(sorted(node), children, strict=True))
+    names = [f.name for f in attrs.fields(type(node)) if not _is_static(f)]
+    return attrs.evolve(node, **dict(zip(names, children, strict=True)))
+
+
+def _iter_paths(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    children = _children(node)
+    if children is None:
+        yield prefix, node
+        return
+    for name, child in children:
+        yield from _iter_paths(child, f"{prefix}.{name}" if prefix else name)
+
+
+def flatten_with_paths(tree: Any) -> list[tuple[str, Any]]:
+    """``[(path, leaf), ...]`` in canonical order; paths look like ``"1.w"`` or ``"conv.b"``."""
+    return list(_iter_paths(tree, ""))
+
+
+def leaves(tree: Any) -> list[Any]:
+    """The leaves of ``tree`` in canonical order."""
+    return [leaf for _, leaf in _iter_paths(tree, "")]
+
+
+@attrs.frozen(eq=False)
+class TreeDef:
+    """The structure of a tree without its leaves; :func:`unflatten` fills it back in."""
+
+    skeleton: Any
+    num_leaves: int
+
+    def __repr__(self) -> str:
+        return f"TreeDef({structure_repr(self.skeleton)}, num_leaves={self.num_leaves})"
+
+
+class _Hole:
+    """Placeholder for a leaf inside a TreeDef skeleton."""
+
+    def __repr__(self) -> str:
+        return "*"
+
+
+_HOLE = _Hole()
+
+
+def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
+    """Split ``tree`` into its leaves and a :class:`TreeDef` describing the rest."""
+    flat = leaves(tree)
+    skeleton = map(lambda _: _HOLE, tree)
+    return flat, TreeDef(skeleton, len(flat))
+
+
+def unflatten(treedef: TreeDef, new_leaves: list[Any]) -> Any:
+    """Inverse of :func:`flatten`: the tree of ``treedef`` holding ``new_leaves``."""
+    new_leaves = list(new_leaves)
+    if len(new_leaves) != treedef.num_leaves:
+        raise ValueError(
+            f"unflatten: the tree has {treedef.num_leaves} leaves but {len(new_leaves)} were given"
+        )
+    it = iter(new_leaves)
+    return map(lambda _: next(it), treedef.skeleton)
+
+
+def structure_repr(tree: Any) -> str:
+    """A short text form of the tree's structure (leaves shown by shape), for error messages."""
+    children = _children(tree)
+    if children is None:
+        shape = getattr(tree, "shape", None)
+        return "*" if shape is None or isinstance(tree, _Hole) else f"{tuple(shape)}"
+    if tree is None:
+        return "None"
+    inner = ", ".join(f"{name}={structure_repr(child)}" for name, child in children)
+    return f"{type(tree).__name__}({inner})"
+
+
+def _same_node(a: Any, b: Any) -> bool:
+    ca, cb = _children(a), _children(b)
+    if ca is None or cb is None:
+        return ca is None and cb is None
+    if type(a) is not type(b) and not (isinstance(a, list) and isinstance(b, list)):
+        return False
+    if [n for n, _ in ca] != [n for n, _ in cb]:
+        return False
+    return all(_same_node(x, y) for (_, x), (_, y) in zip(ca, cb, strict=True))
+
+
+def same_structure(a: Any, b: Any) -> bool:
+    """True when ``a`` and ``b`` have the same containers, field names and leaf count."""
+    return _same_node(a, b)
+
+
+def _check_same(trees: tuple[Any, ...], what: str) -> None:
+    for other in trees[1:]:
+        if not _same_node(trees[0], other):
+            raise TypeError(
+                f"{what}: tree structures differ:\n  {structure_repr(trees[0])}\n"
+                f"  {structure_repr(other)}"
+            )
+
+
+def map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:  # noqa: A001 - tree.map reads well
+    """Apply ``fn`` leaf-wise over one or more trees of the same structure.
+
+    Raises ``TypeError`` showing both structures when the trees differ.
+    """
+    if rest:
+        _check_same((tree, *rest), "tree.map")
+    return _map(fn, tree, rest)
+
+
+def _map(fn: Callable[..., Any], tree: Any, rest: tuple[Any, ...]) -> Any:
+    children = _children(tree)
+    if children is None:
+        return fn(tree, *rest)
+    others = [_children(r) or [] for r in rest]
+    new_children = [
+        _map(fn, child, tuple(o[i][1] for o in others)) for i, (_, child) in enumerate(children)
+    ]
+    return _rebuild(tree, new_children)
+
+
+def zeros_like(tree: Any) -> Any:
+    """A tree of the same structure with every leaf replaced by zeros of its shape and dtype."""
+    return map(np.zeros_like, tree)
+
+
+def astype(tree: Any, dtype: Any) -> Any:
+    """Every floating-point leaf cast to ``dtype``; integer leaves are kept."""
+
+    def cast(leaf: Any) -> Any:
+        arr = np.asarray(leaf)
+        return arr.astype(dtype) if np.issubdtype(arr.dtype, np.floating) else leaf
+
+    return map(cast, tree)
+
+
+def allclose(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """True when the trees have the same structure and every pair of leaves is close."""
+    if not same_structure(a, b):
+        return False
+    return all(
+        np.shape(x) == np.shape(y) and np.allclose(x, y, rtol=rtol, atol=atol)
+        for x, y in zip(leaves(a), leaves(b), strict=True)
+    )

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import distinct_values, pool_geometry, smooth_arrays
+
+from fcnn import check_grad
+from fcnn import random as fr
+from fcnn.layers import pooling
+
+
+def _pool_naive(x, window, stride, padding, reduce):
+    (kh, kw), (sh, sw), (ph, pw) = window, stride, padding
+    fill = -np.inf if reduce is np.max else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    oh = (x.shape[2] + 2 * ph - kh) // sh + 1
+    ow = (x.shape[3] + 2 * pw - kw) // sw + 1
+    y = np.zeros(x.shape[:2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            y[:, :, i, j] = reduce(xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw], axis=(2, 3))
+    return y
+
+
+def _params(kind, win, stride, pad, shape):
+    return pooling.init(fr.key(0), shape[1:], kind, win, stride=stride, padding=pad)[1]
+
+
+@given(st.data())
+def test_max_pool_forward_oracle_and_gradient(data):
+    shape, win, stride, pad = data.draw(pool_geometry(), label="geometry")
+    x = data.draw(distinct_values(shape), label="x")
+    params = _params("max", win, stride, pad, shape)
+    y, _ = pooling.forward(params, x)
+    np.testing.assert_array_equal(y, _pool_naive(x, win, stride, pad, np.max))
+    check_grad(pooling.forward, pooling.backward, params, x)
+
+
+@given(st.data())
+def test_avg_pool_forward_oracle_and_gradient(data):
+    shape, win, stride, pad = data.draw(pool_geometry(), label="geometry")
+    x = data.draw(smooth_arrays(shape), label="x")
+    params = _params("avg", win, stride, pad, shape)
+    y, _ = pooling.forward(params, x)
+    np.testing.assert_allclose(y, _pool_naive(x, win, stride, pad, np.mean), rtol=1e-12)
+    check_grad(pooling.forward, pooling.backward, params, x)
+
+
+@given(st.data())
+def test_global_avg_pool_gradient(data):
+    shape = tuple(data.draw(st.integers(1, 4), label=k) for k in "nchw")
+    x = data.draw(smooth_arrays(shape), label="x")
+    params = pooling.init(fr.key(0), shape[1:], "global_avg")[1]
+    y, _ = pooling.forward(params, x)
+    np.testing.assert_allclose(y, x.mean(axis=(2, 3)))
+    check_grad(pooling.forward, pooling.backward, params, x)
+
+
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
+    x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])
+    params = _params("max", 2, 2, 0, x.shape)
+    y, cache = pooling.forward(params, x)
+    dx, _ = pooling.backward(params, cache, np.ones_like(y))
+    np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+def test_overlapping_max_pool_accumulates_shared_pixels():
+    x = np.arange(9.0).reshape(1, 1, 3, 3)  # max of every 2x2 window at stride 1 shares pixel 8
+    params = _params("max", 2, 1, 0, x.shape)
+    y, cache = pooling.forward(params, x)
+    dx, _ = pooling.backward(params, cache, np.ones_like(y))
+    assert dx[0, 0, 2, 2] == 1.0 and dx[0, 0, 1, 1] == 1.0 and dx.sum() == 4.0
+
+
+def test_init_predicts_forward_shape_and_preserves_dtype():
+    for kind in ("max", "avg", "global_avg"):
+        shape, params = pooling.init(fr.key(0), (3, 7, 6), kind, 3, stride=2, padding=1)
+        y, cache = pooling.forward(params, np.ones((2, 3, 7, 6), np.float32))
+        dx, _ = pooling.backward(params, cache, np.ones_like(y))
+        assert y.shape[1:] == shape and y.dtype == dx.dtype == np.float32
+
+
+def test_bad_pooling_arguments():
+    with pytest.raises(ValueError, match="at most half the window"):
+        pooling.init(fr.key(0), (1, 4, 4), "max", 2, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        pooling.init(fr.key(0), (1, 2, 2), "max", 3)
+    with pytest.raises(ValueError, match="kind"):
+        pooling.init(fr.key(0), (1, 2, 2), "median", 2)
