@@ -9,7 +9,7 @@ from fcnn.im2col import col2im, geometry, im2col, resolve_padding, window_view
 
 def _windows_naive(x, geo):
     """Loop oracle: the patch matrix built one window at a time."""
-    n, c, h, w = x.shape
+    n, c, _h, _w = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = geo
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     cols = np.zeros((c * kh * kw, n * oh * ow), dtype=x.dtype)
@@ -62,7 +62,9 @@ def test_every_window_equals_the_plain_slice(data):
     view = window_view(x, geo)
     (kh, kw), (sh, sw), _, (dh, dw), (oh, ow) = geo
     i, j = data.draw(st.integers(0, oh - 1)), data.draw(st.integers(0, ow - 1))
-    plain = x[:, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh, j * sw : j * sw + dw * (kw - 1) + 1 : dw]
+    plain = x[
+        :, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh, j * sw : j * sw + dw * (kw - 1) + 1 : dw
+    ]
     np.testing.assert_array_equal(view[:, :, :, :, i, j], plain)
     assert not view.flags.writeable
 

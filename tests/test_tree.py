@@ -73,7 +73,7 @@ def test_zeros_like_and_astype_and_allclose():
 def test_assert_helpers_name_the_leaf():
     a = sample()
     b = tree.map(lambda x: x + 1, a)
-    with pytest.raises(AssertionError, match="0.w"):
+    with pytest.raises(AssertionError, match=r"0\.w"):
         assert_trees_all_close(a, b)
     with pytest.raises(AssertionError, match="structures differ"):
         assert_trees_all_equal_structs(a, a[:2])

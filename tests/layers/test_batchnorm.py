@@ -14,7 +14,9 @@ def _draw(data):
     ndim = data.draw(st.sampled_from([2, 4]), label="ndim")
     c = data.draw(st.integers(1, 3), label="channels")
     n = data.draw(st.integers(2, 3), label="batch")
-    shape = (n, c) if ndim == 2 else (n, c, data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    shape = (
+        (n, c) if ndim == 2 else (n, c, data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    )
     _, params, state = batchnorm.init(fr.key(0), shape[1:], dtype=np.float64)
     params = batchnorm.BatchNormParams(
         gamma=data.draw(smooth_arrays((c,), low=0.5, high=2.0), label="gamma"),

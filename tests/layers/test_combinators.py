@@ -3,10 +3,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import distinct_values
 
-from fcnn import check_grad
+from fcnn import check_grad, tree
 from fcnn import layers as L
 from fcnn import random as fr
-from fcnn import tree
 
 
 def _check_network(net, in_shape, x, train):

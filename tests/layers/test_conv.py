@@ -13,7 +13,7 @@ from fcnn.layers import conv
 def _conv_naive(x, w, b, stride, padding, dilation):
     """Loop oracle for the forward pass."""
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    n, c, h, wd = x.shape
+    n, _c, h, wd = x.shape
     co, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
@@ -89,7 +89,9 @@ def test_float32_agrees_with_float64_and_keeps_dtype():
 
 def test_channel_mismatch_names_the_shapes():
     _, params = conv.init(fr.key(0), (3, 5, 5), 2, 3)
-    with pytest.raises(ValueError, match=r"expects 3 input channels, got input of shape \(1, 2, 5, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"expects 3 input channels, got input of shape \(1, 2, 5, 5\)"
+    ):
         conv.forward(params, np.zeros((1, 2, 5, 5), np.float32))
     with pytest.raises(ValueError, match="larger than the padded input"):
         conv.forward(params, np.zeros((1, 3, 2, 2), np.float32))

@@ -15,10 +15,12 @@ def _pool_naive(x, window, stride, padding, reduce):
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     oh = (x.shape[2] + 2 * ph - kh) // sh + 1
     ow = (x.shape[3] + 2 * pw - kw) // sw + 1
-    y = np.zeros(x.shape[:2] + (oh, ow))
+    y = np.zeros((*x.shape[:2], oh, ow))
     for i in range(oh):
         for j in range(ow):
-            y[:, :, i, j] = reduce(xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw], axis=(2, 3))
+            y[:, :, i, j] = reduce(
+                xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw], axis=(2, 3)
+            )
     return y
 
 
