@@ -11,13 +11,24 @@ from fcnn.gradcheck import check_grad
 from fcnn.version import __version__
 
 __all__ = [
+    "Model",
     "__version__",
     "check_grad",
     "initializers",
     "layers",
+    "load",
     "losses",
     "models",
     "optim",
     "random",
     "tree",
 ]
+
+
+def __getattr__(name: str):
+    """``fcnn.load`` and ``fcnn.Model`` are imported on first use: they bring in Pillow."""
+    if name in ("load", "Model"):
+        from fcnn import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'fcnn' has no attribute {name!r}")

@@ -13,9 +13,15 @@ def smooth_arrays(shape, dtype=np.float64, low=-2.0, high=2.0):
     return arrays(
         dtype,
         shape,
-        elements=st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False,
-                           width=np.dtype(dtype).itemsize * 8),
-    )  # fmt: skip
+        elements=st.floats(
+            low,
+            high,
+            allow_nan=False,
+            allow_infinity=False,
+            allow_subnormal=False,
+            width=np.dtype(dtype).itemsize * 8,
+        ),
+    )
 
 
 def away_from_zero(shape, margin=0.05, high=2.0):

@@ -16,8 +16,12 @@ def _windows_naive(x, geo):
     for b in range(n):
         for i in range(oh):
             for j in range(ow):
-                patch = xp[b, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
-                           j * sw : j * sw + dw * (kw - 1) + 1 : dw]  # fmt: skip
+                patch = xp[
+                    b,
+                    :,
+                    i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                    j * sw : j * sw + dw * (kw - 1) + 1 : dw,
+                ]
                 cols[:, (b * oh + i) * ow + j] = patch.reshape(-1)
     return cols
 
@@ -55,9 +59,11 @@ def test_col2im_inverts_im2col_on_non_overlapping_windows(data):
 @given(st.data())
 def test_every_window_equals_the_plain_slice(data):
     shape, k, s, _, d = data.draw(conv_geometry(), label="geometry")
-    geo = geometry(shape, k, s, 0, d) if min(shape[2:]) >= max(
-        d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1
-    ) else geometry(shape, 1, s)  # fmt: skip
+    geo = (
+        geometry(shape, k, s, 0, d)
+        if min(shape[2:]) >= max(d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
+        else geometry(shape, 1, s)
+    )
     x = data.draw(smooth_arrays(shape))
     view = window_view(x, geo)
     (kh, kw), (sh, sw), _, (dh, dw), (oh, ow) = geo

@@ -10,9 +10,13 @@ from fcnn.losses import cross_entropy as ce
 
 def test_a_few_hundred_sgd_steps_overfit_a_tiny_batch():
     net = L.serial(
-        L.Conv2D(4, 3, padding=1), L.BatchNorm2D(), L.ReLU(), L.MaxPool2D(2),
-        L.Flatten(), L.Dense(3),
-    )  # fmt: skip
+        L.Conv2D(4, 3, padding=1),
+        L.BatchNorm2D(),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(3),
+    )
     _, params, state = net.init(fr.key(0), (1, 6, 6))
     rng = fr.generator(fr.key(1))
     x = rng.standard_normal((12, 1, 6, 6)).astype(np.float32)

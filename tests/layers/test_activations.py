@@ -7,8 +7,13 @@ from strategies import away_from_zero, smooth_arrays
 from fcnn import check_grad
 from fcnn.layers import activations as act
 
-PARAMS = [act.ReLUParams(), act.LeakyReLUParams(negative_slope=0.2), act.SigmoidParams(),
-          act.TanhParams(), act.SoftmaxParams()]  # fmt: skip
+PARAMS = [
+    act.ReLUParams(),
+    act.LeakyReLUParams(negative_slope=0.2),
+    act.SigmoidParams(),
+    act.TanhParams(),
+    act.SoftmaxParams(),
+]
 
 
 @pytest.mark.parametrize("params", PARAMS, ids=lambda p: type(p).__name__)

@@ -36,8 +36,12 @@ def test_backward_matches_finite_differences_in_both_modes(data, train):
     params, state, x = _draw(data)
     check_grad(
         lambda p, v: batchnorm.forward(p, v, state=state, train=train)[:2],
-        batchnorm.backward, params, x, atol=1e-5, rtol=1e-4,
-    )  # fmt: skip
+        batchnorm.backward,
+        params,
+        x,
+        atol=1e-5,
+        rtol=1e-4,
+    )
 
 
 @given(st.data())

@@ -13,8 +13,9 @@ def _check_network(net, in_shape, x, train):
     params = tree.map(lambda p: p + 0.1 * fr.generator(fr.key(9)).standard_normal(p.shape), params)
 
     def forward(p, v):
-        y, cache, _ = net.apply(p, v, state=tree.astype(state, np.float64), train=train,
-                                key=fr.key(4))  # fmt: skip
+        y, cache, _ = net.apply(
+            p, v, state=tree.astype(state, np.float64), train=train, key=fr.key(4)
+        )
         return y, cache
 
     return check_grad(forward, net.backward, params, x, atol=1e-5, rtol=1e-4)
@@ -25,9 +26,14 @@ def _check_network(net, in_shape, x, train):
 def test_small_network_end_to_end_gradient(data, train):
     # conv -> BN -> ReLU -> pool -> dense, with distinct inputs so max-pool never ties
     net = L.serial(
-        L.Conv2D(2, 3, padding=1), L.BatchNorm2D(), L.Tanh(), L.MaxPool2D(2),
-        L.Flatten(), L.Dense(3), L.Dropout(0.3),
-    )  # fmt: skip
+        L.Conv2D(2, 3, padding=1),
+        L.BatchNorm2D(),
+        L.Tanh(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(3),
+        L.Dropout(0.3),
+    )
     x = data.draw(distinct_values((2, 1, 4, 4), gap=0.1), label="x")
     errors = _check_network(net, (1, 4, 4), x, train)
     assert {"x", "0.w", "0.b", "1.gamma", "1.beta", "5.w", "5.b"} <= set(errors)

@@ -21,8 +21,12 @@ def _conv_naive(x, w, b, stride, padding, dilation):
     y = np.zeros((n, co, oh, ow))
     for i in range(oh):
         for j in range(ow):
-            patch = xp[:, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
-                       j * sw : j * sw + dw * (kw - 1) + 1 : dw]  # fmt: skip
+            patch = xp[
+                :,
+                :,
+                i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                j * sw : j * sw + dw * (kw - 1) + 1 : dw,
+            ]
             y[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3])) + b
     return y
 
@@ -30,13 +34,16 @@ def _conv_naive(x, w, b, stride, padding, dilation):
 def _draw_conv(data):
     shape, k, s, p, d = data.draw(conv_geometry(max_side=6), label="geometry")
     c_out = data.draw(st.integers(1, 3), label="c_out")
-    _, params = conv.init(fr.key(0), shape[1:], c_out, k, stride=s, padding=p, dilation=d,
-                          dtype=np.float64)  # fmt: skip
+    _, params = conv.init(
+        fr.key(0), shape[1:], c_out, k, stride=s, padding=p, dilation=d, dtype=np.float64
+    )
     params = conv.Conv2DParams(
         w=data.draw(smooth_arrays(params.w.shape), label="w"),
         b=data.draw(smooth_arrays(params.b.shape), label="b"),
-        stride=s, padding=p, dilation=d,
-    )  # fmt: skip
+        stride=s,
+        padding=p,
+        dilation=d,
+    )
     x = data.draw(smooth_arrays(shape), label="x")
     return params, x
 
@@ -78,8 +85,13 @@ def test_float32_agrees_with_float64_and_keeps_dtype():
     x = fr.generator(fr.key(3)).standard_normal((2, 2, 6, 6)).astype(np.float32)
     y32, c32 = conv.forward(params, x)
     dx32, g32 = conv.backward(params, c32, np.ones_like(y32))
-    p64 = conv.Conv2DParams(params.w.astype(np.float64), params.b.astype(np.float64),
-                            params.stride, params.padding, params.dilation)  # fmt: skip
+    p64 = conv.Conv2DParams(
+        params.w.astype(np.float64),
+        params.b.astype(np.float64),
+        params.stride,
+        params.padding,
+        params.dilation,
+    )
     y64, c64 = conv.forward(p64, x.astype(np.float64))
     dx64, _ = conv.backward(p64, c64, np.ones_like(y64))
     assert y32.dtype == dx32.dtype == g32.w.dtype == np.float32

@@ -40,8 +40,9 @@ def test_same_key_same_mask_different_key_different_mask():
 def test_backward_matches_finite_differences(data, rate):
     x = data.draw(smooth_arrays((3, 4)), label="x")
     params = dropout.DropoutParams(drop_rate=rate)
-    check_grad(lambda p, v: dropout.forward(p, v, key=fr.key(5), train=True), dropout.backward,
-               params, x)  # fmt: skip
+    check_grad(
+        lambda p, v: dropout.forward(p, v, key=fr.key(5), train=True), dropout.backward, params, x
+    )
 
 
 def test_training_without_a_key_and_bad_rates_are_errors():

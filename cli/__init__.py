@@ -1,0 +1,1 @@
+"""The ``fcnn`` command line: a thin layer over the fcnn library."""

@@ -1,0 +1,66 @@
+"""``fcnn evaluate CONFIG --weights W``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, fail, friendly_errors
+from fcnn.evaluation import evaluate_model
+from fcnn.inference import load
+from fcnn.training.config import load_config
+from fcnn.training.run import prepare_data
+
+
+@friendly_errors
+def evaluate_command(
+    config: Annotated[Path, typer.Argument(help="The YAML config the model was trained with")],
+    weights: Annotated[Path, typer.Option(help="Checkpoint .npz or exported folder")],
+    split: Annotated[str, typer.Option(help="test or val")] = "test",
+    data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix on a held-out split."""
+    if split not in ("test", "val"):
+        raise fail(f"--split must be test or val, got {split!r}")
+    cfg = load_config(config, set_ or [])
+    model = load(weights)
+    if model.manifest.get("dataset") not in (None, cfg.dataset):
+        raise fail(
+            f"{weights} was trained on {model.manifest['dataset']}, the config uses {cfg.dataset}"
+        )
+    data = prepare_data(cfg, data_dir)
+    report = evaluate_model(model, data.test if split == "test" else data.val)
+    report["split"] = split
+    report["weights"] = str(weights)
+    if json_:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console.print(
+        f"{split} split, {report['n']} images: accuracy [bold]{report['accuracy']:.4f}[/], "
+        f"balanced accuracy {report['balanced_accuracy']:.4f}, "
+        f"macro AUC {report['macro_auc']:.4f}, "
+        f"ECE {report['ece']:.4f}"
+    )
+    table = Table("class", "precision", "recall", "F1", "AUC", "support")
+    for row in report["per_class"]:
+        auc = "-" if row["auc"] is None else f"{row['auc']:.4f}"
+        table.add_row(
+            row["class"],
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            auc,
+            str(row["support"]),
+        )
+    console.print(table)
+    names = report["class_names"]
+    conf = Table("true \\ predicted", *names, title="confusion matrix")
+    for name, counts in zip(names, report["confusion_matrix"], strict=True):
+        conf.add_row(name, *(str(c) for c in counts))
+    console.print(conf)

@@ -1,0 +1,46 @@
+"""The ``fcnn`` command: train, evaluate, export, predict."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.evaluate import evaluate_command
+from cli.export import export_command
+from cli.predict import predict_command
+from cli.train import train_command
+from fcnn.version import __version__
+
+app = typer.Typer(
+    name="fcnn",
+    help="Convolutional networks from scratch in NumPy: train, evaluate, export and predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fcnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
+    ] = False,
+) -> None:
+    """fcnn: a CNN library written from scratch in NumPy."""
+
+
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
+app.command("export")(export_command)
+app.command("predict")(predict_command)
+
+
+def main() -> None:
+    app()

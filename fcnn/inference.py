@@ -1,0 +1,122 @@
+"""Inference in scripts: load a trained model and predict on arrays or image files.
+
+::
+
+    model = fcnn.load("checkpoints/lenet_mnist_best.npz")   # or an exported folder
+    probs = model.predict(images)          # uint8 or 0..255 float images, (N, C, H, W)
+    top = model.predict_files(["digit.png"], k=3)
+
+Images are normalized with the statistics stored in the checkpoint, so callers
+pass raw pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fcnn import checkpoint
+from fcnn.data.imagefolder import decode_image
+from fcnn.data.transforms import Normalization, normalize
+from fcnn.layers import Layer
+from fcnn.layers.activations import SoftmaxParams
+from fcnn.layers.activations import forward as activation_forward
+from fcnn.training.loop import predict_logits
+
+__all__ = ["EXPORT_ARCHITECTURE", "EXPORT_WEIGHTS", "Model", "load"]
+
+EXPORT_ARCHITECTURE = "model.json"
+EXPORT_WEIGHTS = "weights.npz"
+
+
+@attrs.frozen(eq=False)
+class Model:
+    """A network with its trained params, state and preprocessing facts."""
+
+    net: Layer
+    params: Any
+    state: Any
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    normalization: Normalization
+    manifest: dict[str, Any]
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """Raw pixels (N, C, H, W) in 0..255 -> normalized float32, shape checked."""
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        if images.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"this model takes images of shape (N, {', '.join(map(str, self.input_shape))}), "
+                f"got {images.shape}"
+            )
+        return normalize(images, self.normalization)
+
+    def logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        return predict_logits(
+            self.net, self.params, self.state, self.preprocess(images), batch_size
+        )
+
+    def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """Class probabilities (N, K) for raw-pixel images (N, C, H, W)."""
+        probs, _ = activation_forward(SoftmaxParams(), self.logits(images, batch_size))
+        return probs
+
+    def load_images(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """Image files decoded and resized to the model's input: uint8 (N, C, H, W)."""
+        mode = "L" if self.input_shape[0] == 1 else "RGB"
+        size = self.input_shape[1:]
+        return np.stack([decode_image(Path(p), size, mode) for p in paths])
+
+    def predict_files(
+        self, paths: Sequence[str | Path], k: int = 3
+    ) -> list[list[tuple[str, float]]]:
+        """The top ``k`` ``(class name, probability)`` pairs for each image file."""
+        probs = self.predict(self.load_images(paths))
+        top = np.argsort(-probs, axis=1)[:, :k]
+        return [
+            [(self.class_names[j], float(p[j])) for j in row]
+            for p, row in zip(probs, top, strict=True)
+        ]
+
+
+def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
+    net, params, state = checkpoint.build(ckpt)
+    m = ckpt.manifest
+    try:
+        return Model(
+            net,
+            params,
+            state,
+            tuple(m["class_names"]),
+            tuple(m["input_shape"]),
+            Normalization.from_dict(m["normalization"]),
+            m,
+        )
+    except KeyError as exc:
+        raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None
+
+
+def load(path: str | Path) -> Model:
+    """A :class:`Model` from a checkpoint ``.npz`` or a folder written by ``fcnn export``."""
+    path = Path(path)
+    if path.is_dir():
+        arch_file, weights = path / EXPORT_ARCHITECTURE, path / EXPORT_WEIGHTS
+        if not arch_file.is_file() or not weights.is_file():
+            raise checkpoint.CheckpointError(
+                f"{path} is not an exported model: it needs {EXPORT_ARCHITECTURE} "
+                f"and {EXPORT_WEIGHTS}"
+            )
+        try:
+            manifest = json.loads(arch_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise checkpoint.CheckpointError(f"{arch_file} is not valid JSON ({exc})") from None
+        ckpt = checkpoint.load(weights)
+        return _from_checkpoint(checkpoint.Checkpoint({**ckpt.manifest, **manifest}, ckpt.arrays))
+    return _from_checkpoint(checkpoint.load(path))

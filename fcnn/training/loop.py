@@ -1,0 +1,108 @@
+"""The pure pieces of training: one optimization step and a batched evaluation.
+
+``train_step`` takes everything it needs as arguments and returns new values;
+it never mutates params, state or optimizer state, so a step is reproducible
+from its arguments (the key included).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+
+from fcnn import optim
+from fcnn import random as fr
+from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
+from fcnn.layers import Layer
+from fcnn.losses import cross_entropy
+
+__all__ = ["EvalResult", "StepResult", "Trainer", "evaluate", "predict_logits", "train_step"]
+
+
+@attrs.frozen(eq=False)
+class Trainer:
+    """The fixed ingredients of a training step."""
+
+    net: Layer
+    optimizer: optim.GradientTransformation
+    normalization: Normalization
+    augmentation: Augmentation = Augmentation()
+    class_weights: np.ndarray | None = None
+    label_smoothing: float = 0.0
+
+
+class StepResult(NamedTuple):
+    params: Any
+    state: Any
+    opt_state: Any
+    loss: float
+    correct: int
+
+
+def train_step(
+    trainer: Trainer,
+    params: Any,
+    state: Any,
+    opt_state: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    key: fr.Key,
+) -> StepResult:
+    """One SGD step on a uint8 batch: normalize, augment, forward, loss, backward, update."""
+    aug_key, net_key = fr.split(key, 2)
+    x = augment(normalize(images, trainer.normalization), trainer.augmentation, aug_key)
+    logits, cache, new_state = trainer.net.apply(params, x, state=state, train=True, key=net_key)
+    loss, loss_cache = cross_entropy.forward(
+        logits, labels, class_weights=trainer.class_weights, label_smoothing=trainer.label_smoothing
+    )
+    _, grads = trainer.net.backward(params, cache, cross_entropy.backward(loss_cache))
+    updates, new_opt_state = trainer.optimizer.update(grads, opt_state, params)
+    new_params = optim.apply_updates(params, updates)
+    correct = int(np.sum(logits.argmax(axis=1) == labels))
+    return StepResult(new_params, new_state, new_opt_state, float(loss), correct)
+
+
+def predict_logits(
+    net: Layer, params: Any, state: Any, x: np.ndarray, batch_size: int = 500
+) -> np.ndarray:
+    """Eval-mode logits of normalized float images ``x`` (N, C, H, W), in batches."""
+    outs = []
+    for start in range(0, x.shape[0], batch_size):
+        logits, _, _ = net.apply(params, x[start : start + batch_size], state=state, train=False)
+        outs.append(logits)
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
+class EvalResult(NamedTuple):
+    loss: float  # mean unweighted cross-entropy
+    logits: np.ndarray  # (N, K)
+    labels: np.ndarray  # (N,)
+
+    @property
+    def preds(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.preds == self.labels)) if self.labels.size else 0.0
+
+
+def evaluate(
+    net: Layer,
+    params: Any,
+    state: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    normalization: Normalization,
+    batch_size: int = 500,
+) -> EvalResult:
+    """Loss and logits of uint8 ``images`` in eval mode, normalized batch by batch."""
+    outs = []
+    for start in range(0, images.shape[0], batch_size):
+        x = normalize(images[start : start + batch_size], normalization)
+        outs.append(net.apply(params, x, state=state, train=False)[0])
+    logits = np.concatenate(outs)
+    loss, _ = cross_entropy.forward(logits.astype(np.float64), labels)
+    return EvalResult(float(loss), logits, labels)

@@ -1,0 +1,602 @@
+"""A whole training run from a config: data, model, loop, callbacks, checkpoints, reports.
+
+:func:`train` is what ``fcnn train`` calls. It composes the pure pieces of
+:mod:`fcnn.training.loop` and keeps the side effects here:
+
+- each run gets its own folder ``<runs_dir>/<date>-<time>-<config name>/`` with the
+  resolved config, ``log.txt``, ``metrics.csv``, ``last.npz`` and figures;
+- ``last.npz`` is a resumable checkpoint written at the end of every epoch and on
+  Ctrl-C; ``train(..., resume=path)`` continues from it exactly (same batches,
+  same optimizer state, same random keys);
+- a loss that becomes NaN or infinite stops the run (:class:`TrainingDiverged`)
+  without touching the last good checkpoints;
+- at the end the best checkpoint (if a ``checkpoint`` callback is configured) is
+  evaluated on the test split and a row is appended to ``<reports_dir>/results.csv``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import yaml
+
+from fcnn import checkpoint, metrics, models, optim
+from fcnn import random as fr
+from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
+from fcnn.data.dataset import Dataset, train_val_split
+from fcnn.data.paths import data_root
+from fcnn.data.registry import load_dataset
+from fcnn.data.transforms import Augmentation, Normalization, fit_normalization
+from fcnn.io import atomic_write_text
+from fcnn.optim import schedules
+from fcnn.training import reports
+from fcnn.training.callbacks import BestCheckpoint, CsvLogger, EarlyStopping
+from fcnn.training.config import (
+    CheckpointConfig,
+    Config,
+    CsvLoggerConfig,
+    EarlyStoppingConfig,
+    TrainConfig,
+    parse_config,
+)
+from fcnn.training.loop import Trainer, evaluate, train_step
+
+__all__ = [
+    "EpochProgress",
+    "RunResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "prepare_data",
+    "train",
+]
+
+log = logging.getLogger("fcnn.train")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoints were kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: a resumable checkpoint was saved at ``path``."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path
+
+
+@attrs.frozen
+class RunResult:
+    run_dir: Path
+    history: list[dict[str, float]]
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    test_accuracy: float
+    test_confusion: np.ndarray = attrs.field(eq=False)
+    wall_time_s: float
+    stopped_early: bool
+
+
+class EpochProgress:
+    """Receives progress events; the CLI renders them with rich, tests ignore them."""
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None: ...
+    def end_epoch(self, summary: str) -> None: ...
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@attrs.frozen(eq=False)
+class PreparedData:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    normalization: Normalization
+
+
+def _limit(data: Dataset, limit: int | None, key: fr.Key) -> Dataset:
+    if limit is None or limit >= len(data):
+        return data
+    keep = np.sort(fr.generator(key).permutation(len(data))[:limit])
+    return data.subset(keep)
+
+
+def prepare_data(config: Config, data_dir: str | Path | None, progress=None) -> PreparedData:
+    """Load the config's data set, limit it, split off validation, fit normalization."""
+    root = data_root(data_dir)
+    train_full, test = load_dataset(config.dataset, root, progress=progress)
+    key = fr.fold_in(fr.key(config.seed), 1)
+    k_limit_train, k_limit_test, k_split = fr.split(key, 3)
+    train_full = _limit(train_full, config.data.limit_train, k_limit_train)
+    test = _limit(test, config.data.limit_test, k_limit_test)
+    train, val = train_val_split(train_full, config.data.val_fraction, k_split)
+    return PreparedData(train, val, test, fit_normalization(train.images))
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
+    """The config's schedule in optimizer steps (epochs converted with ``steps_per_epoch``)."""
+    sc = cfg.scheduler
+    warm = round(sc.warmup_epochs * steps_per_epoch)
+    total = max(1, cfg.epochs * steps_per_epoch - warm)
+    if sc.name == "constant":
+        sched = schedules.constant(cfg.lr)
+    elif sc.name == "step":
+        sched = schedules.step_decay(cfg.lr, sc.step_size * steps_per_epoch, sc.gamma)
+    elif sc.name == "exponential":
+        sched = schedules.exponential(cfg.lr, sc.gamma, steps_per_epoch)
+    else:
+        sched = schedules.cosine(cfg.lr, total, sc.final_lr)
+    return schedules.warmup(sched, warm) if warm else sched
+
+
+def make_optimizer(cfg: TrainConfig, schedule: schedules.Schedule) -> optim.GradientTransformation:
+    if cfg.optimizer == "sgd":
+        return optim.sgd(schedule, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.clip_norm)
+    b1, b2 = cfg.betas
+    maker = optim.adam if cfg.optimizer == "adam" else optim.adamw
+    return maker(schedule, b1, b2, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+
+
+def class_weights(config: Config, train: Dataset) -> np.ndarray | None:
+    cw = config.data.class_weights
+    if cw == "none":
+        return None
+    if cw == "balanced":
+        counts = train.class_counts().astype(np.float64)
+        weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+        return weights.astype(np.float32)
+    if len(cw) != train.num_classes:
+        raise ValueError(
+            f"data.class_weights has {len(cw)} values but {config.dataset} has "
+            f"{train.num_classes} classes"
+        )
+    return np.asarray(cw, np.float32)
+
+
+def _new_run_dir(config: Config) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(config.runs_dir) / f"{stamp}-{config.name or config.model}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _attach_log(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@attrs.frozen(eq=False)
+class _Setup:
+    """Everything a run fixes before its first step."""
+
+    config: Config
+    data: PreparedData
+    trainer: Trainer
+    steps_per_epoch: int
+    order_key: fr.Key
+    step_key: fr.Key
+    manifest: dict[str, Any]
+    run_dir: Path
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.npz"
+
+
+@attrs.frozen(eq=False)
+class _Progress:
+    """The evolving part of a run, replaced (never mutated) after every step."""
+
+    params: Any
+    state: Any
+    opt_state: Any
+    epoch: int = 0
+    batch: int = 0  # next batch to run within ``epoch``
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+
+def _build(config: Config, data_dir, resume) -> tuple[Config, _Setup, _Progress, dict | None]:
+    resumed = checkpoint.load(resume) if resume is not None else None
+    saved = None
+    if resumed is not None:
+        saved = resumed.manifest.get("training")
+        if saved is None:
+            raise checkpoint.CheckpointError(
+                f"{resume} is not resumable (it has no training progress); resume from a "
+                "run's last.npz"
+            )
+        config = parse_config(resumed.manifest["config"])
+
+    data = prepare_data(config, data_dir)
+    preset = models.get(config.model, num_classes=data.train.num_classes, **config.model_options)
+    if preset.input_shape != data.train.image_shape:
+        raise ValueError(
+            f"model {config.model} expects images of shape {preset.input_shape} but "
+            f"{config.dataset} has {data.train.image_shape}"
+        )
+    net = preset.network
+    steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
+    optimizer = make_optimizer(config.train, make_schedule(config.train, steps_per_epoch))
+    trainer = Trainer(
+        net,
+        optimizer,
+        data.normalization,
+        Augmentation(**attrs.asdict(config.data.augment)),
+        class_weights(config, data.train),
+        config.train.label_smoothing,
+    )
+    k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
+    _, params, state = net.init(k_init, preset.input_shape)
+    progress = _Progress(params, state, optimizer.init(params))
+    manifest = {
+        "architecture": net.spec,
+        "model": config.model,
+        "input_shape": list(preset.input_shape),
+        "class_names": list(data.train.class_names),
+        "dataset": config.dataset,
+        "normalization": data.normalization.to_dict(),
+        "config": config.to_dict(),
+    }
+    if resumed is not None:
+        if resumed.manifest.get("architecture") != net.spec:
+            raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
+        progress = _Progress(
+            checkpoint.fill(params, resumed.group("params"), "params"),
+            checkpoint.fill(state, resumed.group("state"), "state"),
+            checkpoint.fill(progress.opt_state, resumed.group("opt_state"), "optimizer state"),
+            **saved["progress"],
+        )
+        run_dir = Path(saved["run_dir"])
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = _new_run_dir(config)
+        atomic_write_text(
+            run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+        )
+    setup = _Setup(config, data, trainer, steps_per_epoch, k_order, k_steps, manifest, run_dir)
+    return config, setup, progress, saved
+
+
+def train(
+    config: Config,
+    *,
+    data_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: EpochProgress | None = None,
+    echo: Callable[[str], None] = print,
+) -> RunResult:
+    """Train ``config``'s model; see the module docstring for what is written where.
+
+    With ``resume``, the config stored in the checkpoint is used (so the run
+    continues exactly), whatever ``config`` says.
+    """
+    t_start = time.perf_counter()
+    config, setup, prog, saved = _build(config, data_dir, resume)
+    handler = _attach_log(setup.run_dir)
+    try:
+        return _Run(setup, prog, saved, progress or EpochProgress(), echo, t_start).run()
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+class _Run:
+    """The epoch loop with its callbacks and checkpoints (side effects live here)."""
+
+    def __init__(
+        self,
+        setup: _Setup,
+        prog: _Progress,
+        saved,
+        display: EpochProgress,
+        echo: Callable[[str], None],
+        t_start: float,
+    ):
+        self.s, self.prog, self.display, self.echo, self.t_start = (
+            setup,
+            prog,
+            display,
+            echo,
+            t_start,
+        )
+        self.history: list[dict[str, float]] = list(saved["history"]) if saved else []
+        self.best_cb: BestCheckpoint | None = None
+        self.callbacks = self._make_callbacks()
+        if saved:
+            for cb, cb_state in zip(self.callbacks, saved["callbacks"], strict=False):
+                cb.load_state_dict(cb_state)
+
+    def _make_callbacks(self) -> list[Any]:
+        callbacks: list[Any] = []
+        for cb_cfg in self.s.config.callbacks:
+            if isinstance(cb_cfg, EarlyStoppingConfig):
+                callbacks.append(EarlyStopping(cb_cfg))
+            elif isinstance(cb_cfg, CheckpointConfig):
+                self.best_cb = BestCheckpoint(cb_cfg, self._save_best)
+                callbacks.append(self.best_cb)
+            elif isinstance(cb_cfg, CsvLoggerConfig):
+                callbacks.append(CsvLogger(cb_cfg, self.s.run_dir / "metrics.csv"))
+        if not any(isinstance(cb, CsvLogger) for cb in callbacks):
+            callbacks.append(CsvLogger(CsvLoggerConfig(), self.s.run_dir / "metrics.csv"))
+        return callbacks
+
+    def _save_best(self, path: Path, epoch_metrics: dict[str, float]) -> None:
+        checkpoint.save(
+            path,
+            {**self.s.manifest, "metrics": epoch_metrics, "kind": "best"},
+            params=self.prog.params,
+            state=self.prog.state,
+        )
+
+    def _save_last(self) -> None:
+        p = self.prog
+        training = {
+            "progress": {
+                "epoch": p.epoch,
+                "batch": p.batch,
+                "loss_sum": p.loss_sum,
+                "correct": p.correct,
+                "seen": p.seen,
+            },
+            "history": self.history,
+            "run_dir": str(self.s.run_dir),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+        checkpoint.save(
+            self.s.last_path,
+            {**self.s.manifest, "kind": "last", "training": training},
+            params=p.params,
+            state=p.state,
+            opt_state=p.opt_state,
+        )
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        train = self.s.data.train
+        key = fr.fold_in(self.s.order_key, epoch)
+        if self.s.config.data.sampler == "balanced":
+            order = balanced_order(train.labels, key, train.num_classes)
+        else:
+            order = shuffled_order(len(train), key)
+        return batch_slices(order, self.s.config.train.batch_size)
+
+    def _train_epoch(self, epoch: int) -> float:
+        """Run the rest of ``epoch``'s batches; returns the epoch's images per second."""
+        train = self.s.data.train
+        batches = self._epoch_batches(epoch)
+        self.display.start_epoch(epoch, self.s.config.train.epochs, len(batches))
+        t0, images = time.perf_counter(), 0
+        try:
+            for b in range(self.prog.batch, len(batches)):
+                idx = batches[b]
+                p = self.prog
+                key = fr.fold_in(fr.fold_in(self.s.step_key, epoch), b)
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
+                    out = train_step(
+                        self.s.trainer,
+                        p.params,
+                        p.state,
+                        p.opt_state,
+                        train.images[idx],
+                        train.labels[idx],
+                        key,
+                    )
+                if not math.isfinite(out.loss):
+                    self._diverged(out.loss, epoch, b)
+                # one assignment: an interrupt sees either the old or the new progress
+                self.prog = _Progress(
+                    out.params,
+                    out.state,
+                    out.opt_state,
+                    epoch,
+                    b + 1,
+                    p.loss_sum + out.loss * len(idx),
+                    p.correct + out.correct,
+                    p.seen + len(idx),
+                )
+                images += len(idx)
+                elapsed = max(time.perf_counter() - t0, 1e-9)
+                self.display.step(
+                    b + 1,
+                    self.prog.loss_sum / self.prog.seen,
+                    self.prog.correct / self.prog.seen,
+                    images / elapsed,
+                )
+        except KeyboardInterrupt:
+            self._save_last()
+            log.info(
+                "interrupted at epoch %d batch %d; saved %s",
+                epoch + 1,
+                self.prog.batch,
+                self.s.last_path,
+            )
+            raise TrainingInterrupted(self.s.last_path) from None
+        return images / max(time.perf_counter() - t0, 1e-9)
+
+    def _diverged(self, loss: float, epoch: int, batch: int) -> None:
+        log.error("loss became %s at epoch %d batch %d", loss, epoch + 1, batch + 1)
+        kept = [
+            str(p)
+            for p in (self.s.last_path, self.best_cb and self.best_cb.path)
+            if p is not None and Path(p).exists()
+        ]
+        raise TrainingDiverged(
+            f"the loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; training stopped. "
+            + (f"Last good checkpoints kept: {', '.join(kept)}. " if kept else "")
+            + "Lower train.lr or set train.clip_norm."
+        )
+
+    def _end_epoch(self, epoch: int, images_per_s: float, epoch_time: float) -> bool:
+        """Validate, run callbacks, save ``last``; True when a callback stops training."""
+        cfg, data, p = self.s.config.train, self.s.data, self.prog
+        val = evaluate(
+            self.s.trainer.net,
+            p.params,
+            p.state,
+            data.val.images,
+            data.val.labels,
+            data.normalization,
+            cfg.eval_batch_size,
+        )
+        val_conf = metrics.confusion_matrix(val.labels, val.preds, data.val.num_classes)
+        schedule = make_schedule(cfg, self.s.steps_per_epoch)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": p.loss_sum / max(p.seen, 1),
+            "train_acc": p.correct / max(p.seen, 1),
+            "val_loss": val.loss,
+            "val_acc": val.accuracy,
+            "val_balanced_acc": metrics.balanced_accuracy(val_conf),
+            "lr": float(schedule((epoch + 1) * self.s.steps_per_epoch - 1)),
+            "epoch_time_s": epoch_time,
+            "images_per_s": images_per_s,
+        }
+        self.history.append(row)
+        stop = False
+        for cb in self.callbacks:
+            stop = cb.on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"}) or stop
+        self.prog = _Progress(p.params, p.state, p.opt_state, epoch + 1, 0)
+        self._save_last()
+        summary = (
+            f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
+            f"acc {row['train_acc']:.4f}  val_loss {row['val_loss']:.4f}  "
+            f"val_acc {row['val_acc']:.4f}  val_bal_acc {row['val_balanced_acc']:.4f}  "
+            f"{images_per_s:.0f} img/s  {epoch_time:.1f}s"
+        )
+        log.info(summary)
+        self.display.end_epoch(summary)
+        return stop
+
+    def run(self) -> RunResult:
+        cfg = self.s.config
+        log.info(
+            "config %s, seed %d: every random key derives from fcnn.random.key(%d)",
+            cfg.name,
+            cfg.seed,
+            cfg.seed,
+        )
+        data = self.s.data
+        self.echo(f"run folder: {self.s.run_dir}")
+        self.echo(
+            f"data: {len(data.train)} train / {len(data.val)} validation / "
+            f"{len(data.test)} test; seed {cfg.seed}"
+        )
+        stopped_early = False
+        for epoch in range(self.prog.epoch, cfg.train.epochs):
+            t0 = time.perf_counter()
+            images_per_s = self._train_epoch(epoch)
+            if self._end_epoch(epoch, images_per_s, time.perf_counter() - t0):
+                stopped_early = True
+                log.info("early stopping after epoch %d", epoch + 1)
+                self.echo(f"early stopping after epoch {epoch + 1}")
+                break
+        return self._finish(stopped_early)
+
+    def _finish(self, stopped_early: bool) -> RunResult:
+        cfg, data = self.s.config, self.s.data
+        best_path = self.best_cb.path if self.best_cb and self.best_cb.path.exists() else None
+        params, state = self.prog.params, self.prog.state
+        if best_path is not None:
+            _, params, state = checkpoint.build(checkpoint.load(best_path))
+        test = evaluate(
+            self.s.trainer.net,
+            params,
+            state,
+            data.test.images,
+            data.test.labels,
+            data.normalization,
+            cfg.train.eval_batch_size,
+        )
+        confusion = metrics.confusion_matrix(test.labels, test.preds, data.test.num_classes)
+        wall = time.perf_counter() - self.t_start
+        best_val = max((h["val_acc"] for h in self.history), default=float("nan"))
+        source = "best checkpoint" if best_path else "final params"
+        line = (
+            f"test accuracy {test.accuracy:.4f} ({source}); best val_acc {best_val:.4f}; "
+            f"wall time {wall:.0f}s"
+        )
+        log.info(line)
+        self.echo(line)
+        summary = {
+            "test_acc": test.accuracy,
+            "test_loss": test.loss,
+            "best_val_acc": best_val,
+            "epochs_run": len(self.history),
+            "wall_time_s": wall,
+            "best_checkpoint": str(best_path) if best_path else None,
+        }
+        atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
+        _write_reports(
+            cfg,
+            self.s.run_dir,
+            self.history,
+            confusion,
+            data.test.class_names,
+            test.accuracy,
+            best_val,
+            wall,
+        )
+        return RunResult(
+            self.s.run_dir,
+            self.history,
+            best_path,
+            self.s.last_path,
+            test.accuracy,
+            confusion,
+            wall,
+            stopped_early,
+        )
+
+
+def _write_reports(config, run_dir, history, confusion, class_names, test_acc, best_val, wall):
+    reports_dir = Path(config.reports_dir)
+    reports.append_result(
+        reports_dir / "results.csv",
+        {
+            "time": dt.datetime.now().isoformat(timespec="seconds"),
+            "config": config.name,
+            "dataset": config.dataset,
+            "model": config.model,
+            "seed": config.seed,
+            "epochs": len(history),
+            "best_val_acc": f"{best_val:.4f}",
+            "test_acc": f"{test_acc:.4f}",
+            "wall_time_s": f"{wall:.1f}",
+            "run_dir": str(run_dir),
+        },
+    )
+    title = f"{config.name} ({config.model}, seed {config.seed})"
+    for folder, prefix in (
+        (run_dir / "figures", ""),
+        (reports_dir / "figures", f"{run_dir.name}-"),
+    ):
+        if history:
+            reports.plot_curves(history, folder / f"{prefix}curves.png", title)
+        reports.plot_confusion(
+            confusion, class_names, folder / f"{prefix}confusion.png", f"{title}: test split"
+        )

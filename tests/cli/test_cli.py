@@ -1,0 +1,145 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli.main import app
+from fcnn.version import __version__
+
+runner = CliRunner()
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    for command in ("train", "evaluate", "export", "predict"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_bad_config_is_one_clear_line_not_a_traceback(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "dataset: mnist\nmodel: lenet_mnist\ntrain: {epochs: 1, lr: 0.1, optimiser: sgd}\n"
+    )
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 2
+    assert "unknown key train.optimiser" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["train", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_missing_data_says_where_to_put_it(tmp_path, monkeypatch):
+    from fcnn.data import mnist
+
+    monkeypatch.setattr(mnist, "MIRRORS", ("http://127.0.0.1:9/",))  # a closed port
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "configs/mnist.yaml",
+            "--data-dir",
+            str(tmp_path),
+            "--set",
+            f"runs_dir={tmp_path}/runs",
+        ],
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "could not download" in result.output and "Put the four files" in result.output
+
+
+@pytest.fixture
+def trained(fake_mnist_root, tmp_path):
+    best = tmp_path / "best.npz"
+    args = [
+        "train",
+        "configs/mnist.yaml",
+        "--data-dir",
+        str(fake_mnist_root),
+        "--no-progress",
+        "--set",
+        f"runs_dir={tmp_path}/runs",
+        "--set",
+        f"reports_dir={tmp_path}/reports",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and "epoch 2/2" in result.output
+    return fake_mnist_root, best
+
+
+def test_evaluate_table_and_json(trained):
+    root, best = trained
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "configs/mnist.yaml",
+            "--weights",
+            str(best),
+            "--data-dir",
+            str(root),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == 200 and report["accuracy"] > 0.9
+    assert len(report["per_class"]) == 10 and np.array(report["confusion_matrix"]).sum() == 200
+    table = runner.invoke(
+        app, ["evaluate", "configs/mnist.yaml", "--weights", str(best), "--data-dir", str(root)]
+    )
+    assert table.exit_code == 0 and "precision" in table.output and "confusion" in table.output
+
+
+def test_export_loads_back_without_the_config_and_predicts(trained, tmp_path):
+    _, best = trained
+    out = tmp_path / "exported"
+    result = runner.invoke(
+        app, ["export", "configs/mnist.yaml", "--weights", str(best), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "model.json").read_text())["architecture"]["type"] == "serial"
+    img = np.full((28, 28), 30, np.uint8)
+    img[14:24, 7:11] = 250  # the block of class 6 in the fake data
+    Image.fromarray(img).save(tmp_path / "six.png")
+    for weights in (best, out):
+        result = runner.invoke(
+            app,
+            [
+                "predict",
+                "--weights",
+                str(weights),
+                str(tmp_path / "six.png"),
+                "--json",
+                "--top-k",
+                "2",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        top = json.loads(result.output)[0]["top"]
+        assert top[0]["class"] == "6" and len(top) == 2
+
+
+def test_export_refuses_a_mismatched_config(trained, tmp_path):
+    _, best = trained
+    result = runner.invoke(
+        app,
+        ["export", "configs/cifar10.yaml", "--weights", str(best), "--out", str(tmp_path / "x")],
+    )
+    assert result.exit_code == 2 and "does not match" in result.output
+
+
+def test_predict_on_a_non_image_is_an_error(trained, tmp_path):
+    _, best = trained
+    (tmp_path / "notes.txt").write_text("hello")
+    result = runner.invoke(app, ["predict", "--weights", str(best), str(tmp_path / "notes.txt")])
+    assert result.exit_code == 2 and "unreadable image" in result.output

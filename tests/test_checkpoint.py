@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from fcnn import checkpoint, models
+from fcnn import random as fr
+from fcnn.testing import assert_trees_all_close
+
+
+def _lenet():
+    preset = models.get("lenet_mnist")
+    _, params, state = preset.network.init(fr.key(0), preset.input_shape)
+    return preset, params, state
+
+
+def test_round_trip_rebuilds_network_params_and_state(tmp_path):
+    preset, params, state = _lenet()
+    manifest = {"architecture": preset.network.spec, "input_shape": list(preset.input_shape)}
+    path = checkpoint.save(tmp_path / "m.npz", manifest, params=params, state=state)
+    ckpt = checkpoint.load(path)
+    assert ckpt.manifest["fcnn_version"] and "params/0.w" in ckpt.arrays
+    net, params2, state2 = checkpoint.build(ckpt)
+    assert net.spec == preset.network.spec
+    assert_trees_all_close(params2, params, rtol=0)
+    x = np.ones((2, 1, 28, 28), np.float32)
+    np.testing.assert_array_equal(net.apply(params2, x)[0], preset.network.apply(params, x)[0])
+
+
+def test_architecture_mismatch_is_a_clear_error(tmp_path):
+    preset, params, _ = _lenet()
+    other = models.get("lenet_mnist", num_classes=5)
+    _, template, _ = other.network.init(fr.key(0), other.input_shape)
+    checkpoint.save(tmp_path / "m.npz", {}, params=params)
+    with pytest.raises(checkpoint.CheckpointError, match=r"11.w has shape \(10, 84\)"):
+        checkpoint.fill(template, checkpoint.load(tmp_path / "m.npz").group("params"), "params")
+
+
+def test_unreadable_or_foreign_files(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable fcnn checkpoint"):
+        checkpoint.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "plain.npz", a=np.ones(2))
+    with pytest.raises(checkpoint.CheckpointError, match="no manifest"):
+        checkpoint.load(tmp_path / "plain.npz")
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "none.npz")
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, {"v": 1}, params={"w": np.ones(3)})
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", explode)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, {"v": 2}, params={"w": np.zeros(3)})
+    assert checkpoint.load(path).manifest["v"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_no_pickle_is_ever_loaded(tmp_path):
+    np.savez(tmp_path / "obj.npz", __manifest__=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.load(tmp_path / "obj.npz")

@@ -1,0 +1,84 @@
+import textwrap
+
+import pytest
+
+from fcnn.training.config import (
+    CheckpointConfig,
+    ConfigError,
+    EarlyStoppingConfig,
+    load_config,
+    parse_config,
+)
+
+GOOD = """
+dataset: mnist
+model: lenet_mnist
+seed: 42
+train: {epochs: 15, batch_size: 128, lr: 0.01, optimizer: sgd, momentum: 0.9,
+        weight_decay: 0.0005, scheduler: {name: step, step_size: 5, gamma: 0.5}}
+callbacks:
+  - early_stopping: {monitor: val_acc, patience: 3}
+  - checkpoint: {filepath: "checkpoints/lenet_mnist_best.npz", monitor: val_acc, mode: max}
+"""
+
+
+def _write(tmp_path, text, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_the_documented_example_parses_into_frozen_objects(tmp_path):
+    cfg = load_config(_write(tmp_path, GOOD))
+    assert cfg.name == "exp" and cfg.train.momentum == 0.9 and cfg.train.scheduler.step_size == 5
+    assert isinstance(cfg.callbacks[0], EarlyStoppingConfig) and cfg.callbacks[0].patience == 3
+    assert isinstance(cfg.callbacks[1], CheckpointConfig)
+    with pytest.raises(AttributeError):
+        cfg.seed = 1  # frozen
+    assert parse_config(cfg.to_dict()) == cfg  # the resolved form round-trips
+
+
+def test_shipped_configs_are_valid():
+    for name in ("mnist", "cifar10"):
+        load_config(f"configs/{name}.yaml")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (GOOD.replace("seed: 42", "seed: 42\nsede: 1"), "unknown key sede"),
+        (GOOD.replace("momentum: 0.9", "momentum: 0.9, momentun: 1"), "unknown key train.momentun"),
+        (
+            GOOD.replace("batch_size: 128", "batch_size: big"),
+            "train.batch_size: expected an integer",
+        ),
+        (GOOD.replace("model: lenet_mnist\n", ""), "missing required key model"),
+        (GOOD.replace("optimizer: sgd", "optimizer: rmsprop"), "train.optimizer: must be one of"),
+        (GOOD.replace("monitor: val_acc, patience", "monitor: acc, patience"), r"callbacks\[0\]"),
+        (GOOD.replace("early_stopping:", "stop_early:"), "unknown callback 'stop_early'"),
+        (GOOD.replace("momentum: 0.9", "momentum: 1.5"), "momentum must be"),
+        (GOOD.replace("dataset: mnist", "dataset: svhn"), "dataset: must be one of"),
+    ],
+)
+def test_errors_name_the_key_and_the_file(tmp_path, edit, message):
+    path = _write(tmp_path, edit)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    path = _write(tmp_path, GOOD)
+    cfg = load_config(path, ["train.epochs=3", "data.augment.hflip=true", "train.lr=1e-3"])
+    assert cfg.train.epochs == 3 and cfg.data.augment.hflip and cfg.train.lr == 1e-3
+    with pytest.raises(ConfigError, match="train.epochs: expected an integer"):
+        load_config(path, ["train.epochs=many"])
+    with pytest.raises(ConfigError, match="must look like key.path=value"):
+        load_config(path, ["train.epochs"])
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(_write(tmp_path, "train: [unclosed"))

@@ -1,0 +1,120 @@
+import csv
+
+import numpy as np
+import pytest
+
+from fcnn import checkpoint, tree
+from fcnn.testing import assert_trees_all_close
+from fcnn.training.run import EpochProgress, TrainingDiverged, TrainingInterrupted, train
+
+
+def _params(path):
+    return checkpoint.build(checkpoint.load(path))[1]
+
+
+def _quiet(*_):
+    return None
+
+
+def test_run_writes_folder_checkpoints_reports_and_learns(fake_mnist_root, tiny_config, tmp_path):
+    best = tmp_path / "ck" / "best.npz"
+    cfg = tiny_config(f"callbacks=[{{checkpoint: {{filepath: '{best}', monitor: val_acc}}}}]")
+    result = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    assert result.test_accuracy > 0.9  # the blocks are easy; chance is 0.1
+    assert result.best_checkpoint == best and best.exists() and result.last_checkpoint.exists()
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"config.yaml", "log.txt", "metrics.csv", "last.npz", "summary.json", "figures"} <= files
+    rows = list(csv.DictReader((tmp_path / "reports" / "results.csv").open()))
+    assert rows[-1]["config"] == "mnist" and float(rows[-1]["test_acc"]) == pytest.approx(
+        result.test_accuracy, abs=1e-4
+    )
+    figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
+    assert any(f.endswith("curves.png") for f in figures)
+    assert any(f.endswith("confusion.png") for f in figures)
+    assert len(list(csv.DictReader((result.run_dir / "metrics.csv").open()))) == 2
+
+
+def test_same_config_and_seed_give_the_same_numbers(fake_mnist_root, tiny_config):
+    a = train(tiny_config("train.epochs=1"), data_dir=fake_mnist_root, echo=_quiet)
+    b = train(tiny_config("train.epochs=1"), data_dir=fake_mnist_root, echo=_quiet)
+    assert a.run_dir != b.run_dir  # runs never overwrite each other
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+    assert_trees_all_close(_params(a.last_checkpoint), _params(b.last_checkpoint), rtol=0)
+
+
+class _InterruptAt(EpochProgress):
+    def __init__(self, epoch, batch):
+        self.at, self.epoch = (epoch, batch), None
+
+    def start_epoch(self, epoch, epochs, steps):
+        self.epoch = epoch
+
+    def step(self, done, loss, acc, images_per_s):
+        if (self.epoch, done) == self.at:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_saves_last_and_resume_continues_exactly(fake_mnist_root, tiny_config):
+    cfg = tiny_config("data.augment.hflip=true", "model_options={}")
+    straight = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(cfg, data_dir=fake_mnist_root, progress=_InterruptAt(1, 3), echo=_quiet)
+    saved = checkpoint.load(info.value.path).manifest["training"]["progress"]
+    assert (saved["epoch"], saved["batch"]) == (1, 3)
+    resumed = train(cfg, data_dir=fake_mnist_root, resume=info.value.path, echo=_quiet)
+    assert_trees_all_close(
+        _params(resumed.last_checkpoint), _params(straight.last_checkpoint), rtol=0
+    )
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+    fake_mnist_root, tiny_config, tmp_path, monkeypatch
+):
+    import fcnn.training.run as run_module
+
+    calls = {"n": 0}
+    real_step = run_module.train_step
+
+    def step_that_diverges_in_epoch_two(*args):
+        calls["n"] += 1
+        out = real_step(*args)
+        return out._replace(loss=float("nan")) if calls["n"] > 12 else out  # 9 batches/epoch
+
+    monkeypatch.setattr(run_module, "train_step", step_that_diverges_in_epoch_two)
+    best = tmp_path / "best.npz"
+    cfg = tiny_config(f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]")
+    with pytest.raises(TrainingDiverged, match="the loss became nan at epoch 2, batch 4") as info:
+        train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    assert "best.npz" in str(info.value) and "last.npz" in str(info.value)
+    last = next((tmp_path / "runs").iterdir()) / "last.npz"
+    assert checkpoint.load(last).manifest["training"]["progress"]["epoch"] == 1
+    good = _params(last)
+    assert all(np.all(np.isfinite(leaf)) for leaf in tree.leaves(good))
+    assert_trees_all_close(_params(best), good, rtol=0)  # the best is epoch 1's params
+
+
+def test_resuming_from_a_best_checkpoint_is_refused(fake_mnist_root, tiny_config, tmp_path):
+    best = tmp_path / "best.npz"
+    cfg = tiny_config("train.epochs=1", f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]")
+    train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    with pytest.raises(checkpoint.CheckpointError, match="not resumable"):
+        train(cfg, data_dir=fake_mnist_root, resume=best, echo=_quiet)
+
+
+def test_early_stopping_stops(fake_mnist_root, tiny_config):
+    cfg = tiny_config(
+        "train.epochs=6",
+        "train.lr=1.0e-9",
+        "callbacks=[{early_stopping: {monitor: val_loss, patience: 1, min_delta: 1}}]",
+    )
+    result = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    assert result.stopped_early and len(result.history) == 2
+
+
+@pytest.mark.data
+def test_short_real_mnist_run_learns_well_above_chance(real_data_root, tiny_config):
+    cfg = tiny_config("data.limit_train=3000", "data.limit_test=1000", "train.epochs=2")
+    result = train(cfg, data_dir=real_data_root, echo=_quiet)
+    assert result.test_accuracy > 0.85
+    assert np.isfinite(result.history[-1]["val_loss"])
