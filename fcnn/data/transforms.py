@@ -80,14 +80,17 @@ class Augmentation:
 
 
 def _random_crop(x: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
-    n, _, h, w = x.shape
+    """Pad by ``pad`` zeros and cut each image back to (H, W) at its own random offset."""
+    n, c, h, w = x.shape
     padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    bn, bc, bh, bw = padded.strides
+    # (N, C, 2p+1, 2p+1, H, W): every possible crop of every image, a read-only view
+    crops = np.lib.stride_tricks.as_strided(
+        padded, (n, c, 2 * pad + 1, 2 * pad + 1, h, w), (bn, bc, bh, bw, bh, bw), writeable=False
+    )
     rows = rng.integers(0, 2 * pad + 1, n)
     cols = rng.integers(0, 2 * pad + 1, n)
-    out = np.empty_like(x)
-    for i in range(n):
-        out[i] = padded[i, :, rows[i] : rows[i] + h, cols[i] : cols[i] + w]
-    return out
+    return crops[np.arange(n), :, rows, cols]  # (N, C, H, W): one crop per image
 
 
 def augment(x: np.ndarray, aug: Augmentation, key: fr.Key) -> np.ndarray:

@@ -101,7 +101,6 @@ class DataConfig:
     ``limit_train`` / ``limit_test``: use only the first N examples (quick runs)."""
 
     val_fraction: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0, open_high=True))
-    image_size: tuple[int, int] | None = None
     augment: AugmentConfig = AugmentConfig()
     class_weights: Literal["none", "balanced"] | tuple[float, ...] = "none"
     sampler: Literal["shuffle", "balanced"] = "shuffle"

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from fcnn import random as fr
+from fcnn.data.transforms import Augmentation, augment, fit_normalization, normalize
+
+
+def _batch():
+    return fr.generator(fr.key(0)).standard_normal((6, 2, 5, 5)).astype(np.float32)
+
+
+def test_same_key_same_result_and_input_untouched():
+    x = _batch()
+    before = x.copy()
+    aug = Augmentation(crop_padding=2, hflip=True, vflip=True, rot90=True, brightness=0.1,
+                       contrast=0.1)
+    a, b = augment(x, aug, fr.key(1)), augment(x, aug, fr.key(1))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, augment(x, aug, fr.key(2)))
+    np.testing.assert_array_equal(x, before)
+    assert a.dtype == np.float32 and a.shape == x.shape
+
+
+def test_crop_is_a_shift_with_zero_fill():
+    x = _batch()
+    out = augment(x, Augmentation(crop_padding=2), fr.key(3))
+    for i in range(x.shape[0]):
+        found = False
+        for dr in range(-2, 3):
+            for dc in range(-2, 3):
+                shifted = np.zeros_like(x[i])
+                src = x[i][:, max(0, dr):5 + min(0, dr), max(0, dc):5 + min(0, dc)]
+                shifted[:, max(0, -dr):5 + min(0, -dr), max(0, -dc):5 + min(0, -dc)] = src
+                found = found or np.array_equal(out[i], shifted)
+        assert found, f"image {i} is not a shifted copy"
+
+
+def test_flips_and_rotations_permute_pixels():
+    x = _batch()
+    for aug in (Augmentation(hflip=True), Augmentation(vflip=True), Augmentation(rot90=True)):
+        out = augment(x, aug, fr.key(4))
+        for i in range(x.shape[0]):
+            np.testing.assert_allclose(np.sort(out[i].ravel()), np.sort(x[i].ravel()))
+
+
+def test_inactive_augmentation_is_the_identity():
+    x = _batch()
+    assert augment(x, Augmentation(), fr.key(0)) is x
+
+
+def test_normalization_gives_zero_mean_unit_std():
+    images = fr.generator(fr.key(5)).integers(0, 256, (50, 3, 4, 4)).astype(np.uint8)
+    norm = fit_normalization(images)
+    x = normalize(images, norm)
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(x.std(axis=(0, 2, 3)), 1, atol=1e-3)
+    with pytest.raises(ValueError, match="channels"):
+        normalize(images[:, :1], norm)
