@@ -10,6 +10,7 @@ from cli.evaluate import evaluate_command
 from cli.export import export_command
 from cli.predict import predict_command
 from cli.train import train_command
+from fcnn.runtime import keep_freed_memory
 from fcnn.version import __version__
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ def root(
     ] = False,
 ) -> None:
     """fcnn: a CNN library written from scratch in NumPy."""
+    keep_freed_memory()
 
 
 app.command("train")(train_command)

@@ -181,3 +181,83 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry) -> np.
             ]
     cropped = buf[:, :, ph : ph + h, pw : pw + w]  # (C, N, H, W)
     return np.ascontiguousarray(cropped.transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)
+
+
+# ----------------------------------------------------------------------------- stride-1 grid
+#
+# For stride 1 there is a layout in which every copy moves long contiguous runs. Put the
+# padded input channel-major, (C, N, Hp, Wp), and flatten each channel to S = N*Hp*Wp
+# values. The window of grid position p at kernel offset (i, j) reads position
+# p + i*dh*Wp + j*dw, so row (c, i, j) of the patch matrix is one contiguous slice of
+# channel c. The GEMM then computes the output at every grid position; the valid outputs
+# are the positions (n, oh < OH, ow < OW), all of them below L = S - max offset.
+
+
+class Grid(NamedTuple):
+    """The flattened padded grid of a stride-1 window op."""
+
+    padded_hw: tuple[int, int]  # (Hp, Wp)
+    size: int  # S = N * Hp * Wp, values per channel
+    length: int  # L: grid positions whose whole window lies inside the grid
+
+
+def grid(input_shape: tuple[int, ...], geo: Geometry) -> Grid:
+    if geo.stride != (1, 1):
+        raise ValueError(f"the grid layout is for stride 1, got stride {geo.stride}")
+    n, _, h, w = input_shape
+    (kh, kw), (ph, pw), (dh, dw) = geo.kernel, geo.padding, geo.dilation
+    hp, wp = h + 2 * ph, w + 2 * pw
+    size = n * hp * wp
+    return Grid((hp, wp), size, size - ((kh - 1) * dh * wp + (kw - 1) * dw))
+
+
+def grid_im2col(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, Grid]:
+    """Stride-1 patch matrix ``(C*KH*KW, L)`` over the flattened padded grid, and the grid."""
+    n, c, h, w = x.shape
+    g = grid(x.shape, geo)
+    (hp, wp), (ph, pw), (kh, kw), (dh, dw) = g.padded_hw, geo.padding, geo.kernel, geo.dilation
+    padded = np.zeros((c, n, hp, wp), dtype=x.dtype)
+    padded[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)  # NCHW -> CNHW, padded
+    flat = padded.reshape(c, g.size)  # (C, N*Hp*Wp)
+    step = flat.strides[1]
+    rows = np.lib.stride_tricks.as_strided(
+        flat,
+        shape=(c, kh, kw, g.length),
+        strides=(flat.strides[0], dh * wp * step, dw * step, step),
+        writeable=False,
+    )  # rows[c, i, j] = flat[c, i*dh*Wp + j*dw : ... + L]
+    return rows.reshape(c * kh * kw, g.length), g  # copy of contiguous runs of length L
+
+
+def grid_to_nchw(values: np.ndarray, n: int, g: Grid, out_hw: tuple[int, int]) -> np.ndarray:
+    """(K, S) values on the grid -> the valid positions as a view (N, K, OH, OW)."""
+    hp, wp = g.padded_hw
+    oh, ow = out_hw
+    on_grid = values.reshape(values.shape[0], n, hp, wp)  # (K, S) -> (K, N, Hp, Wp)
+    return on_grid[:, :, :oh, :ow].transpose(1, 0, 2, 3)  # -> (N, K, OH, OW) view
+
+
+def nchw_to_grid(y: np.ndarray, g: Grid) -> np.ndarray:
+    """(N, K, OH, OW) -> (K, S) on the grid, zeros at the invalid positions."""
+    n, k, oh, ow = y.shape
+    hp, wp = g.padded_hw
+    out = np.zeros((k, n, hp, wp), dtype=y.dtype)
+    out[:, :, :oh, :ow] = y.transpose(1, 0, 2, 3)  # (N, K, OH, OW) -> (K, N, OH, OW)
+    return out.reshape(k, g.size)
+
+
+def grid_col2im(
+    cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry, g: Grid
+) -> np.ndarray:
+    """Adjoint of :func:`grid_im2col`: (C*KH*KW, L) -> (N, C, H, W)."""
+    n, c, h, w = input_shape
+    (hp, wp), (ph, pw), (kh, kw), (dh, dw) = g.padded_hw, geo.padding, geo.kernel, geo.dilation
+    blocks = cols.reshape(c, kh * kw, g.length)  # (C*KH*KW, L) -> (C, KH*KW, L)
+    flat = np.zeros((c, g.size), dtype=cols.dtype)
+    for k in range(kh * kw):
+        i, j = divmod(k, kw)
+        start = i * dh * wp + j * dw
+        flat[:, start : start + g.length] += blocks[:, k]  # contiguous runs of length L
+    padded = flat.reshape(c, n, hp, wp)  # (C, S) -> (C, N, Hp, Wp)
+    cropped = padded[:, :, ph : ph + h, pw : pw + w]
+    return np.ascontiguousarray(cropped.transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)

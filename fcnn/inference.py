@@ -19,9 +19,12 @@ from typing import Any
 
 import attrs
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from fcnn import checkpoint
-from fcnn.data.imagefolder import decode_image
+from fcnn.calibration import Calibration
+from fcnn.data.errors import DataError
+from fcnn.data.preprocess import prepare_image
 from fcnn.data.transforms import Normalization, normalize
 from fcnn.layers import Layer
 from fcnn.layers.activations import SoftmaxParams
@@ -45,6 +48,7 @@ class Model:
     input_shape: tuple[int, int, int]
     normalization: Normalization
     manifest: dict[str, Any]
+    calibration: Calibration = Calibration()
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """Raw pixels (N, C, H, W) in 0..255 -> normalized float32, shape checked."""
@@ -58,21 +62,31 @@ class Model:
             )
         return normalize(images, self.normalization)
 
+    def raw_logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """The network's logits (N, K) before calibration."""
+        x = self.preprocess(images)
+        return predict_logits(self.net, self.params, self.state, x, batch_size)
+
     def logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        return predict_logits(
-            self.net, self.params, self.state, self.preprocess(images), batch_size
-        )
+        """Calibrated logits (N, K) (the raw ones when the model has no calibration)."""
+        return self.calibration.apply(self.raw_logits(images, batch_size))
 
     def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        """Class probabilities (N, K) for raw-pixel images (N, C, H, W)."""
+        """Calibrated class probabilities (N, K) for raw-pixel images (N, C, H, W)."""
         probs, _ = activation_forward(SoftmaxParams(), self.logits(images, batch_size))
         return probs
 
     def load_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         """Image files decoded and resized to the model's input: uint8 (N, C, H, W)."""
-        mode = "L" if self.input_shape[0] == 1 else "RGB"
-        size = self.input_shape[1:]
-        return np.stack([decode_image(Path(p), size, mode) for p in paths])
+        return np.stack([self.load_image(p) for p in paths])
+
+    def load_image(self, path: str | Path) -> np.ndarray:
+        """One image file through :func:`fcnn.data.preprocess.prepare_image`: (C, H, W) uint8."""
+        try:
+            with Image.open(path) as img:
+                return prepare_image(img, self.input_shape[1:], self.input_shape[0])
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise DataError(f"{path}: unreadable image ({exc})") from None
 
     def predict_files(
         self, paths: Sequence[str | Path], k: int = 3
@@ -98,6 +112,7 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
             tuple(m["input_shape"]),
             Normalization.from_dict(m["normalization"]),
             m,
+            Calibration.from_dict(m.get("calibration")),
         )
     except KeyError as exc:
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None

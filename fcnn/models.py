@@ -3,8 +3,8 @@
 - ``lenet_mnist``: LeNet-5 for 1×28×28 digits (conv 6@5×5 pad 2, ReLU, max-pool 2,
   conv 16@5×5, ReLU, max-pool 2, dense 120, 84, 10).
 - ``tiny_vgg_cifar``: a small VGG for 3×32×32 images: three stages of two 3×3
-  convs with BatchNorm and ReLU (64, 128, 256 channels), max-pool after each,
-  then global average pooling, dropout and a dense classifier.
+  convs with BatchNorm and ReLU (32, 64, 128 channels by default), max-pool after
+  each, then global average pooling, dropout and a dense classifier.
 - ``bn_net_mnist``: the BatchNorm benchmark net of the performance issue.
 """
 
@@ -56,8 +56,8 @@ def _conv_bn_relu(channels: int) -> list[Layer]:
     return [Conv2D(channels, 3, padding=1), BatchNorm2D(), ReLU()]
 
 
-def tiny_vgg_cifar(num_classes: int = 10, widths: tuple[int, ...] = (64, 128, 256),
-                   drop_rate: float = 0.3) -> Preset:  # fmt: skip
+def tiny_vgg_cifar(num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 128),
+                   drop_rate: float = 0.2) -> Preset:  # fmt: skip
     stages: list[Layer] = []
     for width in widths:
         stages += _conv_bn_relu(width) + _conv_bn_relu(width) + [MaxPool2D(2)]

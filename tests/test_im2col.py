@@ -4,7 +4,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import conv_geometry, smooth_arrays
 
-from fcnn.im2col import col2im, geometry, im2col, resolve_padding, window_view
+from fcnn.im2col import (
+    col2im,
+    geometry,
+    grid,
+    grid_col2im,
+    grid_im2col,
+    grid_to_nchw,
+    im2col,
+    nchw_to_grid,
+    resolve_padding,
+    window_view,
+)
 
 
 def _windows_naive(x, geo):
@@ -108,3 +119,37 @@ def test_bad_geometry_names_the_argument(kwargs, message):
 def test_geometry_rejects_non_nchw():
     with pytest.raises(ValueError, match="NCHW"):
         geometry((3, 3), 1)
+
+
+@st.composite
+def stride_one_geometry(draw):
+    shape, k, _, p, d = draw(conv_geometry())
+    return shape, geometry(shape, k, 1, p, d)
+
+
+@given(st.data())
+def test_grid_col2im_is_adjoint_of_grid_im2col(data):
+    shape, geo = data.draw(stride_one_geometry(), label="geometry")
+    x = data.draw(smooth_arrays(shape), label="x")
+    cols, g = grid_im2col(x, geo)
+    c = data.draw(smooth_arrays(cols.shape), label="c")
+    np.testing.assert_allclose(
+        np.sum(cols * c), np.sum(x * grid_col2im(c, shape, geo, g)), rtol=1e-10, atol=1e-10
+    )
+
+
+@given(st.data())
+def test_grid_columns_at_valid_positions_are_the_im2col_columns(data):
+    shape, geo = data.draw(stride_one_geometry(), label="geometry")
+    x = data.draw(smooth_arrays(shape), label="x")
+    cols, g = grid_im2col(x, geo)
+    full = np.zeros((cols.shape[0], g.size))
+    full[:, : g.length] = cols
+    valid = grid_to_nchw(full, shape[0], g, geo.out_hw)  # (N, C*KH*KW, OH, OW)
+    as_im2col = valid.transpose(1, 0, 2, 3).reshape(cols.shape[0], -1)
+    np.testing.assert_array_equal(as_im2col, im2col(x, geo))
+    back = nchw_to_grid(valid, g)  # valid positions round-trip, the rest become zeros
+    np.testing.assert_array_equal(grid_to_nchw(back, shape[0], g, geo.out_hw), valid)
+    assert np.count_nonzero(back) <= np.count_nonzero(valid)
+    with pytest.raises(ValueError, match="stride 1"):
+        grid(shape, geometry(shape, 1, 2))

@@ -73,33 +73,41 @@ def init(
     return tuple(input_shape), params, state
 
 
-def _channel_shape(x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(reduction axes, broadcast shape of a per-channel vector) for x of 2 or 4 dims."""
+def _layout(x: np.ndarray) -> tuple[str, tuple[int, ...]]:
+    """(einsum subscripts of x, broadcast shape of a per-channel vector) for 2 or 4 dims."""
     if x.ndim == 2:
-        return (0,), (1, x.shape[1])
+        return "nc", (1, x.shape[1])
     if x.ndim == 4:
-        return (0, 2, 3), (1, x.shape[1], 1, 1)
+        return "nchw", (1, x.shape[1], 1, 1)
     raise ValueError(f"BatchNorm expects input of shape (N, C) or (N, C, H, W), got {x.shape}")
+
+
+def _channel_sum(sub: str, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel sum of ``a`` (or of ``a * b``) without a temporary: einsum reduces in place."""
+    if b is None:
+        return np.einsum(f"{sub}->c", a)
+    return np.einsum(f"{sub},{sub}->c", a, b)
 
 
 def forward(
     params: BatchNormParams, x: np.ndarray, *, state: BatchNormState, train: bool = False
 ) -> tuple[np.ndarray, BatchNormCache, BatchNormState]:
     """Normalize ``x``; returns ``(y, cache, new_state)``."""
-    axes, bshape = _channel_shape(x)
+    sub, bshape = _layout(x)
     if x.shape[1] != params.gamma.shape[0]:
         raise ValueError(f"BatchNorm has {params.gamma.shape[0]} channels, got input {x.shape}")
+    dtype = x.dtype.type
     if train:
         m = x.size // x.shape[1]
         if m < 2:
             raise ValueError(
                 f"BatchNorm in training needs more than one value per channel, got input {x.shape}"
             )
-        mean = x.mean(axis=axes)
-        centered = x - mean.reshape(bshape)
-        var = np.mean(centered * centered, axis=axes)
-        inv_std = 1.0 / np.sqrt(var + params.eps)
-        x_hat = centered * inv_std.reshape(bshape)
+        mean = _channel_sum(sub, x) / dtype(m)
+        x_hat = x - mean.reshape(bshape)  # centered for now; normalized in place below
+        var = _channel_sum(sub, x_hat, x_hat) / dtype(m)
+        inv_std = (1.0 / np.sqrt(var + dtype(params.eps))).astype(x.dtype)
+        x_hat *= inv_std.reshape(bshape)
         mom = params.momentum
         new_state = BatchNormState(
             mean=((1 - mom) * state.mean + mom * mean).astype(state.mean.dtype),
@@ -107,9 +115,11 @@ def forward(
         )
     else:
         inv_std = (1.0 / np.sqrt(state.var + params.eps)).astype(x.dtype)
-        x_hat = (x - state.mean.reshape(bshape).astype(x.dtype)) * inv_std.reshape(bshape)
+        x_hat = x - state.mean.reshape(bshape).astype(x.dtype)
+        x_hat *= inv_std.reshape(bshape)
         new_state = state
-    y = x_hat * params.gamma.reshape(bshape) + params.beta.reshape(bshape)
+    y = x_hat * params.gamma.reshape(bshape).astype(x.dtype, copy=False)
+    y += params.beta.reshape(bshape).astype(x.dtype, copy=False)
     return y, BatchNormCache(x_hat, inv_std, train), new_state
 
 
@@ -117,13 +127,17 @@ def backward(
     params: BatchNormParams, cache: BatchNormCache, dy: np.ndarray
 ) -> tuple[np.ndarray, BatchNormParams]:
     """Gradients w.r.t. the input, ``gamma`` and ``beta`` (for the mode forward ran in)."""
-    axes, bshape = _channel_shape(dy)
-    dbeta = dy.sum(axis=axes)
-    dgamma = np.sum(dy * cache.x_hat, axis=axes)
-    scale = (params.gamma * cache.inv_std).reshape(bshape)
+    sub, bshape = _layout(dy)
+    dbeta = _channel_sum(sub, dy)
+    dgamma = _channel_sum(sub, dy, cache.x_hat)
+    scale = (params.gamma * cache.inv_std).astype(dy.dtype).reshape(bshape)
     if cache.train:
-        m = dy.size // dy.shape[1]
-        dx = (scale / m) * (m * dy - dbeta.reshape(bshape) - cache.x_hat * dgamma.reshape(bshape))
+        m = dy.dtype.type(dy.size // dy.shape[1])
+        # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), in three in-place passes over one new array
+        dx = cache.x_hat * (-dgamma / m).reshape(bshape)
+        dx += dy
+        dx -= (dbeta / m).reshape(bshape)
+        dx *= scale
     else:
         dx = dy * scale
     return dx, attrs.evolve(params, gamma=dgamma, beta=dbeta)

@@ -13,7 +13,18 @@ import numpy as np
 
 from fcnn import initializers
 from fcnn import random as fr
-from fcnn.im2col import Geometry, col2im, geometry, im2col, pair
+from fcnn.im2col import (
+    Geometry,
+    Grid,
+    col2im,
+    geometry,
+    grid_col2im,
+    grid_im2col,
+    grid_to_nchw,
+    im2col,
+    nchw_to_grid,
+    pair,
+)
 from fcnn.tree import static_field
 
 __all__ = ["Conv2DCache", "Conv2DParams", "backward", "forward", "init"]
@@ -31,11 +42,12 @@ class Conv2DParams:
 
 
 class Conv2DCache(NamedTuple):
-    """What backward needs: the im2col matrix of the input and the geometry."""
+    """What backward needs: the patch matrix of the input and the geometry."""
 
-    cols: np.ndarray  # (C_in*KH*KW, N*OH*OW)
+    cols: np.ndarray  # (C_in*KH*KW, N*OH*OW), or (C_in*KH*KW, L) on the stride-1 grid
     input_shape: tuple[int, int, int, int]
     geo: Geometry
+    grid: Grid | None  # set when the stride-1 grid layout was used
 
 
 def init(
@@ -82,16 +94,27 @@ def _geometry(params: Conv2DParams, x: np.ndarray) -> Geometry:
 
 
 def forward(params: Conv2DParams, x: np.ndarray) -> tuple[np.ndarray, Conv2DCache]:
-    """``y[n, o] = sum_c w[o, c] ⋆ x[n, c] + b[o]``; x (N, C_in, H, W) -> y (N, C_out, OH, OW)."""
+    """``y[n, o] = sum_c w[o, c] ⋆ x[n, c] + b[o]``; x (N, C_in, H, W) -> y (N, C_out, OH, OW).
+
+    Stride 1 uses the grid layout of :func:`fcnn.im2col.grid_im2col` (long contiguous
+    copies); other strides use :func:`fcnn.im2col.im2col`. Both are one GEMM.
+    """
     geo = _geometry(params, x)
     n = x.shape[0]
     c_out = params.w.shape[0]
     oh, ow = geo.out_hw
+    w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
+    bias = params.b.reshape(1, c_out, 1, 1)
+    if geo.stride == (1, 1):
+        cols, g = grid_im2col(x, geo)  # (C_in*KH*KW, L)
+        y_grid = np.empty((c_out, g.size), dtype=np.result_type(x, params.w))
+        np.matmul(w2d, cols, out=y_grid[:, : g.length])  # positions >= L are never valid
+        y = grid_to_nchw(y_grid, n, g, geo.out_hw) + bias  # new contiguous (N, C_out, OH, OW)
+        return y, Conv2DCache(cols, x.shape, geo, g)
     cols = im2col(x, geo)  # (C_in*KH*KW, N*OH*OW)
-    y2d = params.w.reshape(c_out, -1) @ cols  # (C_out, C_in*KH*KW) @ cols -> (C_out, N*OH*OW)
+    y2d = w2d @ cols  # (C_out, N*OH*OW)
     y = y2d.reshape(c_out, n, oh, ow).transpose(1, 0, 2, 3)  # -> (N, C_out, OH, OW) view
-    y = y + params.b.reshape(1, c_out, 1, 1)  # new contiguous array
-    return y, Conv2DCache(cols, x.shape, geo)
+    return y + bias, Conv2DCache(cols, x.shape, geo, None)
 
 
 def backward(
@@ -99,9 +122,16 @@ def backward(
 ) -> tuple[np.ndarray, Conv2DParams]:
     """Gradients of ``sum(y * dy)`` w.r.t. the input, ``w`` and ``b``."""
     c_out = params.w.shape[0]
-    dy2d = dy.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (N, C_out, OH, OW) -> (C_out, N*OH*OW)
+    w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
+    if cache.grid is not None:
+        dy2d = nchw_to_grid(dy, cache.grid)[:, : cache.grid.length]  # (C_out, L)
+    else:
+        dy2d = dy.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (N, C_out, OH, OW) -> (C_out, N*OH*OW)
     dw = (dy2d @ cache.cols.T).reshape(params.w.shape)  # (C_out, C_in*KH*KW) -> w's shape
-    db = dy.sum(axis=(0, 2, 3))
-    dcols = params.w.reshape(c_out, -1).T @ dy2d  # (C_in*KH*KW, N*OH*OW)
-    dx = col2im(dcols, cache.input_shape, cache.geo)
+    db = np.einsum("nchw->c", dy)
+    dcols = w2d.T @ dy2d  # (C_in*KH*KW, L or N*OH*OW)
+    if cache.grid is not None:
+        dx = grid_col2im(dcols, cache.input_shape, cache.geo, cache.grid)
+    else:
+        dx = col2im(dcols, cache.input_shape, cache.geo)
     return dx, attrs.evolve(params, w=dw, b=db)

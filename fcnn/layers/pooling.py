@@ -55,7 +55,9 @@ class GlobalAvgPool2DParams:
 class PoolCache(NamedTuple):
     input_shape: tuple[int, ...]
     geo: Geometry | None
-    argmax: np.ndarray | None  # max pooling: (N, C, OH, OW) index of the window's first max
+    argmax: np.ndarray | None  # general max pooling: (N, C, OH, OW) index of the first max
+    x: np.ndarray | None = None  # tiled max pooling: the input ...
+    y: np.ndarray | None = None  # ... and the output, from which backward finds the first max
 
 
 PoolParams = MaxPool2DParams | AvgPool2DParams | GlobalAvgPool2DParams
@@ -99,8 +101,42 @@ def _geometry(params: MaxPool2DParams | AvgPool2DParams, shape: tuple[int, ...])
     return geometry(shape, params.window, params.stride, params.padding)
 
 
+def _is_tiled(geo: Geometry) -> bool:
+    """Windows that tile the input: stride equals the window and there is no padding."""
+    return geo.stride == geo.kernel and geo.padding == (0, 0)
+
+
+def _tiles(x: np.ndarray, geo: Geometry) -> list[np.ndarray]:
+    """The KH*KW strided sub-grids of x (row-major offsets), each (N, C, OH, OW), as views."""
+    (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
+    return [x[:, :, i : oh * kh : kh, j : ow * kw : kw] for i in range(kh) for j in range(kw)]
+
+
+def _max_forward_tiled(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, PoolCache]:
+    """Element-wise maxima over the strided sub-grids: no window view, no argmax pass."""
+    tiles = _tiles(x, geo)
+    y = np.maximum(tiles[0], tiles[1]) if len(tiles) > 1 else tiles[0].copy()
+    for tile in tiles[2:]:
+        np.maximum(y, tile, out=y)
+    return y, PoolCache(x.shape, geo, None, x, y)
+
+
+def _max_backward_tiled(cache: PoolCache, dy: np.ndarray) -> np.ndarray:
+    """Route dy to the first sub-grid (row-major) that holds each window's maximum."""
+    dx = np.zeros(cache.input_shape, dtype=dy.dtype)
+    unclaimed = np.ones(dy.shape, dtype=bool)  # windows whose maximum is not yet routed
+    for tile, dx_tile in zip(_tiles(cache.x, cache.geo), _tiles(dx, cache.geo), strict=True):
+        hit = tile == cache.y
+        hit &= unclaimed
+        np.multiply(dy, hit, out=dx_tile)
+        unclaimed &= ~hit
+    return dx
+
+
 def _max_forward(params: MaxPool2DParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
     geo = _geometry(params, x.shape)
+    if _is_tiled(geo):
+        return _max_forward_tiled(x, geo)
     kh, kw = geo.kernel
     fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
     view = window_view(pad2d(x, geo.padding, fill), geo)  # (N, C, KH, KW, OH, OW)
@@ -158,6 +194,8 @@ def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.n
         dx = np.broadcast_to(dy[:, :, None, None] / (h * w), cache.input_shape)
         return np.ascontiguousarray(dx), params
     if isinstance(params, MaxPool2DParams):
+        if cache.argmax is None:
+            return _max_backward_tiled(cache, dy), params
         zero = dy.dtype.type(0)
         dx = _scatter_windows(
             lambda k: np.where(cache.argmax == k, dy, zero), cache.input_shape, cache.geo, dy.dtype

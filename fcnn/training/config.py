@@ -98,9 +98,11 @@ class AugmentConfig:
 class DataConfig:
     """``class_weights``: none, ``balanced`` (inverse frequency) or one number per class;
     ``sampler``: ``shuffle`` or ``balanced`` (class-balanced sampling with replacement);
-    ``limit_train`` / ``limit_test``: use only the first N examples (quick runs)."""
+    ``limit_train`` / ``limit_test``: use a seeded subset of N examples (quick runs);
+    ``image_size``: the [H, W] HAM10000 images are resized to (default [64, 64])."""
 
     val_fraction: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0, open_high=True))
+    image_size: tuple[int, int] | None = None  # HAM10000 only (default 64x64)
     augment: AugmentConfig = AugmentConfig()
     class_weights: Literal["none", "balanced"] | tuple[float, ...] = "none"
     sampler: Literal["shuffle", "balanced"] = "shuffle"
@@ -137,13 +139,14 @@ CALLBACKS: dict[str, type] = {
 
 @attrs.frozen
 class Config:
-    dataset: Literal["mnist", "cifar10"]
+    dataset: Literal["mnist", "cifar10", "ham10000"]
     model: str
     train: TrainConfig
     seed: int = attrs.field(default=0, validator=_in_range(0))
     model_options: dict[str, Any] = attrs.field(factory=dict)
     data: DataConfig = DataConfig()
     callbacks: tuple[Any, ...] = ()
+    calibration: Literal["none", "temperature", "vector"] = "none"
     runs_dir: str = "runs"
     reports_dir: str = "reports"
     name: str = ""  # filled from the file name when empty

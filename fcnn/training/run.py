@@ -29,7 +29,7 @@ import attrs
 import numpy as np
 import yaml
 
-from fcnn import checkpoint, metrics, models, optim
+from fcnn import calibration, checkpoint, metrics, models, optim
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
 from fcnn.data.dataset import Dataset, train_val_split
@@ -103,6 +103,7 @@ class PreparedData:
     val: Dataset
     test: Dataset
     normalization: Normalization
+    notes: tuple[str, ...] = ()  # rows the loader skipped, and why
 
 
 def _limit(data: Dataset, limit: int | None, key: fr.Key) -> Dataset:
@@ -115,13 +116,15 @@ def _limit(data: Dataset, limit: int | None, key: fr.Key) -> Dataset:
 def prepare_data(config: Config, data_dir: str | Path | None, progress=None) -> PreparedData:
     """Load the config's data set, limit it, split off validation, fit normalization."""
     root = data_root(data_dir)
-    train_full, test = load_dataset(config.dataset, root, progress=progress)
+    loaded = load_dataset(config.dataset, root, image_size=config.data.image_size,
+                          seed=config.seed, progress=progress)  # fmt: skip
+    train_full, test = loaded.train, loaded.test
     key = fr.fold_in(fr.key(config.seed), 1)
     k_limit_train, k_limit_test, k_split = fr.split(key, 3)
     train_full = _limit(train_full, config.data.limit_train, k_limit_train)
     test = _limit(test, config.data.limit_test, k_limit_test)
     train, val = train_val_split(train_full, config.data.val_fraction, k_split)
-    return PreparedData(train, val, test, fit_normalization(train.images))
+    return PreparedData(train, val, test, fit_normalization(train.images), loaded.notes)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -506,6 +509,11 @@ class _Run:
             f"data: {len(data.train)} train / {len(data.val)} validation / "
             f"{len(data.test)} test; seed {cfg.seed}"
         )
+        for note in data.notes:
+            log.warning("skipped: %s", note)
+        if data.notes:
+            self.echo(f"the loader skipped {len(data.notes)} rows (listed in log.txt), "
+                      f"e.g. {data.notes[0]}")  # fmt: skip
         stopped_early = False
         for epoch in range(self.prog.epoch, cfg.train.epochs):
             t0 = time.perf_counter()
@@ -523,54 +531,56 @@ class _Run:
         params, state = self.prog.params, self.prog.state
         if best_path is not None:
             _, params, state = checkpoint.build(checkpoint.load(best_path))
-        test = evaluate(
-            self.s.trainer.net,
-            params,
-            state,
-            data.test.images,
-            data.test.labels,
-            data.normalization,
-            cfg.train.eval_batch_size,
-        )
-        confusion = metrics.confusion_matrix(test.labels, test.preds, data.test.num_classes)
+        cal = self._calibrate(params, state, best_path or self.s.last_path)
+        net, batch = self.s.trainer.net, cfg.train.eval_batch_size
+        test = evaluate(net, params, state, data.test.images, data.test.labels,
+                        data.normalization, batch)  # fmt: skip
+        preds = cal.apply(test.logits).argmax(axis=1)
+        confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
+        test_acc = metrics.accuracy(confusion)
         wall = time.perf_counter() - self.t_start
         best_val = max((h["val_acc"] for h in self.history), default=float("nan"))
         source = "best checkpoint" if best_path else "final params"
-        line = (
-            f"test accuracy {test.accuracy:.4f} ({source}); best val_acc {best_val:.4f}; "
-            f"wall time {wall:.0f}s"
-        )
+        balanced = metrics.balanced_accuracy(confusion)
+        line = (f"test accuracy {test_acc:.4f}, balanced {balanced:.4f} ({source}); "
+                f"best val_acc {best_val:.4f}; wall time {wall:.0f}s")  # fmt: skip
         log.info(line)
         self.echo(line)
-        summary = {
-            "test_acc": test.accuracy,
-            "test_loss": test.loss,
-            "best_val_acc": best_val,
-            "epochs_run": len(self.history),
-            "wall_time_s": wall,
-            "best_checkpoint": str(best_path) if best_path else None,
-        }
+        summary = {"test_acc": test_acc, "test_balanced_acc": balanced,
+                   "test_loss": test.loss, "best_val_acc": best_val,
+                   "epochs_run": len(self.history), "wall_time_s": wall,
+                   "calibration": cal.to_dict(),
+                   "best_checkpoint": str(best_path) if best_path else None}  # fmt: skip
         atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
-        _write_reports(
-            cfg,
-            self.s.run_dir,
-            self.history,
-            confusion,
-            data.test.class_names,
-            test.accuracy,
-            best_val,
-            wall,
-        )
-        return RunResult(
-            self.s.run_dir,
-            self.history,
-            best_path,
-            self.s.last_path,
-            test.accuracy,
-            confusion,
-            wall,
-            stopped_early,
-        )
+        _write_reports(cfg, self.s.run_dir, self.history, confusion, data.test.class_names,
+                       test_acc, best_val, wall)  # fmt: skip
+        return RunResult(self.s.run_dir, self.history, best_path, self.s.last_path,
+                         test_acc, confusion, wall, stopped_early)  # fmt: skip
+
+    def _calibrate(self, params, state, model_path: Path) -> calibration.Calibration:
+        """Fit the configured calibration on the validation split and store it in the model."""
+        method = self.s.config.calibration
+        if method == "none":
+            return calibration.Calibration()
+        data = self.s.data
+        val = evaluate(self.s.trainer.net, params, state, data.val.images, data.val.labels,
+                       data.normalization, self.s.config.train.eval_batch_size)  # fmt: skip
+        cal = calibration.fit(val.logits, val.labels, method)
+        before, after = calibration.nll(val.logits, val.labels), calibration.nll(
+            cal.apply(val.logits.astype(np.float64)), val.labels)  # fmt: skip
+        ckpt = checkpoint.load(model_path)
+        trees = {g: checkpoint.fill(t, ckpt.group(g), g)
+                 for g, t in (("params", params), ("state", state))}  # fmt: skip
+        if ckpt.group("opt_state"):
+            trees["opt_state"] = checkpoint.fill(self.prog.opt_state, ckpt.group("opt_state"),
+                                                 "optimizer state")  # fmt: skip
+        manifest = {k: v for k, v in ckpt.manifest.items() if k not in ("format_version",)}
+        checkpoint.save(model_path, {**manifest, "calibration": cal.to_dict()}, **trees)
+        line = (f"calibration ({cal.method}, T={cal.temperature:.3f}) fitted on validation: "
+                f"NLL {before:.4f} -> {after:.4f}; stored in {model_path}")  # fmt: skip
+        log.info(line)
+        self.echo(line)
+        return cal
 
 
 def _write_reports(config, run_dir, history, confusion, class_names, test_acc, best_val, wall):

@@ -118,3 +118,20 @@ def test_short_real_mnist_run_learns_well_above_chance(real_data_root, tiny_conf
     result = train(cfg, data_dir=real_data_root, echo=_quiet)
     assert result.test_accuracy > 0.85
     assert np.isfinite(result.history[-1]["val_loss"])
+
+
+def test_calibration_is_fitted_on_validation_and_applied_by_load(fake_mnist_root, tiny_config,
+                                                                 tmp_path):  # fmt: skip
+    from fcnn.inference import load
+
+    best = tmp_path / "best.npz"
+    cfg = tiny_config("train.epochs=1", "calibration=vector",
+                      f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]")  # fmt: skip
+    train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    stored = checkpoint.load(best).manifest["calibration"]
+    assert stored["method"] in ("temperature", "vector") and stored["temperature"] > 0
+    model = load(best)
+    images = np.zeros((2, 1, 28, 28), np.uint8)
+    raw = model.raw_logits(images)
+    np.testing.assert_allclose(model.logits(images), model.calibration.apply(raw))
+    assert not np.allclose(model.logits(images), raw)

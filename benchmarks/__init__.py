@@ -1,0 +1,1 @@
+"""Benchmarks of fcnn against PyTorch on the CPU: ``python -m benchmarks --help``."""

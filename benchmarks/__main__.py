@@ -1,0 +1,127 @@
+"""fcnn against PyTorch on the CPU, in one run: ``python -m benchmarks [--quick]``.
+
+Measures, for each network: forward/backward time of every layer at batch 128, a full
+training epoch on MNIST (LeNet-5 and the BatchNorm net), inference throughput at batch 1
+and 256, and the peak memory of the fcnn part. When PyTorch is importable
+(``pip install -e ".[bench]"``) the same networks, built from the same layer specs, run
+in the same process and every figure gets its fcnn/PyTorch ratio. Epoch ratios come from
+full epochs measured in this run. Results go to ``reports/benchmarks.json`` and
+``reports/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import fcnn_side, torch_side
+from benchmarks.report import markdown
+from benchmarks.timing import gemm_peak_gflops, peak_rss_mb
+from fcnn import models
+from fcnn.data.dataset import Dataset
+from fcnn.data.errors import DataError
+from fcnn.data.mnist import load as load_mnist
+from fcnn.data.paths import data_root
+from fcnn.io import atomic_write_text
+from fcnn.runtime import keep_freed_memory
+from fcnn.version import __version__
+
+LAYER_NETS = ("lenet_mnist", "tiny_vgg_cifar", "bn_net_mnist")
+EPOCH_NETS = ("lenet_mnist", "bn_net_mnist")
+
+
+def _mnist(quick: bool, data_dir: str | None) -> tuple[Dataset, str]:
+    try:
+        train, _ = load_mnist(data_root(data_dir), allow_download=False)
+        source = "MNIST training set"
+    except DataError:
+        rng = np.random.default_rng(0)
+        train = Dataset(rng.integers(0, 256, (60_000, 1, 28, 28), dtype=np.uint8),
+                        rng.integers(0, 10, 60_000), tuple("0123456789"))  # fmt: skip
+        source = "random 28x28 images (MNIST not found; timings only)"
+    if quick:
+        train = train.subset(np.arange(2_000))
+    return train, source
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: a smoke test, not a result"
+    )
+    parser.add_argument("--out", default="reports", help="folder for benchmarks.json/.md")
+    parser.add_argument("--data-dir", default=None, help="data root (default: $FCNN_DATA)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch side")
+    args = parser.parse_args(argv)
+    repeats = 2 if args.quick else args.repeats
+    batch = 128
+    keep_freed_memory()
+    use_torch = torch_side.available() and not args.no_torch
+    env: dict[str, Any] = {
+        "fcnn": __version__, "numpy": np.__version__, "python": platform.python_version(),
+        "cpus": os.cpu_count(), "machine": platform.machine(),
+        "gemm_peak_gflops": gemm_peak_gflops(1024 if args.quick else 2048),
+        "quick": args.quick,
+    }  # fmt: skip
+    if use_torch:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+    print(f"environment: {env}", flush=True)
+    results: dict[str, Any] = {"environment": env, "layers": {}, "epochs": {}, "inference": {}}
+
+    mnist, source = _mnist(args.quick, args.data_dir)
+    env["epoch_data"] = f"{source}, {len(mnist)} images, batch {batch}"
+    # ---- fcnn first, so the peak memory is fcnn's alone
+    for name in LAYER_NETS:
+        preset = models.get(name)
+        results["layers"][name] = {"fcnn": fcnn_side.per_layer(preset, batch, repeats)}
+        print(f"layers {name}: done", flush=True)
+    for name in EPOCH_NETS:
+        results["epochs"][name] = {"fcnn": fcnn_side.train_epoch(models.get(name), mnist, batch)}
+        print(f"epoch {name} fcnn: {results['epochs'][name]['fcnn']}", flush=True)
+    for name in LAYER_NETS:
+        results["inference"][name] = {
+            "fcnn": [fcnn_side.inference(models.get(name), b, repeats) for b in (1, 256)]
+        }
+    env["fcnn_peak_rss_mb"] = peak_rss_mb()
+    # ---- the same networks in PyTorch
+    if use_torch:
+        for name in LAYER_NETS:
+            preset = models.get(name)
+            spec, shape = preset.network.spec, preset.input_shape
+            results["layers"][name]["torch"] = torch_side.per_layer(spec, shape, batch, repeats)
+            results["inference"][name]["torch"] = [
+                torch_side.inference(spec, shape, b, repeats) for b in (1, 256)
+            ]
+        for name in EPOCH_NETS:
+            preset = models.get(name)
+            results["epochs"][name]["torch"] = torch_side.train_epoch(
+                preset.network.spec, preset.input_shape, mnist.images, mnist.labels, batch
+            )
+            print(f"epoch {name} torch: {results['epochs'][name]['torch']}", flush=True)
+    out = Path(args.out)
+    stem = "benchmarks-quick" if args.quick else "benchmarks"
+    atomic_write_text(out / f"{stem}.json", json.dumps(results, indent=2))
+    text = markdown(results)
+    atomic_write_text(out / f"{stem}.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The benchmark results as a Markdown report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}×" if a and b else "–"
+
+
+def _header(env: dict[str, Any]) -> list[str]:
+    torch = env.get("torch", "not installed")
+    threads = f" with {env['torch_threads']} threads" if "torch_threads" in env else ""
+    quick = " **Quick run: sizes too small to be a result.**" if env.get("quick") else ""
+    return [
+        "# fcnn benchmarks",
+        "",
+        f"fcnn {env['fcnn']}, NumPy {env['numpy']}, Python {env['python']}, {env['cpus']} CPUs "
+        f"({env['machine']}); PyTorch {torch}{threads}. float32 GEMM peak (2048², NumPy BLAS): "
+        f"{env['gemm_peak_gflops']:.0f} GFLOP/s.{quick}",
+        "",
+        f"Epoch data: {env.get('epoch_data', '?')}.",
+        f"Peak resident memory of the fcnn part: {env.get('fcnn_peak_rss_mb', 0):.0f} MB.",
+    ]
+
+
+def _epochs(epochs: dict[str, Any]) -> list[str]:
+    lines = ["", "## Training epochs (ratio = fcnn time / PyTorch time)", "",
+             "| network | fcnn s/epoch | fcnn img/s | PyTorch s/epoch | PyTorch img/s | ratio |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name, r in epochs.items():
+        f, t = r["fcnn"], r.get("torch")
+        torch_cells = "– | – | –"
+        if t:
+            ratio = _ratio(f["seconds"], t["seconds"])
+            torch_cells = f"{t['seconds']:.1f} | {t['images_per_s']:.0f} | {ratio}"
+        lines.append(f"| {name} | {f['seconds']:.1f} | {f['images_per_s']:.0f} | {torch_cells} |")
+    return lines
+
+
+def _inference(inference: dict[str, Any]) -> list[str]:
+    lines = ["", "## Inference (eval mode)", "",
+             "| network | batch | fcnn ms | fcnn img/s | PyTorch ms | ratio |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name, r in inference.items():
+        for i, f in enumerate(r["fcnn"]):
+            t = r["torch"][i] if "torch" in r else None
+            torch_cells = f"{t['ms']:.2f} | {_ratio(f['ms'], t['ms'])}" if t else "– | –"
+            fcnn_cells = f"{f['ms']:.2f} | {f['images_per_s']:.0f}"
+            lines.append(f"| {name} | {f['batch']} | {fcnn_cells} | {torch_cells} |")
+    return lines
+
+
+def _gflops(row: dict[str, Any], peak: float) -> str:
+    if row["fwd_gflops"] is None:
+        return "–"
+    f, b = row["fwd_gflops"], row["bwd_gflops"]
+    return f"{f:.0f}/{b:.0f} ({f / peak:.0%}/{b / peak:.0%})"
+
+
+def _layers(name: str, r: dict[str, Any], peak: float) -> list[str]:
+    rows, t_rows = r["fcnn"], r.get("torch")
+    total_f = sum(x["fwd_ms"] for x in rows)
+    total_b = sum(x["bwd_ms"] for x in rows)
+    lines = ["", f"## Layers of {name} (batch 128; where the time goes)", "",
+             "| # | layer | out shape | fwd ms | bwd ms | share | GFLOP/s fwd/bwd (of peak) "
+             "| PyTorch fwd/bwd ms | ratio fwd/bwd |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for i, x in enumerate(rows):
+        share = (x["fwd_ms"] + x["bwd_ms"]) / (total_f + total_b)
+        torch_cells = "– | –"
+        if t_rows:
+            t = t_rows[i]
+            ratios = f"{_ratio(x['fwd_ms'], t['fwd_ms'])}/{_ratio(x['bwd_ms'], t['bwd_ms'])}"
+            torch_cells = f"{t['fwd_ms']:.2f}/{t['bwd_ms']:.2f} | {ratios}"
+        lines.append(
+            f"| {i} | {x['layer']} | {tuple(x['out_shape'])} | {x['fwd_ms']:.2f} | "
+            f"{x['bwd_ms']:.2f} | {share:.0%} | {_gflops(x, peak)} | {torch_cells} |"
+        )
+    torch_total = "| "
+    if t_rows:
+        tf = sum(t["fwd_ms"] for t in t_rows)
+        tb = sum(t["bwd_ms"] for t in t_rows)
+        torch_total = f"{tf:.1f}/{tb:.1f} | {_ratio(total_f, tf)}/{_ratio(total_b, tb)}"
+    lines.append(f"| | total | | {total_f:.1f} | {total_b:.1f} | | | {torch_total} |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    lines = _header(env) + _epochs(results["epochs"]) + _inference(results["inference"])
+    for name, r in results["layers"].items():
+        lines += _layers(name, r, env["gemm_peak_gflops"])
+    return "\n".join(lines) + "\n"
