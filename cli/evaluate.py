@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
 from cli.common import console, fail, friendly_errors
-from fcnn.evaluation import evaluate_model
+from fcnn.evaluation import evaluate_model, plot_reliability
 from fcnn.inference import load
 from fcnn.training.config import load_config
+from fcnn.training.reports import plot_confusion
 from fcnn.training.run import prepare_data
 
 
@@ -24,6 +26,9 @@ def evaluate_command(
     data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
+    figures: Annotated[
+        Path | None, typer.Option(help="Folder for the confusion matrix and reliability diagram")
+    ] = Path("reports/figures"),
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a held-out split."""
     if split not in ("test", "val"):
@@ -38,6 +43,15 @@ def evaluate_command(
     report = evaluate_model(model, data.test if split == "test" else data.val)
     report["split"] = split
     report["weights"] = str(weights)
+    if figures is not None:
+        stem = f"{cfg.name}-{split}"
+        title = f"{cfg.name} ({split} split)"
+        plot_confusion(np.array(report["confusion_matrix"]), report["class_names"],
+                       figures / f"{stem}-confusion.png", title)  # fmt: skip
+        plot_reliability(report, figures / f"{stem}-reliability.png", title)
+        report["figures"] = [str(figures / f"{stem}-confusion.png"),
+                             str(figures / f"{stem}-reliability.png")]  # fmt: skip
+    report = {k: v for k, v in report.items() if not k.startswith("_")}
     if json_:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -45,7 +59,7 @@ def evaluate_command(
         f"{split} split, {report['n']} images: accuracy [bold]{report['accuracy']:.4f}[/], "
         f"balanced accuracy {report['balanced_accuracy']:.4f}, "
         f"macro AUC {report['macro_auc']:.4f}, "
-        f"ECE {report['ece']:.4f}"
+        f"ECE {report['ece']:.4f} (uncalibrated {report['ece_uncalibrated']:.4f})"
     )
     table = Table("class", "precision", "recall", "F1", "AUC", "support")
     for row in report["per_class"]:
@@ -64,3 +78,10 @@ def evaluate_command(
     for name, counts in zip(names, report["confusion_matrix"], strict=True):
         conf.add_row(name, *(str(c) for c in counts))
     console.print(conf)
+    for column, groups in report["subgroups"].items():
+        sub_table = Table(column, "n", "accuracy", "balanced acc.", "macro AUC", title="subgroups")
+        for value, m in groups.items():
+            auc = "-" if m["macro_auc"] is None else f"{m['macro_auc']:.3f}"
+            sub_table.add_row(value, str(m["n"]), f"{m['accuracy']:.3f}",
+                              f"{m['balanced_accuracy']:.3f}", auc)  # fmt: skip
+        console.print(sub_table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,31 +10,85 @@ import numpy as np
 from fcnn import metrics
 from fcnn.data.dataset import Dataset
 from fcnn.inference import Model
+from fcnn.layers.activations import SoftmaxParams
+from fcnn.layers.activations import forward as softmax_forward
 
-__all__ = ["evaluate_model"]
+__all__ = ["age_band", "evaluate_model", "plot_reliability"]
+
+AGE_BANDS = ((0, 30, "<30"), (30, 45, "30-44"), (45, 60, "45-59"), (60, 75, "60-74"),
+             (75, 200, "75+"))  # fmt: skip
+
+
+def age_band(age: float) -> str:
+    if not np.isfinite(age):
+        return "unknown"
+    return next(label for lo, hi, label in AGE_BANDS if lo <= age < hi)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    return softmax_forward(SoftmaxParams(), logits.astype(np.float64))[0]
+
+
+def _summary(labels: np.ndarray, probs: np.ndarray, k: int) -> dict[str, Any]:
+    confusion = metrics.confusion_matrix(labels, probs.argmax(axis=1), k)
+    _, macro_auc = metrics.roc_auc_ovr(labels, probs)
+    return {
+        "n": int(labels.size),
+        "accuracy": metrics.accuracy(confusion),
+        "balanced_accuracy": metrics.balanced_accuracy(confusion),
+        "macro_auc": None if np.isnan(macro_auc) else macro_auc,
+    }
+
+
+def _subgroups(data: Dataset, probs: np.ndarray, min_n: int = 20) -> dict[str, Any]:
+    """Metrics per sex, age band and body site (groups of at least ``min_n`` images)."""
+    columns = {}
+    if "sex" in data.meta:
+        columns["sex"] = data.meta["sex"]
+    if "age" in data.meta:
+        columns["age_band"] = np.array([age_band(a) for a in data.meta["age"]])
+    if "localization" in data.meta:
+        columns["body_site"] = data.meta["localization"]
+    out: dict[str, Any] = {}
+    for name, column in columns.items():
+        groups = {}
+        for value in sorted(set(column.tolist())):
+            members = column == value
+            if members.sum() >= min_n:
+                groups[str(value)] = _summary(data.labels[members], probs[members],
+                                              data.num_classes)  # fmt: skip
+        out[name] = groups
+    return out
 
 
 def evaluate_model(model: Model, data: Dataset, batch_size: int = 500) -> dict[str, Any]:
-    """Accuracy, balanced accuracy, per-class precision/recall/F1, ROC AUC, ECE and the
-    confusion matrix, as plain JSON-able data."""
+    """Accuracy, balanced accuracy, per-class precision/recall/F1/AUC, ECE (15 bins) before
+    and after calibration, NLL, the confusion matrix and per-subgroup metrics, as JSON-able data."""
     if tuple(data.class_names) != tuple(model.class_names):
         raise ValueError(
             f"the model's classes {list(model.class_names)} differ from the data set's "
             f"{list(data.class_names)}"
         )
-    probs = model.predict(data.images, batch_size)
-    preds = probs.argmax(axis=1)
+    raw = model.raw_logits(data.images, batch_size)
+    calibrated = model.calibration.apply(raw)
+    probs, raw_probs = _softmax(calibrated), _softmax(raw)
     k = len(model.class_names)
-    confusion = metrics.confusion_matrix(data.labels, preds, k)
+    confusion = metrics.confusion_matrix(data.labels, probs.argmax(axis=1), k)
     precision, recall, f1 = metrics.precision_recall_f1(confusion)
     auc, macro_auc = metrics.roc_auc_ovr(data.labels, probs)
     support = confusion.sum(axis=1)
+    log_p = np.log(np.clip(probs[np.arange(len(data)), data.labels], 1e-12, None))
+    raw_log_p = np.log(np.clip(raw_probs[np.arange(len(data)), data.labels], 1e-12, None))
     return {
         "n": len(data),
         "accuracy": metrics.accuracy(confusion),
         "balanced_accuracy": metrics.balanced_accuracy(confusion),
         "macro_auc": macro_auc,
         "ece": metrics.expected_calibration_error(data.labels, probs),
+        "ece_uncalibrated": metrics.expected_calibration_error(data.labels, raw_probs),
+        "nll": float(-log_p.mean()),
+        "nll_uncalibrated": float(-raw_log_p.mean()),
+        "calibration": model.calibration.to_dict(),
         "per_class": [
             {
                 "class": name,
@@ -47,4 +102,33 @@ def evaluate_model(model: Model, data: Dataset, batch_size: int = 500) -> dict[s
         ],
         "confusion_matrix": confusion.tolist(),
         "class_names": list(model.class_names),
+        "subgroups": _subgroups(data, probs),
+        "_probs": probs,  # for figures; dropped before JSON
+        "_raw_probs": raw_probs,
+        "_labels": data.labels,
     }
+
+
+def plot_reliability(report: dict[str, Any], path: Path, title: str, bins: int = 15) -> None:
+    """Reliability diagram (accuracy against confidence per bin), before and after calibration."""
+    from fcnn.training.reports import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    edges = np.linspace(0, 1, bins + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    labels = report["_labels"]
+    for key, name, ece_key in (("_raw_probs", "uncalibrated", "ece_uncalibrated"),
+                               ("_probs", "calibrated", "ece")):  # fmt: skip
+        probs = report[key]
+        conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
+        which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
+        acc = [correct[which == b].mean() if np.any(which == b) else np.nan for b in range(bins)]
+        ax.plot(centers, acc, "o-", label=f"{name} (ECE {report[ece_key]:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", title=title,
+           xlim=(0, 1), ylim=(0, 1))  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    _save(fig, path, plt)

@@ -6,6 +6,9 @@
   convs with BatchNorm and ReLU (32, 64, 128 channels by default), max-pool after
   each, then global average pooling, dropout and a dense classifier.
 - ``bn_net_mnist``: the BatchNorm benchmark net of the performance issue.
+- ``dermascan_cnn``: the DermaScan classifier for 3×64×64 dermatoscopic images: four
+  conv-BatchNorm-ReLU blocks (32, 64, 128, 192 channels) with max-pooling after the
+  first three, global average pooling, dropout and a dense layer over the 7 classes.
 """
 
 from __future__ import annotations
@@ -79,10 +82,23 @@ def bn_net_mnist(num_classes: int = 10) -> Preset:
     return Preset("bn_net_mnist", net, (1, 28, 28))
 
 
+def dermascan_cnn(num_classes: int = 7, widths: tuple[int, ...] = (32, 64, 128, 192),
+                  drop_rate: float = 0.3, image_size: int = 64) -> Preset:  # fmt: skip
+    blocks: list[Layer] = []
+    for i, width in enumerate(widths):
+        blocks += _conv_bn_relu(width)
+        if i < len(widths) - 1:
+            blocks.append(MaxPool2D(2))
+    net = serial(*blocks, GlobalAvgPool2D(), Dropout(drop_rate),
+                 Dense(num_classes, w_init="glorot_uniform"))  # fmt: skip
+    return Preset("dermascan_cnn", net, (3, image_size, image_size))
+
+
 _PRESETS: dict[str, Callable[..., Preset]] = {
     "lenet_mnist": lenet_mnist,
     "tiny_vgg_cifar": tiny_vgg_cifar,
     "bn_net_mnist": bn_net_mnist,
+    "dermascan_cnn": dermascan_cnn,
 }
 
 

@@ -143,3 +143,36 @@ def test_predict_on_a_non_image_is_an_error(trained, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     result = runner.invoke(app, ["predict", "--weights", str(best), str(tmp_path / "notes.txt")])
     assert result.exit_code == 2 and "unreadable image" in result.output
+
+
+def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_path):
+    from helpers import write_ham
+
+    write_ham(tmp_path / "data", per_class=12)
+    best = tmp_path / "derma.npz"
+    common = [
+        "--set",
+        "data.image_size=[16, 16]",
+        "--set",
+        "model_options={widths: [8, 8], image_size: 16}",
+    ]
+    args = ["train", "configs/dermascan.yaml", "--data-dir", str(tmp_path / "data"), "--no-progress",
+            "--set", f"runs_dir={tmp_path}/runs", "--set", f"reports_dir={tmp_path}/reports",
+            "--set", "train.epochs=8", "--set", "train.batch_size=16", "--set", "train.lr=0.01",
+            "--set", f"callbacks=[{{checkpoint: {{filepath: '{best}', monitor: val_balanced_acc}}}}]",
+            *common]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 rows" in result.output and "calibration (" in result.output
+    figures = tmp_path / "figs"
+    result = runner.invoke(app, ["evaluate", "configs/dermascan.yaml", "--weights", str(best),
+                                 "--data-dir", str(tmp_path / "data"), "--json",
+                                 "--figures", str(figures), *common])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["class_names"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    assert {"ece", "ece_uncalibrated", "macro_auc", "balanced_accuracy"} <= set(report)
+    assert set(report["subgroups"]) == {"sex", "age_band", "body_site"}
+    assert report["accuracy"] > 0.5  # colours encode the classes
+    assert sorted(p.name for p in figures.iterdir()) == [
+        "dermascan-test-confusion.png", "dermascan-test-reliability.png"]  # fmt: skip

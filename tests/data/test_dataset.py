@@ -12,8 +12,9 @@ def _data(n=200):
 
 
 def test_split_is_seeded_stratified_and_disjoint():
-    data = Dataset(np.arange(200, dtype=np.uint8).reshape(200, 1, 1, 1), _data().labels,
-                   ("a", "b", "c"))
+    data = Dataset(
+        np.arange(200, dtype=np.uint8).reshape(200, 1, 1, 1), _data().labels, ("a", "b", "c")
+    )
     train, val = train_val_split(data, 0.1, fr.key(0))
     assert val.class_counts().tolist() == [15, 4, 1]
     assert len(train) + len(val) == 200

@@ -1,38 +1,11 @@
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import write_ham as _write_ham
 
 from fcnn import random as fr
 from fcnn.data import ham10000
 from fcnn.data.dataset import split_indices
 from fcnn.data.errors import DataError
-
-HEADER = "lesion_id,image_id,dx,dx_type,age,sex,localization\n"
-
-
-def _write_ham(root, layout="single", per_class=6, images_per_lesion=2):
-    folder = root / "ham10000"
-    subs = ["HAM10000_images"] if layout == "single" else [
-        "HAM10000_images_part_1", "HAM10000_images_part_2"]  # fmt: skip
-    for s in subs:
-        (folder / s).mkdir(parents=True)
-    rows, n = [], 0
-    rng = np.random.default_rng(0)
-    for c, dx in enumerate(ham10000.CLASS_NAMES):
-        for lesion in range(per_class):
-            for _ in range(images_per_lesion):
-                image_id = f"ISIC_{n:07d}"
-                color = np.array([30 * c, 255 - 30 * c, 100], np.uint8)
-                arr = np.clip(rng.normal(color, 5, (40, 50, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(arr).save(folder / subs[n % len(subs)] / f"{image_id}.jpg")
-                age = "" if n % 7 == 0 else str(20 + 5 * (n % 10))
-                rows.append(f"HAM_{c:02d}{lesion:03d},{image_id},{dx},histo,{age},"
-                            f"{'male' if n % 2 else 'female'},back\n")  # fmt: skip
-                n += 1
-    rows.append("HAM_9999999,ISIC_9999999,nv,histo,40,male,back\n")  # listed, image missing
-    rows.append("HAM_9999998,ISIC_0000000,scc,histo,40,male,back\n")  # unknown class
-    (folder / "HAM10000_metadata.csv").write_text(HEADER + "".join(rows))
-    return n
 
 
 @pytest.mark.parametrize("layout", ["single", "parts"])

@@ -12,8 +12,9 @@ def _batch():
 def test_same_key_same_result_and_input_untouched():
     x = _batch()
     before = x.copy()
-    aug = Augmentation(crop_padding=2, hflip=True, vflip=True, rot90=True, brightness=0.1,
-                       contrast=0.1)
+    aug = Augmentation(
+        crop_padding=2, hflip=True, vflip=True, rot90=True, brightness=0.1, contrast=0.1
+    )
     a, b = augment(x, aug, fr.key(1)), augment(x, aug, fr.key(1))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, augment(x, aug, fr.key(2)))
@@ -29,8 +30,8 @@ def test_crop_is_a_shift_with_zero_fill():
         for dr in range(-2, 3):
             for dc in range(-2, 3):
                 shifted = np.zeros_like(x[i])
-                src = x[i][:, max(0, dr):5 + min(0, dr), max(0, dc):5 + min(0, dc)]
-                shifted[:, max(0, -dr):5 + min(0, -dr), max(0, -dc):5 + min(0, -dc)] = src
+                src = x[i][:, max(0, dr) : 5 + min(0, dr), max(0, dc) : 5 + min(0, dc)]
+                shifted[:, max(0, -dr) : 5 + min(0, -dr), max(0, -dc) : 5 + min(0, -dc)] = src
                 found = found or np.array_equal(out[i], shifted)
         assert found, f"image {i} is not a shifted copy"
 
