@@ -43,8 +43,11 @@ def _mnist(quick: bool, data_dir: str | None) -> tuple[Dataset, str]:
         source = "MNIST training set"
     except DataError:
         rng = np.random.default_rng(0)
-        train = Dataset(rng.integers(0, 256, (60_000, 1, 28, 28), dtype=np.uint8),
-                        rng.integers(0, 10, 60_000), tuple("0123456789"))  # fmt: skip
+        train = Dataset(
+            rng.integers(0, 256, (60_000, 1, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, 60_000),
+            tuple("0123456789"),
+        )
         source = "random 28x28 images (MNIST not found; timings only)"
     if quick:
         train = train.subset(np.arange(2_000))
@@ -70,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     use_torch = torch_side.available() and not args.no_torch
     env: dict[str, Any] = {
-        "fcnn": __version__, "numpy": np.__version__, "python": platform.python_version(),
-        "cpus": os.cpu_count(), "machine": platform.machine(),
+        "fcnn": __version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
         "gemm_peak_gflops": gemm_peak_gflops(1024 if args.quick else 2048),
         "quick": args.quick,
-    }  # fmt: skip
+    }
     if use_torch:
         import torch
 

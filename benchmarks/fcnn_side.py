@@ -53,10 +53,19 @@ def per_layer(preset: models.Preset, batch: int, repeats: int) -> list[dict[str,
             repeats,
         )
         flops = layer_flops(layer.spec, shape, out_shape) * batch
-        rows.append({"index": i, "layer": repr(layer), "spec": layer.spec, "in_shape": list(shape),
-                     "out_shape": list(out_shape), "fwd_ms": fwd * 1e3, "bwd_ms": bwd * 1e3,
-                     "fwd_gflops": flops / fwd / 1e9 if flops else None,
-                     "bwd_gflops": 2 * flops / bwd / 1e9 if flops else None})  # fmt: skip
+        rows.append(
+            {
+                "index": i,
+                "layer": repr(layer),
+                "spec": layer.spec,
+                "in_shape": list(shape),
+                "out_shape": list(out_shape),
+                "fwd_ms": fwd * 1e3,
+                "bwd_ms": bwd * 1e3,
+                "fwd_gflops": flops / fwd / 1e9 if flops else None,
+                "bwd_gflops": 2 * flops / bwd / 1e9 if flops else None,
+            }
+        )
         x, shape = y, out_shape
     return rows
 
@@ -80,8 +89,11 @@ def train_epoch(
         )
         loss_sum += loss * len(idx)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "images_per_s": len(data) / seconds,
-            "mean_loss": loss_sum / len(data)}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "images_per_s": len(data) / seconds,
+        "mean_loss": loss_sum / len(data),
+    }
 
 
 def inference(preset: models.Preset, batch: int, repeats: int) -> dict[str, Any]:

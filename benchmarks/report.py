@@ -26,9 +26,13 @@ def _header(env: dict[str, Any]) -> list[str]:
 
 
 def _epochs(epochs: dict[str, Any]) -> list[str]:
-    lines = ["", "## Training epochs (ratio = fcnn time / PyTorch time)", "",
-             "| network | fcnn s/epoch | fcnn img/s | PyTorch s/epoch | PyTorch img/s | ratio |",
-             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "",
+        "## Training epochs (ratio = fcnn time / PyTorch time)",
+        "",
+        "| network | fcnn s/epoch | fcnn img/s | PyTorch s/epoch | PyTorch img/s | ratio |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in epochs.items():
         f, t = r["fcnn"], r.get("torch")
         torch_cells = "– | – | –"
@@ -40,9 +44,13 @@ def _epochs(epochs: dict[str, Any]) -> list[str]:
 
 
 def _inference(inference: dict[str, Any]) -> list[str]:
-    lines = ["", "## Inference (eval mode)", "",
-             "| network | batch | fcnn ms | fcnn img/s | PyTorch ms | ratio |",
-             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "",
+        "## Inference (eval mode)",
+        "",
+        "| network | batch | fcnn ms | fcnn img/s | PyTorch ms | ratio |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in inference.items():
         for i, f in enumerate(r["fcnn"]):
             t = r["torch"][i] if "torch" in r else None
@@ -63,10 +71,14 @@ def _layers(name: str, r: dict[str, Any], peak: float) -> list[str]:
     rows, t_rows = r["fcnn"], r.get("torch")
     total_f = sum(x["fwd_ms"] for x in rows)
     total_b = sum(x["bwd_ms"] for x in rows)
-    lines = ["", f"## Layers of {name} (batch 128; where the time goes)", "",
-             "| # | layer | out shape | fwd ms | bwd ms | share | GFLOP/s fwd/bwd (of peak) "
-             "| PyTorch fwd/bwd ms | ratio fwd/bwd |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "",
+        f"## Layers of {name} (batch 128; where the time goes)",
+        "",
+        "| # | layer | out shape | fwd ms | bwd ms | share | GFLOP/s fwd/bwd (of peak) "
+        "| PyTorch fwd/bwd ms | ratio fwd/bwd |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for i, x in enumerate(rows):
         share = (x["fwd_ms"] + x["bwd_ms"]) / (total_f + total_b)
         torch_cells = "– | –"

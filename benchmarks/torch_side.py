@@ -36,8 +36,11 @@ def module_from_spec(spec: dict[str, Any], in_shape: tuple[int, ...]):
     if kind == "Conv2D":
         k, s, d = _pair(spec["kernel_size"]), _pair(spec["stride"]), _pair(spec["dilation"])
         p = spec["padding"]
-        pad = tuple((d[i] * (k[i] - 1)) // 2 for i in range(2)) if p == "same" else (
-            (0, 0) if p == "valid" else _pair(p))  # fmt: skip
+        pad = (
+            tuple((d[i] * (k[i] - 1)) // 2 for i in range(2))
+            if p == "same"
+            else ((0, 0) if p == "valid" else _pair(p))
+        )
         m = nn.Conv2d(in_shape[0], spec["out_channels"], k, s, pad, d)
         oh = (in_shape[1] + 2 * pad[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
         ow = (in_shape[2] + 2 * pad[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
@@ -100,8 +103,9 @@ def per_layer(spec: dict[str, Any], in_shape, batch: int, repeats: int) -> list[
     return rows
 
 
-def train_epoch(spec, in_shape, images: np.ndarray, labels: np.ndarray, batch: int,
-                lr: float = 0.01) -> dict[str, Any]:  # fmt: skip
+def train_epoch(
+    spec, in_shape, images: np.ndarray, labels: np.ndarray, batch: int, lr: float = 0.01
+) -> dict[str, Any]:
     import torch
 
     torch.manual_seed(0)
@@ -124,8 +128,11 @@ def train_epoch(spec, in_shape, images: np.ndarray, labels: np.ndarray, batch: i
         opt.step()
         loss_sum += float(loss) * len(idx)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "images_per_s": len(labels) / seconds,
-            "mean_loss": loss_sum / len(labels)}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "images_per_s": len(labels) / seconds,
+        "mean_loss": loss_sum / len(labels),
+    }
 
 
 def inference(spec, in_shape, batch: int, repeats: int) -> dict[str, Any]:

@@ -46,11 +46,17 @@ def evaluate_command(
     if figures is not None:
         stem = f"{cfg.name}-{split}"
         title = f"{cfg.name} ({split} split)"
-        plot_confusion(np.array(report["confusion_matrix"]), report["class_names"],
-                       figures / f"{stem}-confusion.png", title)  # fmt: skip
+        plot_confusion(
+            np.array(report["confusion_matrix"]),
+            report["class_names"],
+            figures / f"{stem}-confusion.png",
+            title,
+        )
         plot_reliability(report, figures / f"{stem}-reliability.png", title)
-        report["figures"] = [str(figures / f"{stem}-confusion.png"),
-                             str(figures / f"{stem}-reliability.png")]  # fmt: skip
+        report["figures"] = [
+            str(figures / f"{stem}-confusion.png"),
+            str(figures / f"{stem}-reliability.png"),
+        ]
     report = {k: v for k, v in report.items() if not k.startswith("_")}
     if json_:
         typer.echo(json.dumps(report, indent=2))
@@ -82,6 +88,7 @@ def evaluate_command(
         sub_table = Table(column, "n", "accuracy", "balanced acc.", "macro AUC", title="subgroups")
         for value, m in groups.items():
             auc = "-" if m["macro_auc"] is None else f"{m['macro_auc']:.3f}"
-            sub_table.add_row(value, str(m["n"]), f"{m['accuracy']:.3f}",
-                              f"{m['balanced_accuracy']:.3f}", auc)  # fmt: skip
+            sub_table.add_row(
+                value, str(m["n"]), f"{m['accuracy']:.3f}", f"{m['balanced_accuracy']:.3f}", auc
+            )
         console.print(sub_table)

@@ -41,8 +41,12 @@ class Calibration:
         return logits
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "temperature": self.temperature,
-                "scale": list(self.scale), "bias": list(self.bias)}  # fmt: skip
+        return {
+            "method": self.method,
+            "temperature": self.temperature,
+            "scale": list(self.scale),
+            "bias": list(self.bias),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Calibration:

@@ -15,8 +15,13 @@ from fcnn.layers.activations import forward as softmax_forward
 
 __all__ = ["age_band", "evaluate_model", "plot_reliability"]
 
-AGE_BANDS = ((0, 30, "<30"), (30, 45, "30-44"), (45, 60, "45-59"), (60, 75, "60-74"),
-             (75, 200, "75+"))  # fmt: skip
+AGE_BANDS = (
+    (0, 30, "<30"),
+    (30, 45, "30-44"),
+    (45, 60, "45-59"),
+    (60, 75, "60-74"),
+    (75, 200, "75+"),
+)
 
 
 def age_band(age: float) -> str:
@@ -55,8 +60,9 @@ def _subgroups(data: Dataset, probs: np.ndarray, min_n: int = 20) -> dict[str, A
         for value in sorted(set(column.tolist())):
             members = column == value
             if members.sum() >= min_n:
-                groups[str(value)] = _summary(data.labels[members], probs[members],
-                                              data.num_classes)  # fmt: skip
+                groups[str(value)] = _summary(
+                    data.labels[members], probs[members], data.num_classes
+                )
         out[name] = groups
     return out
 
@@ -118,16 +124,23 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str, bins: int =
     edges = np.linspace(0, 1, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
     labels = report["_labels"]
-    for key, name, ece_key in (("_raw_probs", "uncalibrated", "ece_uncalibrated"),
-                               ("_probs", "calibrated", "ece")):  # fmt: skip
+    for key, name, ece_key in (
+        ("_raw_probs", "uncalibrated", "ece_uncalibrated"),
+        ("_probs", "calibrated", "ece"),
+    ):
         probs = report[key]
         conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
         which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
         acc = [correct[which == b].mean() if np.any(which == b) else np.nan for b in range(bins)]
         ax.plot(centers, acc, "o-", label=f"{name} (ECE {report[ece_key]:.3f})")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", title=title,
-           xlim=(0, 1), ylim=(0, 1))  # fmt: skip
+    ax.set(
+        xlabel="confidence (top probability)",
+        ylabel="accuracy",
+        title=title,
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     fig.tight_layout()

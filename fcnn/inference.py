@@ -26,9 +26,11 @@ from fcnn.calibration import Calibration
 from fcnn.data.errors import DataError
 from fcnn.data.preprocess import prepare_image
 from fcnn.data.transforms import Normalization, normalize
+from fcnn.explain import features
 from fcnn.layers import Layer
 from fcnn.layers.activations import SoftmaxParams
 from fcnn.layers.activations import forward as activation_forward
+from fcnn.ood import OodDetector
 from fcnn.training.loop import predict_logits
 
 __all__ = ["EXPORT_ARCHITECTURE", "EXPORT_WEIGHTS", "Model", "load"]
@@ -49,6 +51,23 @@ class Model:
     normalization: Normalization
     manifest: dict[str, Any]
     calibration: Calibration = Calibration()
+    ood: OodDetector | None = None
+
+    def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """Penultimate (global-average-pooled) features of raw-pixel images."""
+        x = self.preprocess(images)
+        parts = [
+            features(self.net, self.params, self.state, x[i : i + batch_size])
+            for i in range(0, x.shape[0], batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def unfamiliar(self, images: np.ndarray) -> list[str | None]:
+        """Per image ``"not_skin"`` when it does not look like the training data, else None
+        (always None when the model has no out-of-distribution detector)."""
+        if self.ood is None:
+            return [None] * len(images)
+        return self.ood.reasons(np.asarray(images), self.features(images))
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """Raw pixels (N, C, H, W) in 0..255 -> normalized float32, shape checked."""
@@ -113,6 +132,7 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
             Normalization.from_dict(m["normalization"]),
             m,
             Calibration.from_dict(m.get("calibration")),
+            OodDetector.from_manifest(m["ood"], ckpt.group("ood")) if "ood" in m else None,
         )
     except KeyError as exc:
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None

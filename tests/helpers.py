@@ -30,8 +30,11 @@ def write_ham(root, layout="single", per_class=6, images_per_lesion=2):
     """A tiny HAM10000 folder: each class a colour, lesions of several images, one listed
     image missing and one row of an unknown class. Returns the number of usable images."""
     folder = root / "ham10000"
-    subs = ["HAM10000_images"] if layout == "single" else [
-        "HAM10000_images_part_1", "HAM10000_images_part_2"]  # fmt: skip
+    subs = (
+        ["HAM10000_images"]
+        if layout == "single"
+        else ["HAM10000_images_part_1", "HAM10000_images_part_2"]
+    )
     for s in subs:
         (folder / s).mkdir(parents=True)
     rows, n = [], 0
@@ -44,8 +47,10 @@ def write_ham(root, layout="single", per_class=6, images_per_lesion=2):
                 arr = np.clip(rng.normal(color, 5, (40, 50, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(arr).save(folder / subs[n % len(subs)] / f"{image_id}.jpg")
                 age = "" if n % 7 == 0 else str(20 + 5 * (n % 10))
-                rows.append(f"HAM_{c:02d}{lesion:03d},{image_id},{dx},histo,{age},"
-                            f"{'male' if n % 2 else 'female'},back\n")  # fmt: skip
+                rows.append(
+                    f"HAM_{c:02d}{lesion:03d},{image_id},{dx},histo,{age},"
+                    f"{'male' if n % 2 else 'female'},back\n"
+                )
                 n += 1
     rows.append("HAM_9999999,ISIC_9999999,nv,histo,40,male,back\n")  # listed, image missing
     rows.append("HAM_9999998,ISIC_0000000,scc,histo,40,male,back\n")  # unknown class

@@ -100,6 +100,7 @@ def train_val_split(data: Dataset, fraction: float, key: fr.Key) -> tuple[Datase
     (whole groups, when the data set has them)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must lie in (0, 1), got {fraction}")
-    val, train = split_indices(data.labels, data.groups, (fraction, 1.0 - fraction), key,
-                               data.num_classes)  # fmt: skip
+    val, train = split_indices(
+        data.labels, data.groups, (fraction, 1.0 - fraction), key, data.num_classes
+    )
     return data.subset(train), data.subset(val)

@@ -73,8 +73,10 @@ def read_metadata(path: Path) -> tuple[list[Row], list[str]]:
             rows, skipped = [], []
             for line, rec in enumerate(reader, start=2):
                 if rec["dx"] not in CLASS_NAMES:
-                    skipped.append(f"{path.name} line {line}: unknown dx {rec['dx']!r} "
-                                   f"(image {rec['image_id']})")  # fmt: skip
+                    skipped.append(
+                        f"{path.name} line {line}: unknown dx {rec['dx']!r} "
+                        f"(image {rec['image_id']})"
+                    )
                     continue
                 try:
                     age = float(rec["age"]) if rec["age"] else float("nan")
@@ -164,9 +166,12 @@ def load(root: Path, *, image_size: tuple[int, int] = (64, 64), use_cache: bool 
 
 
 def load_splits(
-    root: Path, *, image_size: tuple[int, int] = (64, 64), test_fraction: float = 0.15,
+    root: Path,
+    *,
+    image_size: tuple[int, int] = (64, 64),
+    test_fraction: float = 0.15,
     seed: int = 0,
-) -> tuple[Dataset, Dataset, tuple[str, ...]]:  # fmt: skip
+) -> tuple[Dataset, Dataset, tuple[str, ...]]:
     """``(train_full, test, skipped)``: a seeded, lesion-grouped, class-stratified test split.
 
     The validation split is cut from ``train_full`` by the training pipeline with the

@@ -41,7 +41,8 @@ def load_dataset(
     if name == "cifar10":
         return Loaded(*cifar10.load(root, allow_download=allow_download, progress=progress))
     if name == "ham10000":
-        train, test, skipped = ham10000.load_splits(root, image_size=image_size or (64, 64),
-                                                    seed=seed)  # fmt: skip
+        train, test, skipped = ham10000.load_splits(
+            root, image_size=image_size or (64, 64), seed=seed
+        )
         return Loaded(train, test, skipped)
     raise ValueError(f"unknown dataset {name!r}; choose one of {list(NAMES)}")

@@ -147,6 +147,7 @@ class Config:
     data: DataConfig = DataConfig()
     callbacks: tuple[Any, ...] = ()
     calibration: Literal["none", "temperature", "vector"] = "none"
+    ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
     reports_dir: str = "reports"
     name: str = ""  # filled from the file name when empty

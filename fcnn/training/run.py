@@ -29,13 +29,13 @@ import attrs
 import numpy as np
 import yaml
 
-from fcnn import calibration, checkpoint, metrics, models, optim
+from fcnn import calibration, checkpoint, explain, metrics, models, ood, optim
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
 from fcnn.data.dataset import Dataset, train_val_split
 from fcnn.data.paths import data_root
 from fcnn.data.registry import load_dataset
-from fcnn.data.transforms import Augmentation, Normalization, fit_normalization
+from fcnn.data.transforms import Augmentation, Normalization, fit_normalization, normalize
 from fcnn.io import atomic_write_text
 from fcnn.optim import schedules
 from fcnn.training import reports
@@ -116,8 +116,9 @@ def _limit(data: Dataset, limit: int | None, key: fr.Key) -> Dataset:
 def prepare_data(config: Config, data_dir: str | Path | None, progress=None) -> PreparedData:
     """Load the config's data set, limit it, split off validation, fit normalization."""
     root = data_root(data_dir)
-    loaded = load_dataset(config.dataset, root, image_size=config.data.image_size,
-                          seed=config.seed, progress=progress)  # fmt: skip
+    loaded = load_dataset(
+        config.dataset, root, image_size=config.data.image_size, seed=config.seed, progress=progress
+    )
     train_full, test = loaded.train, loaded.test
     key = fr.fold_in(fr.key(config.seed), 1)
     k_limit_train, k_limit_test, k_split = fr.split(key, 3)
@@ -512,8 +513,10 @@ class _Run:
         for note in data.notes:
             log.warning("skipped: %s", note)
         if data.notes:
-            self.echo(f"the loader skipped {len(data.notes)} rows (listed in log.txt), "
-                      f"e.g. {data.notes[0]}")  # fmt: skip
+            self.echo(
+                f"the loader skipped {len(data.notes)} rows (listed in log.txt), "
+                f"e.g. {data.notes[0]}"
+            )
         stopped_early = False
         for epoch in range(self.prog.epoch, cfg.train.epochs):
             t0 = time.perf_counter()
@@ -533,8 +536,9 @@ class _Run:
             _, params, state = checkpoint.build(checkpoint.load(best_path))
         cal = self._calibrate(params, state, best_path or self.s.last_path)
         net, batch = self.s.trainer.net, cfg.train.eval_batch_size
-        test = evaluate(net, params, state, data.test.images, data.test.labels,
-                        data.normalization, batch)  # fmt: skip
+        test = evaluate(
+            net, params, state, data.test.images, data.test.labels, data.normalization, batch
+        )
         preds = cal.apply(test.logits).argmax(axis=1)
         confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
         test_acc = metrics.accuracy(confusion)
@@ -542,45 +546,106 @@ class _Run:
         best_val = max((h["val_acc"] for h in self.history), default=float("nan"))
         source = "best checkpoint" if best_path else "final params"
         balanced = metrics.balanced_accuracy(confusion)
-        line = (f"test accuracy {test_acc:.4f}, balanced {balanced:.4f} ({source}); "
-                f"best val_acc {best_val:.4f}; wall time {wall:.0f}s")  # fmt: skip
+        line = (
+            f"test accuracy {test_acc:.4f}, balanced {balanced:.4f} ({source}); "
+            f"best val_acc {best_val:.4f}; wall time {wall:.0f}s"
+        )
         log.info(line)
         self.echo(line)
-        summary = {"test_acc": test_acc, "test_balanced_acc": balanced,
-                   "test_loss": test.loss, "best_val_acc": best_val,
-                   "epochs_run": len(self.history), "wall_time_s": wall,
-                   "calibration": cal.to_dict(),
-                   "best_checkpoint": str(best_path) if best_path else None}  # fmt: skip
+        summary = {
+            "test_acc": test_acc,
+            "test_balanced_acc": balanced,
+            "test_loss": test.loss,
+            "best_val_acc": best_val,
+            "epochs_run": len(self.history),
+            "wall_time_s": wall,
+            "calibration": cal.to_dict(),
+            "best_checkpoint": str(best_path) if best_path else None,
+        }
         atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
-        _write_reports(cfg, self.s.run_dir, self.history, confusion, data.test.class_names,
-                       test_acc, best_val, wall)  # fmt: skip
-        return RunResult(self.s.run_dir, self.history, best_path, self.s.last_path,
-                         test_acc, confusion, wall, stopped_early)  # fmt: skip
+        _write_reports(
+            cfg,
+            self.s.run_dir,
+            self.history,
+            confusion,
+            data.test.class_names,
+            test_acc,
+            best_val,
+            wall,
+        )
+        return RunResult(
+            self.s.run_dir,
+            self.history,
+            best_path,
+            self.s.last_path,
+            test_acc,
+            confusion,
+            wall,
+            stopped_early,
+        )
 
     def _calibrate(self, params, state, model_path: Path) -> calibration.Calibration:
-        """Fit the configured calibration on the validation split and store it in the model."""
-        method = self.s.config.calibration
-        if method == "none":
+        """Fit calibration and the out-of-distribution detector (as configured) on the
+        validation split, and store them in the model file."""
+        cfg, data = self.s.config, self.s.data
+        if cfg.calibration == "none" and cfg.ood_quantile is None:
             return calibration.Calibration()
-        data = self.s.data
-        val = evaluate(self.s.trainer.net, params, state, data.val.images, data.val.labels,
-                       data.normalization, self.s.config.train.eval_batch_size)  # fmt: skip
-        cal = calibration.fit(val.logits, val.labels, method)
-        before, after = calibration.nll(val.logits, val.labels), calibration.nll(
-            cal.apply(val.logits.astype(np.float64)), val.labels)  # fmt: skip
+        net, batch = self.s.trainer.net, cfg.train.eval_batch_size
+        val = evaluate(
+            net, params, state, data.val.images, data.val.labels, data.normalization, batch
+        )
+        cal = calibration.fit(val.logits, val.labels, cfg.calibration)
+        before = calibration.nll(val.logits, val.labels)
+        after = calibration.nll(cal.apply(val.logits.astype(np.float64)), val.labels)
+        extra_manifest: dict[str, Any] = {"calibration": cal.to_dict()}
+        extra_trees: dict[str, Any] = {}
+        lines = [
+            f"calibration ({cal.method}, T={cal.temperature:.3f}) fitted on validation: "
+            f"NLL {before:.4f} -> {after:.4f}"
+        ]
+        if cfg.ood_quantile is not None:
+            detector = self._fit_ood(params, state, cfg.ood_quantile)
+            scalars, arrays = detector.to_manifest()
+            extra_manifest["ood"] = scalars
+            extra_trees["ood"] = arrays
+            lines.append(
+                f"out-of-distribution detector: distance threshold "
+                f"{detector.threshold:.1f} (validation quantile {cfg.ood_quantile})"
+            )
         ckpt = checkpoint.load(model_path)
-        trees = {g: checkpoint.fill(t, ckpt.group(g), g)
-                 for g, t in (("params", params), ("state", state))}  # fmt: skip
+        trees = {"params": params, "state": state}
         if ckpt.group("opt_state"):
-            trees["opt_state"] = checkpoint.fill(self.prog.opt_state, ckpt.group("opt_state"),
-                                                 "optimizer state")  # fmt: skip
-        manifest = {k: v for k, v in ckpt.manifest.items() if k not in ("format_version",)}
-        checkpoint.save(model_path, {**manifest, "calibration": cal.to_dict()}, **trees)
-        line = (f"calibration ({cal.method}, T={cal.temperature:.3f}) fitted on validation: "
-                f"NLL {before:.4f} -> {after:.4f}; stored in {model_path}")  # fmt: skip
-        log.info(line)
-        self.echo(line)
+            trees["opt_state"] = checkpoint.fill(
+                self.prog.opt_state, ckpt.group("opt_state"), "optimizer state"
+            )
+        manifest = {k: v for k, v in ckpt.manifest.items() if k != "format_version"}
+        checkpoint.save(model_path, {**manifest, **extra_manifest}, **trees, **extra_trees)
+        for line in lines:
+            log.info("%s; stored in %s", line, model_path)
+            self.echo(line)
         return cal
+
+    def _fit_ood(self, params, state, quantile: float) -> ood.OodDetector:
+        data, net = self.s.data, self.s.trainer.net
+        batch = self.s.config.train.eval_batch_size
+
+        def feats(images: np.ndarray) -> np.ndarray:
+            parts = [
+                explain.features(
+                    net, params, state, normalize(images[i : i + batch], data.normalization)
+                )
+                for i in range(0, len(images), batch)
+            ]
+            return np.concatenate(parts)
+
+        return ood.fit(
+            feats(data.train.images),
+            data.train.labels,
+            data.train.images,
+            feats(data.val.images),
+            quantile,
+            data.train.num_classes,
+        )
 
 
 def _write_reports(config, run_dir, history, confusion, class_names, test_acc, best_val, wall):

@@ -156,18 +156,51 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
         "--set",
         "model_options={widths: [8, 8], image_size: 16}",
     ]
-    args = ["train", "configs/dermascan.yaml", "--data-dir", str(tmp_path / "data"), "--no-progress",
-            "--set", f"runs_dir={tmp_path}/runs", "--set", f"reports_dir={tmp_path}/reports",
-            "--set", "train.epochs=8", "--set", "train.batch_size=16", "--set", "train.lr=0.01",
-            "--set", f"callbacks=[{{checkpoint: {{filepath: '{best}', monitor: val_balanced_acc}}}}]",
-            *common]  # fmt: skip
-    result = runner.invoke(app, args)
+    args = [
+        "train",
+        "configs/dermascan.yaml",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--no-progress",
+        "--set",
+        f"runs_dir={tmp_path}/runs",
+        "--set",
+        f"reports_dir={tmp_path}/reports",
+        "--set",
+        "train.epochs=8",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.lr=0.01",
+        "--set",
+        f"callbacks=[{{checkpoint: {{filepath: '{best}', monitor: val_balanced_acc}}}}]",
+        *common,
+    ]
+    result = runner.invoke(app, [*args, "--set", "ood_quantile=0.95"])
     assert result.exit_code == 0, result.output
     assert "skipped 2 rows" in result.output and "calibration (" in result.output
+    assert "out-of-distribution detector" in result.output
+    from fcnn.inference import load
+
+    model = load(best)
+    blank = np.full((1, 3, 16, 16), 200, np.uint8)
+    assert model.unfamiliar(blank) == ["not_skin"]
     figures = tmp_path / "figs"
-    result = runner.invoke(app, ["evaluate", "configs/dermascan.yaml", "--weights", str(best),
-                                 "--data-dir", str(tmp_path / "data"), "--json",
-                                 "--figures", str(figures), *common])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "configs/dermascan.yaml",
+            "--weights",
+            str(best),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--json",
+            "--figures",
+            str(figures),
+            *common,
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["class_names"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -175,4 +208,6 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
     assert set(report["subgroups"]) == {"sex", "age_band", "body_site"}
     assert report["accuracy"] > 0.5  # colours encode the classes
     assert sorted(p.name for p in figures.iterdir()) == [
-        "dermascan-test-confusion.png", "dermascan-test-reliability.png"]  # fmt: skip
+        "dermascan-test-confusion.png",
+        "dermascan-test-reliability.png",
+    ]

@@ -120,13 +120,17 @@ def test_short_real_mnist_run_learns_well_above_chance(real_data_root, tiny_conf
     assert np.isfinite(result.history[-1]["val_loss"])
 
 
-def test_calibration_is_fitted_on_validation_and_applied_by_load(fake_mnist_root, tiny_config,
-                                                                 tmp_path):  # fmt: skip
+def test_calibration_is_fitted_on_validation_and_applied_by_load(
+    fake_mnist_root, tiny_config, tmp_path
+):
     from fcnn.inference import load
 
     best = tmp_path / "best.npz"
-    cfg = tiny_config("train.epochs=1", "calibration=vector",
-                      f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]")  # fmt: skip
+    cfg = tiny_config(
+        "train.epochs=1",
+        "calibration=vector",
+        f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]",
+    )
     train(cfg, data_dir=fake_mnist_root, echo=_quiet)
     stored = checkpoint.load(best).manifest["calibration"]
     assert stored["method"] in ("temperature", "vector") and stored["temperature"] > 0
