@@ -9,6 +9,7 @@ import typer
 from cli.evaluate import evaluate_command
 from cli.export import export_command
 from cli.predict import predict_command
+from cli.serve import serve_command
 from cli.train import train_command
 from fcnn.runtime import keep_freed_memory
 from fcnn.version import __version__
@@ -42,6 +43,7 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
 app.command("predict")(predict_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

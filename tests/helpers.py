@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 
 import numpy as np
 from PIL import Image
@@ -56,3 +57,17 @@ def write_ham(root, layout="single", per_class=6, images_per_lesion=2):
     rows.append("HAM_9999998,ISIC_0000000,scc,histo,40,male,back\n")  # unknown class
     (folder / "HAM10000_metadata.csv").write_text(HEADER + "".join(rows))
     return n
+
+
+def image_bytes(arr: np.ndarray, fmt: str = "JPEG", mode: str | None = None, **save) -> bytes:
+    img = Image.fromarray(arr) if mode is None else Image.fromarray(arr).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def lesion_like(seed: int = 0, size: int = 64) -> np.ndarray:
+    """A colourful image like the fake training data (class 2's colour, with noise)."""
+    rng = np.random.default_rng(seed)
+    color = np.array([60, 195, 100])
+    return np.clip(rng.normal(color, 5, (size, size, 3)), 0, 255).astype(np.uint8)

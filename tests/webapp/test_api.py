@@ -1,0 +1,199 @@
+import base64
+import io
+
+import numpy as np
+import pytest
+from helpers import image_bytes, lesion_like
+from litestar.testing import TestClient
+from PIL import Image
+
+from webapp.app import create_app, markdown_to_html
+from webapp.settings import Settings
+
+CODES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+
+
+@pytest.fixture
+def client(tiny_model):
+    with TestClient(create_app(Settings(model_path=tiny_model, max_body_bytes=2_000_000))) as c:
+        yield c
+
+
+def _post(client, data: bytes, content_type="image/jpeg", name="photo.jpg", **fields):
+    files = {"file": (name, data, content_type)}
+    return client.post("/api/predict", files=files, data=fields)
+
+
+def test_health_and_conditions(client):
+    r = client.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["classes"] == CODES
+    r = client.get("/api/conditions")
+    assert [c["code"] for c in r.json()] == CODES
+    assert all(
+        {"name", "description", "appearance", "risk_level", "recommended_action"} <= set(c)
+        for c in r.json()
+    )
+    assert client.get("/api/conditions/mel").json()["risk_level"] == "high"
+    r = client.get("/api/conditions/xyz")
+    assert r.status_code == 404 and "Known codes" in r.json()["detail"]
+
+
+def test_predict_returns_all_classes_sorted_with_a_safe_answer(client):
+    r = _post(client, image_bytes(lesion_like()))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    probs = [p["probability"] for p in body["predictions"]]
+    assert sorted(p["code"] for p in body["predictions"]) == CODES
+    assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
+    assert body["top"] == body["predictions"][0]
+    assert body["risk_level"] in ("high", "medium", "low")
+    assert body["uncertain_reason"] in (None, "low_confidence", "not_skin")
+    assert body["uncertain"] == (body["uncertain_reason"] is not None)
+    assert (body["model_version"] and "saliency_png" not in body) or body["saliency_png"] is None
+
+
+def test_explain_adds_a_png_overlay(client):
+    body = _post(client, image_bytes(lesion_like()), explain="true").json()
+    png = Image.open(io.BytesIO(base64.b64decode(body["saliency_png"])))
+    assert png.format == "PNG" and png.size == (224, 224) and not png.info.get("exif")
+
+
+def test_blank_image_is_not_skin(client):
+    body = _post(client, image_bytes(np.full((64, 64, 3), 230, np.uint8))).json()
+    assert body["uncertain"] and body["uncertain_reason"] == "not_skin"
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "words"),
+    [
+        (b"", "image/jpeg", 400, "empty"),
+        (b"just some text", "text/plain", 415, "not an image"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "image/jpeg", 400, "cannot be read"),
+    ],
+)
+def test_bad_uploads_get_a_json_detail(client, data, content_type, status, words):
+    r = _post(client, data, content_type)
+    assert r.status_code == status and words in r.json()["detail"]
+    assert client.get("/health").status_code == 200  # the server stays up
+
+
+def test_truncated_image_is_400(client):
+    data = image_bytes(lesion_like(size=300), quality=95)
+    r = _post(client, data[: len(data) // 2])
+    assert r.status_code == 400 and "damaged or truncated" in r.json()["detail"]
+
+
+def test_missing_field_and_wrong_encoding_are_400(client):
+    r = client.post("/api/predict", data={"explain": "true"})
+    assert r.status_code == 400 and "field named 'file'" in r.json()["detail"]
+    r = client.post("/api/predict", content=b"{}", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "multipart/form-data" in r.json()["detail"]
+
+
+def test_body_over_the_limit_is_413(client):
+    r = _post(client, b"\xff" * 2_100_000)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+
+def test_decompression_bomb_is_413(client):
+    bomb = Image.new("1", (12_000, 12_000))  # 144 megapixels, a few kB as PNG
+    buf = io.BytesIO()
+    bomb.save(buf, format="PNG")
+    r = _post(client, buf.getvalue(), "image/png", "bomb.png")
+    assert r.status_code == 413 and "pixels" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "content_type"),
+    [
+        ("PNG", "L", "image/png"),
+        ("PNG", "RGBA", "image/png"),
+        ("PNG", "P", "image/png"),
+        ("JPEG", "CMYK", "image/jpeg"),
+        ("WEBP", None, "image/webp"),
+        ("PNG", "I;16", "image/png"),
+    ],
+)
+def test_image_modes_and_formats_all_work(client, fmt, mode, content_type):
+    arr = lesion_like()
+    if mode == "I;16":
+        data = image_bytes((arr[..., 0].astype(np.uint16) * 257), fmt)
+    else:
+        data = image_bytes(arr, fmt, mode)
+    r = _post(client, data, content_type, f"x.{fmt.lower()}")
+    assert r.status_code == 200, r.text
+
+
+def test_exif_rotated_photo_is_turned_upright(client, tiny_model):
+    from fcnn.inference import load
+    from webapp.service import Predictor, decode_image, load_conditions
+
+    arr = lesion_like(size=48)
+    arr[:, :24] = [200, 40, 40]  # left half red
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    decoded = decode_image(buf.getvalue(), "image/jpeg", 10**8)
+    from fcnn.data.preprocess import prepare_image
+
+    upright = prepare_image(decoded, (16, 16))
+    assert upright[0, :8].mean() > upright[0, 8:].mean() + 50  # red moved to the top
+    predictor = Predictor(load(tiny_model), load_conditions(), 0.45)
+    assert predictor.predict(decoded)["top"]["code"] in CODES
+    assert _post(client, buf.getvalue()).status_code == 200
+
+
+def test_phone_photo_of_48_megapixels(client):
+    big = Image.fromarray(lesion_like(size=64)).resize((8000, 6000))
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=40)
+    with TestClient(create_app(Settings(model_path=client.app.state.settings.model_path))) as c:
+        r = _post(c, buf.getvalue())
+    assert r.status_code == 200, r.text
+
+
+def test_security_headers_and_errors_without_tracebacks(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "Educational tool, not a diagnosis" in r.text
+    for name in ("x-content-type-options", "x-frame-options", "content-security-policy"):
+        assert name in r.headers
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    r = client.get("/nowhere")
+    assert r.status_code == 404 and "detail" in r.json() and "Traceback" not in r.text
+    assert client.get("/api/predict").status_code == 405
+
+
+def test_about_page_renders_the_model_card(client):
+    r = client.get("/about")
+    assert r.status_code == 200 and "<strong>fake</strong>" in r.text
+
+
+def test_markdown_is_escaped():
+    assert "&lt;script&gt;" in markdown_to_html("a <script>alert(1)</script>")
+
+
+def test_openapi_documents_the_multipart_upload(client):
+    spec = client.get("/schema/openapi.json").json()
+    body = spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"]["properties"]["file"]["format"] == "binary"
+
+
+def test_uploads_never_touch_the_disk(client, monkeypatch, tmp_path):
+    import tempfile
+
+    import litestar.datastructures.upload_file as upload_file
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an upload was spooled to a temporary file")
+
+    monkeypatch.setattr(upload_file, "SpooledTemporaryFile", refuse)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    big = image_bytes(
+        np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8), "PNG"
+    )
+    assert len(big) > 1_000_000  # more than Litestar's 1 MB spool threshold
+    r = _post(client, big, "image/png", "big.png")
+    assert r.status_code == 200
+    assert list(tmp_path.iterdir()) == []
