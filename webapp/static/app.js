@@ -58,7 +58,9 @@
     const uncertain = $("uncertain");
     uncertain.hidden = !answer.uncertain;
     uncertain.textContent = answer.uncertain ? UNCERTAIN_TEXT[answer.uncertain_reason] : "";
-    $("answer").hidden = answer.uncertain_reason === "not_skin";
+    const notSkin = answer.uncertain_reason === "not_skin";
+    $("answer").hidden = notSkin;
+    $("probabilities").hidden = notSkin;
     $("top-name").textContent = answer.uncertain ? top.name + " (uncertain)" : top.name;
     $("top-prob").textContent = (100 * top.probability).toFixed(0) + "%";
     const risk = $("risk");
@@ -88,7 +90,7 @@
       bars.appendChild(li);
     }
     const sal = $("saliency");
-    sal.hidden = !answer.saliency_png || answer.uncertain_reason === "not_skin";
+    sal.hidden = !answer.saliency_png || notSkin;
     if (answer.saliency_png) $("saliency-img").src = "data:image/png;base64," + answer.saliency_png;
     $("model-version").textContent = answer.model_version;
     result.hidden = false;
