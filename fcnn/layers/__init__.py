@@ -8,7 +8,7 @@ Each layer module (``conv``, ``dense``, ``pooling``, ``batchnorm``, ``dropout``,
 
     init(key, input_shape, **hyper)           -> (output_shape, params[, state])
     forward(params, x[, *, state, train, key]) -> (y, cache[, new_state])
-    backward(params, cache, dy)                -> (dx, grads)
+    backward(params, cache, dy[, *, need_dx])  -> (dx, grads)
 
 - ``params`` is a frozen attrs instance; hyperparameters (stride, padding,
   momentum, drop rate...) are *static* fields, never leaves. ``grads`` is an
@@ -20,6 +20,8 @@ Each layer module (``conv``, ``dense``, ``pooling``, ``batchnorm``, ``dropout``,
   running statistics), and a layer that takes ``state`` returns the new state
   as a third value instead of mutating anything.
 - ``cache`` is a NamedTuple holding exactly what backward needs.
+- ``need_dx=False`` (conv, dense) skips the input gradient and returns None for it: the
+  first layer of a network never needs it.
 - Nothing mutates its inputs; every op preserves the input's floating dtype.
 
 For composition, :mod:`fcnn.layers.catalog` wraps each module as a

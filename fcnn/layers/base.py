@@ -6,21 +6,23 @@ combinators thread through a network::
 
     layer.init(key, input_shape)                      -> (output_shape, params, state)
     layer.apply(params, x, *, state, train, key)      -> (y, cache, new_state)
-    layer.backward(params, cache, dy)                 -> (dx, grads)
+    layer.backward(params, cache, dy, *, need_dx=True) -> (dx, grads)
 
 ``input_shape`` / ``output_shape`` describe one example (no batch axis).
-``state`` is ``None`` for layers without state. ``spec`` is a JSON-able dict from
-which :func:`fcnn.layers.from_spec` rebuilds the same layer.
+``state`` is ``None`` for layers without state. ``need_dx=False`` lets a layer skip its
+input gradient (returning None), as the first layer of a network may. ``spec`` is a
+JSON-able dict from which :func:`fcnn.layers.from_spec` rebuilds the same layer.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-__all__ = ["Layer", "stateless"]
+__all__ = ["Layer", "module_backward", "stateless"]
 
 
 @attrs.frozen(eq=False)
@@ -41,6 +43,17 @@ class Layer:
         return f"{self.name}({hyper})"
 
 
+def module_backward(fn: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
+    """A module's ``backward`` with the uniform ``need_dx`` keyword (passed on if it takes it)."""
+    if "need_dx" in inspect.signature(fn).parameters:
+        return fn
+
+    def backward(params, cache, dy, *, need_dx=True):
+        return fn(params, cache, dy)
+
+    return backward
+
+
 def stateless(spec: dict[str, Any], init_fn: Callable[..., Any], module: Any) -> Layer:
     """A :class:`Layer` for a module whose ``forward(params, x)`` needs no state, mode or key.
 
@@ -55,4 +68,4 @@ def stateless(spec: dict[str, Any], init_fn: Callable[..., Any], module: Any) ->
         y, cache = module.forward(params, x)
         return y, cache, state
 
-    return Layer(spec=spec, init=init, apply=apply, backward=module.backward)
+    return Layer(spec=spec, init=init, apply=apply, backward=module_backward(module.backward))

@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from fcnn.layers import activations, batchnorm, conv, dense, dropout, flatten, pooling
-from fcnn.layers.base import Layer, stateless
+from fcnn.layers.base import Layer, module_backward, stateless
 from fcnn.layers.combinators import residual, serial
 
 __all__ = [
@@ -106,7 +106,7 @@ def _batchnorm(type_name: str, ndim: int, momentum: float, eps: float) -> Layer:
         return batchnorm.forward(params, x, state=state, train=train)
 
     spec = _spec(type_name, momentum=momentum, eps=eps)
-    return Layer(spec=spec, init=init, apply=apply, backward=batchnorm.backward)
+    return Layer(spec=spec, init=init, apply=apply, backward=module_backward(batchnorm.backward))
 
 
 def BatchNorm2D(momentum: float = 0.1, eps: float = 1e-5) -> Layer:  # noqa: N802
@@ -134,7 +134,7 @@ def Dropout(drop_rate: float = 0.5) -> Layer:  # noqa: N802
         spec=_spec("Dropout", drop_rate=drop_rate),
         init=init,
         apply=apply,
-        backward=dropout.backward,
+        backward=module_backward(dropout.backward),
     )
 
 

@@ -44,10 +44,10 @@ def serial(*layers: Layer) -> Layer:
             new_states.append(s)
         return x, tuple(caches), tuple(new_states)
 
-    def backward(params, cache, dy):
+    def backward(params, cache, dy, *, need_dx=True):
         grads: list[Any] = [None] * n
         for i in reversed(range(n)):
-            dy, grads[i] = layers[i].backward(params[i], cache[i], dy)
+            dy, grads[i] = layers[i].backward(params[i], cache[i], dy, need_dx=need_dx or i > 0)
         return dy, tuple(grads)
 
     spec = {"type": "serial", "layers": [layer.spec for layer in layers]}
@@ -84,12 +84,12 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
         z, c_short, s_short = shortcut.apply(params[1], x, state=s_short, train=train, key=k_short)
         return y + z, (c_block, c_short), (s_block, s_short)
 
-    def backward(params, cache, dy):
-        dx, g_block = block.backward(params[0], cache[0], dy)
+    def backward(params, cache, dy, *, need_dx=True):
+        dx, g_block = block.backward(params[0], cache[0], dy, need_dx=need_dx)
         if shortcut is None:
-            return dx + dy, (g_block, None)
-        dx_short, g_short = shortcut.backward(params[1], cache[1], dy)
-        return dx + dx_short, (g_block, g_short)
+            return (dx + dy if need_dx else None), (g_block, None)
+        dx_short, g_short = shortcut.backward(params[1], cache[1], dy, need_dx=need_dx)
+        return (dx + dx_short if need_dx else None), (g_block, g_short)
 
     spec = {"type": "residual", "block": block.spec, "shortcut": shortcut and shortcut.spec}
     return Layer(spec=spec, init=init, apply=apply, backward=backward)

@@ -118,9 +118,13 @@ def forward(params: Conv2DParams, x: np.ndarray) -> tuple[np.ndarray, Conv2DCach
 
 
 def backward(
-    params: Conv2DParams, cache: Conv2DCache, dy: np.ndarray
-) -> tuple[np.ndarray, Conv2DParams]:
-    """Gradients of ``sum(y * dy)`` w.r.t. the input, ``w`` and ``b``."""
+    params: Conv2DParams, cache: Conv2DCache, dy: np.ndarray, *, need_dx: bool = True
+) -> tuple[np.ndarray | None, Conv2DParams]:
+    """Gradients of ``sum(y * dy)`` w.r.t. the input, ``w`` and ``b``.
+
+    ``need_dx=False`` skips the input gradient (returned as None): a network's first layer
+    needs only its weight gradients.
+    """
     c_out = params.w.shape[0]
     w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
     if cache.grid is not None:
@@ -129,6 +133,8 @@ def backward(
         dy2d = dy.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (N, C_out, OH, OW) -> (C_out, N*OH*OW)
     dw = (dy2d @ cache.cols.T).reshape(params.w.shape)  # (C_out, C_in*KH*KW) -> w's shape
     db = np.einsum("nchw->c", dy)
+    if not need_dx:
+        return None, attrs.evolve(params, w=dw, b=db)
     dcols = w2d.T @ dy2d  # (C_in*KH*KW, L or N*OH*OW)
     if cache.grid is not None:
         dx = grid_col2im(dcols, cache.input_shape, cache.geo, cache.grid)

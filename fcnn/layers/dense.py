@@ -57,9 +57,9 @@ def forward(params: DenseParams, x: np.ndarray) -> tuple[np.ndarray, DenseCache]
 
 
 def backward(
-    params: DenseParams, cache: DenseCache, dy: np.ndarray
-) -> tuple[np.ndarray, DenseParams]:
-    """Gradients of ``sum(y * dy)`` w.r.t. the input, ``w`` and ``b``."""
-    dx = dy @ params.w  # (N, out) @ (out, in) -> (N, in)
+    params: DenseParams, cache: DenseCache, dy: np.ndarray, *, need_dx: bool = True
+) -> tuple[np.ndarray | None, DenseParams]:
+    """Gradients of ``sum(y * dy)`` w.r.t. the input (unless ``need_dx=False``), ``w``, ``b``."""
+    dx = dy @ params.w if need_dx else None  # (N, out) @ (out, in) -> (N, in)
     dw = dy.T @ cache.x  # (out, N) @ (N, in) -> (out, in)
     return dx, DenseParams(w=dw, b=dy.sum(axis=0))

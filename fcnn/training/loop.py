@@ -57,7 +57,9 @@ def train_step(
     loss, loss_cache = cross_entropy.forward(
         logits, labels, class_weights=trainer.class_weights, label_smoothing=trainer.label_smoothing
     )
-    _, grads = trainer.net.backward(params, cache, cross_entropy.backward(loss_cache))
+    _, grads = trainer.net.backward(
+        params, cache, cross_entropy.backward(loss_cache), need_dx=False
+    )
     updates, new_opt_state = trainer.optimizer.update(grads, opt_state, params)
     new_params = optim.apply_updates(params, updates)
     correct = int(np.sum(logits.argmax(axis=1) == labels))

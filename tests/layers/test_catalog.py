@@ -71,3 +71,19 @@ def test_serial_rejects_non_layers_and_residual_checks_shapes():
         L.serial(L.ReLU(), "relu")
     with pytest.raises(ValueError, match="projection shortcut"):
         L.residual(L.Conv2D(4, 3)).init(fr.key(0), (2, 5, 5))
+
+
+@pytest.mark.parametrize(("layer", "in_shape"), CASES, ids=IDS)
+def test_need_dx_false_gives_the_same_param_gradients(layer, in_shape):
+    _, params, state = layer.init(fr.key(0), in_shape)
+    x = fr.generator(fr.key(1)).standard_normal((3, *in_shape))
+    params = tree.astype(params, np.float64)
+    y, cache, _ = layer.apply(
+        params, x, state=tree.astype(state, np.float64), train=True, key=fr.key(2)
+    )
+    dy = fr.generator(fr.key(3)).standard_normal(y.shape)
+    dx, grads = layer.backward(params, cache, dy)
+    dx_skipped, grads_skipped = layer.backward(params, cache, dy, need_dx=False)
+    assert tree.allclose(grads, grads_skipped, rtol=1e-12, atol=0)
+    if layer.name in ("Conv2D", "Dense", "serial", "residual"):
+        assert dx_skipped is None
