@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from cli.common import console, fail, friendly_errors
-from fcnn.evaluation import evaluate_model, plot_reliability
+from fcnn.evaluation import evaluate_model, plot_reliability, report_markdown
 from fcnn.inference import load
+from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
 from fcnn.training.reports import plot_confusion
 from fcnn.training.run import prepare_data
@@ -26,6 +27,9 @@ def evaluate_command(
     data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the metrics as Markdown tables to this file")
+    ] = None,
     figures: Annotated[
         Path | None, typer.Option(help="Folder for the confusion matrix and reliability diagram")
     ] = Path("reports/figures"),
@@ -58,6 +62,8 @@ def evaluate_command(
             str(figures / f"{stem}-reliability.png"),
         ]
     report = {k: v for k, v in report.items() if not k.startswith("_")}
+    if markdown is not None:
+        atomic_write_text(markdown, report_markdown(report))
     if json_:
         typer.echo(json.dumps(report, indent=2))
         return

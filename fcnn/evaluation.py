@@ -13,7 +13,7 @@ from fcnn.inference import Model
 from fcnn.layers.activations import SoftmaxParams
 from fcnn.layers.activations import forward as softmax_forward
 
-__all__ = ["age_band", "evaluate_model", "plot_reliability"]
+__all__ = ["age_band", "evaluate_model", "plot_reliability", "report_markdown"]
 
 AGE_BANDS = (
     (0, 30, "<30"),
@@ -145,3 +145,43 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str, bins: int =
     ax.legend(loc="upper left")
     fig.tight_layout()
     _save(fig, path, plt)
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The report's metrics as Markdown tables (overall, per class, per subgroup)."""
+
+    def num(v: float | None, digits: int = 3) -> str:
+        return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+    lines = [
+        "| metric | value |",
+        "| --- | --- |",
+        f"| images | {report['n']} |",
+        f"| accuracy | {num(report['accuracy'])} |",
+        f"| balanced accuracy (mean recall) | {num(report['balanced_accuracy'])} |",
+        f"| macro ROC AUC (one-vs-rest) | {num(report['macro_auc'])} |",
+        f"| ECE, 15 bins (uncalibrated → calibrated) | {num(report['ece_uncalibrated'])} → "
+        f"{num(report['ece'])} |",
+        f"| NLL (uncalibrated → calibrated) | {num(report['nll_uncalibrated'])} → "
+        f"{num(report['nll'])} |",
+        "",
+        "| class | precision | recall | F1 | AUC | support |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in report["per_class"]:
+        lines.append(
+            f"| {row['class']} | {num(row['precision'])} | {num(row['recall'])} | "
+            f"{num(row['f1'])} | {num(row['auc'])} | {row['support']} |"
+        )
+    for column, groups in report.get("subgroups", {}).items():
+        lines += [
+            "",
+            f"| {column.replace('_', ' ')} | n | accuracy | balanced accuracy | macro AUC |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for value, m in groups.items():
+            lines.append(
+                f"| {value} | {m['n']} | {num(m['accuracy'])} | "
+                f"{num(m['balanced_accuracy'])} | {num(m['macro_auc'])} |"
+            )
+    return "\n".join(lines) + "\n"

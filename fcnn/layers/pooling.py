@@ -123,13 +123,19 @@ def _max_forward_tiled(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, PoolCa
 
 def _max_backward_tiled(cache: PoolCache, dy: np.ndarray) -> np.ndarray:
     """Route dy to the first sub-grid (row-major) that holds each window's maximum."""
-    dx = np.zeros(cache.input_shape, dtype=dy.dtype)
+    n, c, h, w = cache.input_shape
+    (kh, kw), (oh, ow) = cache.geo.kernel, cache.geo.out_hw
+    covered = h == oh * kh and w == ow * kw  # the tiles write every pixel of dx
+    dx = (np.empty if covered else np.zeros)(cache.input_shape, dtype=dy.dtype)
     unclaimed = np.ones(dy.shape, dtype=bool)  # windows whose maximum is not yet routed
-    for tile, dx_tile in zip(_tiles(cache.x, cache.geo), _tiles(dx, cache.geo), strict=True):
-        hit = tile == cache.y
-        hit &= unclaimed
+    hit = np.empty(dy.shape, dtype=bool)
+    tiles = _tiles(cache.x, cache.geo)
+    for k, (tile, dx_tile) in enumerate(zip(tiles, _tiles(dx, cache.geo), strict=True)):
+        np.equal(tile, cache.y, out=hit)
+        np.logical_and(hit, unclaimed, out=hit)
         np.multiply(dy, hit, out=dx_tile)
-        unclaimed &= ~hit
+        if k < len(tiles) - 1:
+            np.logical_xor(unclaimed, hit, out=unclaimed)  # hit is a subset of unclaimed
     return dx
 
 

@@ -198,6 +198,8 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
             "--json",
             "--figures",
             str(figures),
+            "--markdown",
+            str(tmp_path / "m.md"),
             *common,
         ],
     )
@@ -207,6 +209,8 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
     assert {"ece", "ece_uncalibrated", "macro_auc", "balanced_accuracy"} <= set(report)
     assert set(report["subgroups"]) == {"sex", "age_band", "body_site"}
     assert report["accuracy"] > 0.5  # colours encode the classes
+    md = (tmp_path / "m.md").read_text()
+    assert "| balanced accuracy (mean recall) |" in md and "| age band |" in md
     assert sorted(p.name for p in figures.iterdir()) == [
         "dermascan-test-confusion.png",
         "dermascan-test-reliability.png",
