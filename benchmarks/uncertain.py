@@ -22,7 +22,7 @@ from fcnn.data.paths import data_root
 from fcnn.inference import load
 from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
-from fcnn.training.run import prepare_data
+from fcnn.training.data import prepare_data
 from webapp.service import Predictor, decode_image, load_conditions
 from webapp.settings import DEFAULT_MODEL, Settings
 

@@ -16,7 +16,7 @@ from fcnn.inference import load
 from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
 from fcnn.training.reports import plot_confusion
-from fcnn.training.run import prepare_data
+from fcnn.training.data import prepare_data
 
 
 @friendly_errors

@@ -29,13 +29,10 @@ import attrs
 import numpy as np
 import yaml
 
-from fcnn import calibration, checkpoint, explain, metrics, models, ood, optim
+from fcnn import checkpoint, metrics, models, optim
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
-from fcnn.data.dataset import Dataset, train_val_split
-from fcnn.data.paths import data_root
-from fcnn.data.registry import load_dataset
-from fcnn.data.transforms import Augmentation, Normalization, fit_normalization, normalize
+from fcnn.data.transforms import Augmentation
 from fcnn.io import atomic_write_text
 from fcnn.optim import schedules
 from fcnn.training import reports
@@ -48,6 +45,8 @@ from fcnn.training.config import (
     TrainConfig,
     parse_config,
 )
+from fcnn.training.data import PreparedData, class_weights, prepare_data
+from fcnn.training.finalize import finalize_model
 from fcnn.training.loop import Trainer, evaluate, train_step
 
 __all__ = [
@@ -94,40 +93,6 @@ class EpochProgress:
     def end_epoch(self, summary: str) -> None: ...
 
 
-# ----------------------------------------------------------------------------- data
-
-
-@attrs.frozen(eq=False)
-class PreparedData:
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    normalization: Normalization
-    notes: tuple[str, ...] = ()  # rows the loader skipped, and why
-
-
-def _limit(data: Dataset, limit: int | None, key: fr.Key) -> Dataset:
-    if limit is None or limit >= len(data):
-        return data
-    keep = np.sort(fr.generator(key).permutation(len(data))[:limit])
-    return data.subset(keep)
-
-
-def prepare_data(config: Config, data_dir: str | Path | None, progress=None) -> PreparedData:
-    """Load the config's data set, limit it, split off validation, fit normalization."""
-    root = data_root(data_dir)
-    loaded = load_dataset(
-        config.dataset, root, image_size=config.data.image_size, seed=config.seed, progress=progress
-    )
-    train_full, test = loaded.train, loaded.test
-    key = fr.fold_in(fr.key(config.seed), 1)
-    k_limit_train, k_limit_test, k_split = fr.split(key, 3)
-    train_full = _limit(train_full, config.data.limit_train, k_limit_train)
-    test = _limit(test, config.data.limit_test, k_limit_test)
-    train, val = train_val_split(train_full, config.data.val_fraction, k_split)
-    return PreparedData(train, val, test, fit_normalization(train.images), loaded.notes)
-
-
 # ----------------------------------------------------------------------------- pieces
 
 
@@ -153,22 +118,6 @@ def make_optimizer(cfg: TrainConfig, schedule: schedules.Schedule) -> optim.Grad
     b1, b2 = cfg.betas
     maker = optim.adam if cfg.optimizer == "adam" else optim.adamw
     return maker(schedule, b1, b2, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
-
-
-def class_weights(config: Config, train: Dataset) -> np.ndarray | None:
-    cw = config.data.class_weights
-    if cw == "none":
-        return None
-    if cw == "balanced":
-        counts = train.class_counts().astype(np.float64)
-        weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
-        return weights.astype(np.float32)
-    if len(cw) != train.num_classes:
-        raise ValueError(
-            f"data.class_weights has {len(cw)} values but {config.dataset} has "
-            f"{train.num_classes} classes"
-        )
-    return np.asarray(cw, np.float32)
 
 
 def _new_run_dir(config: Config) -> Path:
@@ -534,7 +483,17 @@ class _Run:
         params, state = self.prog.params, self.prog.state
         if best_path is not None:
             _, params, state = checkpoint.build(checkpoint.load(best_path))
-        cal = self._calibrate(params, state, best_path or self.s.last_path)
+        cal, lines = finalize_model(
+            self.s.trainer.net,
+            params,
+            state,
+            self.s.data,
+            self.s.config,
+            best_path or self.s.last_path,
+        )
+        for line in lines:
+            log.info(line)
+            self.echo(line)
         net, batch = self.s.trainer.net, cfg.train.eval_batch_size
         test = evaluate(
             net, params, state, data.test.images, data.test.labels, data.normalization, batch
@@ -582,69 +541,6 @@ class _Run:
             confusion,
             wall,
             stopped_early,
-        )
-
-    def _calibrate(self, params, state, model_path: Path) -> calibration.Calibration:
-        """Fit calibration and the out-of-distribution detector (as configured) on the
-        validation split, and store them in the model file."""
-        cfg, data = self.s.config, self.s.data
-        if cfg.calibration == "none" and cfg.ood_quantile is None:
-            return calibration.Calibration()
-        net, batch = self.s.trainer.net, cfg.train.eval_batch_size
-        val = evaluate(
-            net, params, state, data.val.images, data.val.labels, data.normalization, batch
-        )
-        cal = calibration.fit(val.logits, val.labels, cfg.calibration)
-        before = calibration.nll(val.logits, val.labels)
-        after = calibration.nll(cal.apply(val.logits.astype(np.float64)), val.labels)
-        extra_manifest: dict[str, Any] = {"calibration": cal.to_dict()}
-        extra_trees: dict[str, Any] = {}
-        lines = [
-            f"calibration ({cal.method}, T={cal.temperature:.3f}) fitted on validation: "
-            f"NLL {before:.4f} -> {after:.4f}"
-        ]
-        if cfg.ood_quantile is not None:
-            detector = self._fit_ood(params, state, cfg.ood_quantile)
-            scalars, arrays = detector.to_manifest()
-            extra_manifest["ood"] = scalars
-            extra_trees["ood"] = arrays
-            lines.append(
-                f"out-of-distribution detector: distance threshold "
-                f"{detector.threshold:.1f} (validation quantile {cfg.ood_quantile})"
-            )
-        ckpt = checkpoint.load(model_path)
-        trees = {"params": params, "state": state}
-        if ckpt.group("opt_state"):
-            trees["opt_state"] = checkpoint.fill(
-                self.prog.opt_state, ckpt.group("opt_state"), "optimizer state"
-            )
-        manifest = {k: v for k, v in ckpt.manifest.items() if k != "format_version"}
-        checkpoint.save(model_path, {**manifest, **extra_manifest}, **trees, **extra_trees)
-        for line in lines:
-            log.info("%s; stored in %s", line, model_path)
-            self.echo(line)
-        return cal
-
-    def _fit_ood(self, params, state, quantile: float) -> ood.OodDetector:
-        data, net = self.s.data, self.s.trainer.net
-        batch = self.s.config.train.eval_batch_size
-
-        def feats(images: np.ndarray) -> np.ndarray:
-            parts = [
-                explain.features(
-                    net, params, state, normalize(images[i : i + batch], data.normalization)
-                )
-                for i in range(0, len(images), batch)
-            ]
-            return np.concatenate(parts)
-
-        return ood.fit(
-            feats(data.train.images),
-            data.train.labels,
-            data.train.images,
-            feats(data.val.images),
-            quantile,
-            data.train.num_classes,
         )
 
 

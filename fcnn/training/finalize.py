@@ -1,0 +1,68 @@
+"""After training: fit calibration and the out-of-distribution detector on the validation
+split and store them in the model file (the best checkpoint, else ``last.npz``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnn import calibration, checkpoint, explain, ood
+from fcnn.data.transforms import normalize
+from fcnn.layers import Layer
+from fcnn.training.config import Config
+from fcnn.training.data import PreparedData
+from fcnn.training.loop import evaluate
+
+__all__ = ["finalize_model"]
+
+
+def _features(
+    net: Layer, params: Any, state: Any, images: np.ndarray, data: PreparedData, batch: int
+) -> np.ndarray:
+    parts = [
+        explain.features(net, params, state, normalize(images[i : i + batch], data.normalization))
+        for i in range(0, len(images), batch)
+    ]
+    return np.concatenate(parts)
+
+
+def finalize_model(
+    net: Layer, params: Any, state: Any, data: PreparedData, config: Config, model_path: Path
+) -> tuple[calibration.Calibration, list[str]]:
+    """Fit what ``config`` asks for (``calibration``, ``ood_quantile``) and rewrite
+    ``model_path`` with it; returns the calibration and lines describing what was done."""
+    if config.calibration == "none" and config.ood_quantile is None:
+        return calibration.Calibration(), []
+    batch = config.train.eval_batch_size
+    val = evaluate(net, params, state, data.val.images, data.val.labels, data.normalization, batch)
+    cal = calibration.fit(val.logits, val.labels, config.calibration)
+    before = calibration.nll(val.logits, val.labels)
+    after = calibration.nll(cal.apply(val.logits.astype(np.float64)), val.labels)
+    manifest_extra: dict[str, Any] = {"calibration": cal.to_dict()}
+    trees_extra: dict[str, Any] = {}
+    lines = [
+        f"calibration ({cal.method}, T={cal.temperature:.3f}) fitted on validation: "
+        f"NLL {before:.4f} -> {after:.4f}"
+    ]
+    if config.ood_quantile is not None:
+        detector = ood.fit(
+            _features(net, params, state, data.train.images, data, batch),
+            data.train.labels,
+            data.train.images,
+            _features(net, params, state, data.val.images, data, batch),
+            config.ood_quantile,
+            data.train.num_classes,
+        )
+        manifest_extra["ood"], trees_extra["ood"] = detector.to_manifest()
+        lines.append(
+            f"out-of-distribution detector: distance threshold {detector.threshold:.1f} "
+            f"(validation quantile {config.ood_quantile})"
+        )
+    stored = checkpoint.load(model_path)
+    trees: dict[str, Any] = {"params": params, "state": state}
+    trees.update({g: stored.group(g) for g in ("opt_state",) if stored.group(g)})
+    manifest = {k: v for k, v in stored.manifest.items() if k != "format_version"}
+    checkpoint.save(model_path, {**manifest, **manifest_extra}, **trees, **trees_extra)
+    return cal, [f"{line}; stored in {model_path}" for line in lines]
