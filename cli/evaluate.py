@@ -15,8 +15,8 @@ from fcnn.evaluation import evaluate_model, plot_reliability, report_markdown
 from fcnn.inference import load
 from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
-from fcnn.training.reports import plot_confusion
 from fcnn.training.data import prepare_data
+from fcnn.training.reports import plot_confusion
 
 
 @friendly_errors

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cli.calibrate import calibrate_command
 from cli.evaluate import evaluate_command
 from cli.export import export_command
 from cli.predict import predict_command
@@ -41,6 +42,7 @@ def root(
 
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("calibrate")(calibrate_command)
 app.command("export")(export_command)
 app.command("predict")(predict_command)
 app.command("serve")(serve_command)

@@ -96,7 +96,8 @@ class AugmentConfig:
 
 @attrs.frozen
 class DataConfig:
-    """``class_weights``: none, ``balanced`` (inverse frequency) or one number per class;
+    """``class_weights``: none, ``balanced`` (inverse frequency), ``sqrt`` (inverse square
+    root of the frequency, a milder correction) or one number per class;
     ``sampler``: ``shuffle`` or ``balanced`` (class-balanced sampling with replacement);
     ``limit_train`` / ``limit_test``: use a seeded subset of N examples (quick runs);
     ``image_size``: the [H, W] HAM10000 images are resized to (default [64, 64])."""
@@ -104,7 +105,7 @@ class DataConfig:
     val_fraction: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0, open_high=True))
     image_size: tuple[int, int] | None = None  # HAM10000 only (default 64x64)
     augment: AugmentConfig = AugmentConfig()
-    class_weights: Literal["none", "balanced"] | tuple[float, ...] = "none"
+    class_weights: Literal["none", "balanced", "sqrt"] | tuple[float, ...] = "none"
     sampler: Literal["shuffle", "balanced"] = "shuffle"
     limit_train: int | None = attrs.field(default=None, validator=_in_range(1))
     limit_test: int | None = attrs.field(default=None, validator=_in_range(1))

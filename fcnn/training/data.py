@@ -49,13 +49,15 @@ def prepare_data(config: Config, data_dir: str | Path | None, progress=None) -> 
 
 
 def class_weights(config: Config, train: Dataset) -> np.ndarray | None:
+    """The loss weight of each class: none, inverse frequency (``balanced``, mean weight 1
+    over the classes), its square root (``sqrt``), or the config's own numbers."""
     cw = config.data.class_weights
     if cw == "none":
         return None
-    if cw == "balanced":
+    if cw in ("balanced", "sqrt"):
         counts = train.class_counts().astype(np.float64)
-        weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
-        return weights.astype(np.float32)
+        inverse = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+        return (inverse if cw == "balanced" else np.sqrt(inverse)).astype(np.float32)
     if len(cw) != train.num_classes:
         raise ValueError(
             f"data.class_weights has {len(cw)} values but {config.dataset} has "

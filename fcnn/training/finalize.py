@@ -61,8 +61,9 @@ def finalize_model(
             f"(validation quantile {config.ood_quantile})"
         )
     stored = checkpoint.load(model_path)
-    trees: dict[str, Any] = {"params": params, "state": state}
-    trees.update({g: stored.group(g) for g in ("opt_state",) if stored.group(g)})
+    groups = {key.split("/", 1)[0] for key in stored.arrays}
+    trees: dict[str, Any] = {g: stored.group(g) for g in groups}  # keep what is not refitted
+    trees.update(params=params, state=state)
     manifest = {k: v for k, v in stored.manifest.items() if k != "format_version"}
     checkpoint.save(model_path, {**manifest, **manifest_extra}, **trees, **trees_extra)
     return cal, [f"{line}; stored in {model_path}" for line in lines]

@@ -211,6 +211,26 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
     assert report["accuracy"] > 0.5  # colours encode the classes
     md = (tmp_path / "m.md").read_text()
     assert "| balanced accuracy (mean recall) |" in md and "| age band |" in md
+    result = runner.invoke(
+        app,
+        [
+            "calibrate",
+            "configs/dermascan.yaml",
+            "--weights",
+            str(best),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--method",
+            "temperature",
+            *common,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    from fcnn import checkpoint
+
+    manifest = checkpoint.load(best).manifest
+    assert manifest["calibration"]["method"] == "temperature" and "ood" in manifest  # kept
+    assert load(best).unfamiliar(blank) == ["not_skin"]  # the detector's arrays were kept too
     assert sorted(p.name for p in figures.iterdir()) == [
         "dermascan-test-confusion.png",
         "dermascan-test-reliability.png",

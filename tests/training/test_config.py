@@ -82,3 +82,24 @@ def test_missing_and_unparsable_files(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="cannot read the config"):
         load_config(_write(tmp_path, "train: [unclosed"))
+
+
+def test_class_weight_options_weigh_rare_classes_up():
+    import numpy as np
+
+    from fcnn.data.dataset import Dataset
+    from fcnn.training.config import parse_config
+    from fcnn.training.data import class_weights
+
+    data = Dataset(
+        np.zeros((40, 1, 1, 1), np.uint8), np.r_[np.zeros(30), np.ones(10)].astype(int), ("a", "b")
+    )
+    base = {"dataset": "mnist", "model": "lenet_mnist", "train": {"epochs": 1, "lr": 0.1}}
+
+    def weights(value):
+        return class_weights(parse_config({**base, "data": {"class_weights": value}}), data)
+
+    assert weights("none") is None
+    np.testing.assert_allclose(weights("balanced"), [40 / 60, 40 / 20])
+    np.testing.assert_allclose(weights("sqrt"), np.sqrt([40 / 60, 40 / 20]), rtol=1e-6)
+    np.testing.assert_allclose(weights([1.0, 3.0]), [1.0, 3.0])

@@ -1,0 +1,38 @@
+"""``fcnn calibrate CONFIG --weights W --method temperature|vector``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import attrs
+import typer
+
+from cli.common import console, fail, friendly_errors
+from fcnn import checkpoint
+from fcnn.training.config import load_config
+from fcnn.training.data import prepare_data
+from fcnn.training.finalize import finalize_model
+
+
+@friendly_errors
+def calibrate_command(
+    config: Annotated[Path, typer.Argument(help="The YAML config the model was trained with")],
+    weights: Annotated[Path, typer.Option(help="Checkpoint .npz to (re)calibrate in place")],
+    method: Annotated[str, typer.Option(help="none, temperature or vector")] = "temperature",
+    ood_quantile: Annotated[
+        float | None, typer.Option(help="Also refit the out-of-distribution detector")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
+) -> None:
+    """Fit calibration (and optionally the OOD detector) on the validation split, in place."""
+    if method not in ("none", "temperature", "vector"):
+        raise fail(f"--method must be none, temperature or vector, got {method!r}")
+    cfg = attrs.evolve(
+        load_config(config, set_ or []), calibration=method, ood_quantile=ood_quantile
+    )
+    net, params, state = checkpoint.build(checkpoint.load(weights))
+    _, lines = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)
+    for line in lines:
+        console.print(line, highlight=False)
