@@ -12,6 +12,7 @@ pass raw pixels.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from fcnn.calibration import Calibration
 from fcnn.data.errors import DataError
 from fcnn.data.preprocess import prepare_image
 from fcnn.data.transforms import Normalization, normalize
-from fcnn.explain import features
+from fcnn.explain import features, split_layers
 from fcnn.layers import Layer
 from fcnn.layers.activations import SoftmaxParams
 from fcnn.layers.activations import forward as activation_forward
@@ -52,6 +53,25 @@ class Model:
     manifest: dict[str, Any]
     calibration: Calibration = Calibration()
     ood: OodDetector | None = None
+
+    @functools.cached_property
+    def layers(self) -> list[Layer]:
+        """The network's top-level layers (built once)."""
+        return split_layers(self.net)
+
+    def analyse(self, images: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+        """Calibrated probabilities (N, K) and per-image out-of-distribution reasons, from one
+        forward pass (the features are read off on the way to the logits)."""
+        x = self.preprocess(images)
+        feats = None
+        for i, layer in enumerate(self.layers):
+            x, _, _ = layer.apply(self.params[i], x, state=self.state[i], train=False)
+            if layer.name == "GlobalAvgPool2D":
+                feats = x
+        probs, _ = activation_forward(SoftmaxParams(), self.calibration.apply(x))
+        if self.ood is None or feats is None:
+            return probs, [None] * len(probs)
+        return probs, self.ood.reasons(np.asarray(images), feats)
 
     def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Penultimate (global-average-pooled) features of raw-pixel images."""

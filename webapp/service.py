@@ -133,7 +133,8 @@ class Predictor:
     def predict(self, img: Image.Image, explain_it: bool = False) -> dict[str, Any]:
         """The answer for one decoded image, as the API returns it."""
         arr = prepare_image(img, self.model.input_shape[1:], self.model.input_shape[0])[None]
-        probs = self.model.predict(arr)[0]
+        probs_batch, reasons = self.model.analyse(arr)  # one forward pass
+        probs = probs_batch[0]
         codes = self.model.class_names
         order = np.argsort(-probs)
         predictions = [
@@ -145,7 +146,7 @@ class Predictor:
             for i in order
         ]
         top = predictions[0]
-        reason = self.model.unfamiliar(arr)[0]
+        reason = reasons[0]
         if reason is None and top["probability"] < self.confidence_threshold:
             reason = "low_confidence"
         malignant = float(sum(probs[codes.index(c)] for c in MALIGNANT if c in codes))

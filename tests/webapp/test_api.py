@@ -197,3 +197,14 @@ def test_uploads_never_touch_the_disk(client, monkeypatch, tmp_path):
     r = _post(client, big, "image/png", "big.png")
     assert r.status_code == 200
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_pass_analysis_matches_predict_and_unfamiliar(tiny_model):
+    from fcnn.inference import load
+
+    model = load(tiny_model)
+    images = np.stack([lesion_like(i, 16).transpose(2, 0, 1) for i in range(3)])
+    images[2] = 128  # blank
+    probs, reasons = model.analyse(images)
+    np.testing.assert_allclose(probs, model.predict(images), rtol=1e-5)
+    assert reasons == model.unfamiliar(images) and reasons[2] == "not_skin"
