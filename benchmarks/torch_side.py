@@ -126,7 +126,7 @@ def train_epoch(
         loss = loss_fn(model(x[idx]), y[idx])
         loss.backward()
         opt.step()
-        loss_sum += float(loss) * len(idx)
+        loss_sum += loss.item() * len(idx)
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
