@@ -19,13 +19,12 @@ from pathlib import Path
 
 import attrs
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from fcnn import random as fr
 from fcnn.data.dataset import Dataset, split_indices
 from fcnn.data.errors import DataError
+from fcnn.data.imagefolder import decode_image
 from fcnn.data.paths import cache_dir
-from fcnn.data.preprocess import prepare_image
 from fcnn.io import atomic_write
 
 __all__ = ["CLASS_NAMES", "CONDITION_NAMES", "HamData", "load", "load_splits", "read_metadata"]
@@ -104,14 +103,6 @@ def _image_index(folder: Path) -> dict[str, Path]:
     return index
 
 
-def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return prepare_image(img, size)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable image ({exc})") from None
-
-
 def load(root: Path, *, image_size: tuple[int, int] = (64, 64), use_cache: bool = True) -> HamData:
     """Every usable HAM10000 image under ``root/ham10000``, resized to ``image_size``."""
     folder = Path(root) / "ham10000"
@@ -145,7 +136,7 @@ def load(root: Path, *, image_size: tuple[int, int] = (64, 64), use_cache: bool 
             images = None
     if images is None or images.shape[0] != len(present):
         with ThreadPoolExecutor(max_workers=4) as pool:
-            images = np.stack(list(pool.map(lambda p: _decode(p, image_size), paths)))
+            images = np.stack(list(pool.map(lambda p: decode_image(p, image_size, "RGB"), paths)))
         if use_cache:
             with atomic_write(cache_file) as tmp, open(tmp, "wb") as f:
                 np.savez(f, images=images)

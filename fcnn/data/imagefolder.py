@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from fcnn.data.dataset import Dataset
 from fcnn.data.errors import DataError
 from fcnn.data.paths import cache_dir
+from fcnn.data.preprocess import prepare_image
 from fcnn.io import atomic_write
 
 __all__ = ["IMAGE_SUFFIXES", "decode_image", "load_image_folder"]
@@ -27,16 +28,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".ti
 
 
 def decode_image(path: Path, size: tuple[int, int] | None, mode: str) -> np.ndarray:
-    """One image as (C, H, W) uint8 in ``mode`` ("RGB" or "L"), resized to ``size`` (H, W)."""
+    """One image as (C, H, W) uint8 in ``mode`` ("RGB" or "L"), resized to ``size`` (H, W)
+    (its own size when None), through :func:`fcnn.data.preprocess.prepare_image`."""
     try:
         with Image.open(path) as img:
-            img = img.convert(mode)
-            if size is not None and img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+            target = size if size is not None else (img.height, img.width)
+            return prepare_image(img, target, 1 if mode == "L" else 3)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DataError(f"{path}: unreadable image ({exc})") from None
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
 
 
 def _listing(folder: Path, class_names: tuple[str, ...]) -> list[tuple[Path, int, os.stat_result]]:
