@@ -114,7 +114,9 @@ def test_early_stopping_stops(fake_mnist_root, tiny_config):
 
 @pytest.mark.data
 def test_short_real_mnist_run_learns_well_above_chance(real_data_root, tiny_config):
-    cfg = tiny_config("data.limit_train=3000", "data.limit_test=1000", "train.epochs=2")
+    cfg = tiny_config(
+        "data.limit_train=3000", "data.limit_test=1000", "train.epochs=3", "train.lr=0.02"
+    )
     result = train(cfg, data_dir=real_data_root, echo=_quiet)
     assert result.test_accuracy > 0.85
     assert np.isfinite(result.history[-1]["val_loss"])

@@ -100,6 +100,12 @@ def _lesion_file(tmp_path: Path) -> Path:
     return path
 
 
+def _click(browser, element) -> None:
+    """Click after scrolling the element to the middle, clear of the sticky disclaimer."""
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+
+
 def test_upload_a_lesion_then_a_non_image(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -111,7 +117,7 @@ def test_upload_a_lesion_then_a_non_image(server, browser, tmp_path):
     assert disclaimer.is_displayed() and "not a diagnosis" in disclaimer.text
 
     browser.find_element(By.ID, "file-input").send_keys(str(_lesion_file(tmp_path)))
-    wait.until(ec.element_to_be_clickable((By.ID, "analyse"))).click()
+    _click(browser, wait.until(ec.element_to_be_clickable((By.ID, "analyse"))))
     wait.until(ec.visibility_of_element_located((By.ID, "result")))
     result = browser.find_element(By.ID, "result")
     bars = browser.find_elements(By.CSS_SELECTOR, "#bars li")
@@ -137,7 +143,7 @@ def test_upload_a_lesion_then_a_non_image(server, browser, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("this is not a photo")
     browser.find_element(By.ID, "file-input").send_keys(str(notes))
-    wait.until(ec.element_to_be_clickable((By.ID, "analyse"))).click()
+    _click(browser, wait.until(ec.element_to_be_clickable((By.ID, "analyse"))))
     error = wait.until(ec.visibility_of_element_located((By.ID, "error")))
     assert "not an image" in error.text
     assert not result.is_displayed()
