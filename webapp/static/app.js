@@ -16,6 +16,12 @@
     not_skin: "This does not look like a close-up photo of a skin lesion, so the model gives " +
       "no answer. Try a sharp, well-lit close-up of the lesion.",
   };
+  // A model's probability is never a certainty: show "over 99%" / "under 1%" at the ends.
+  function percent(p) {
+    if (p >= 0.995) return "over 99%";
+    if (p < 0.005) return "under 1%";
+    return (100 * p).toFixed(0) + "%";
+  }
   let chosen = null;
   let conditions = {};
   fetch("/api/conditions").then((r) => r.json()).then((list) => {
@@ -62,7 +68,7 @@
     $("answer").hidden = notSkin;
     $("probabilities").hidden = notSkin;
     $("top-name").textContent = answer.uncertain ? top.name + " (uncertain)" : top.name;
-    $("top-prob").textContent = (100 * top.probability).toFixed(0) + "%";
+    $("top-prob").textContent = percent(top.probability);
     const risk = $("risk");
     risk.className = "risk " + answer.risk_level;
     risk.textContent = RISK_TEXT[answer.risk_level];
@@ -74,7 +80,7 @@
     bars.replaceChildren();
     for (const p of answer.predictions) {
       const li = document.createElement("li");
-      const pct = (100 * p.probability).toFixed(1) + "%";
+      const pct = percent(p.probability);
       const name = document.createElement("span");
       name.textContent = p.name;
       const bar = document.createElement("span");
