@@ -59,8 +59,9 @@ def _conv_bn_relu(channels: int) -> list[Layer]:
     return [Conv2D(channels, 3, padding=1), BatchNorm2D(), ReLU()]
 
 
-def tiny_vgg_cifar(num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 128),
-                   drop_rate: float = 0.2) -> Preset:  # fmt: skip
+def tiny_vgg_cifar(
+    num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 128), drop_rate: float = 0.2
+) -> Preset:
     stages: list[Layer] = []
     for width in widths:
         stages += _conv_bn_relu(width) + _conv_bn_relu(width) + [MaxPool2D(2)]
@@ -82,15 +83,20 @@ def bn_net_mnist(num_classes: int = 10) -> Preset:
     return Preset("bn_net_mnist", net, (1, 28, 28))
 
 
-def dermascan_cnn(num_classes: int = 7, widths: tuple[int, ...] = (32, 64, 128, 192),
-                  drop_rate: float = 0.3, image_size: int = 64) -> Preset:  # fmt: skip
+def dermascan_cnn(
+    num_classes: int = 7,
+    widths: tuple[int, ...] = (32, 64, 128, 192),
+    drop_rate: float = 0.3,
+    image_size: int = 64,
+) -> Preset:
     blocks: list[Layer] = []
     for i, width in enumerate(widths):
         blocks += _conv_bn_relu(width)
         if i < len(widths) - 1:
             blocks.append(MaxPool2D(2))
-    net = serial(*blocks, GlobalAvgPool2D(), Dropout(drop_rate),
-                 Dense(num_classes, w_init="glorot_uniform"))  # fmt: skip
+    net = serial(
+        *blocks, GlobalAvgPool2D(), Dropout(drop_rate), Dense(num_classes, w_init="glorot_uniform")
+    )
     return Preset("dermascan_cnn", net, (3, image_size, image_size))
 
 

@@ -54,7 +54,6 @@ __all__ = [
     "RunResult",
     "TrainingDiverged",
     "TrainingInterrupted",
-    "prepare_data",
     "train",
 ]
 
