@@ -27,10 +27,6 @@ CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
 MALIGNANT = ("akiec", "bcc", "mel")
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
-# Pillow's own bomb check would warn (or raise at 2x) on a global limit; DermaScan checks
-# the pixel count against its own setting before decoding anything, so the global is off.
-Image.MAX_IMAGE_PIXELS = None
-
 
 class ImageProblem(Exception):
     """An upload that cannot be used; ``status`` is the HTTP status to answer with."""
@@ -51,8 +47,16 @@ def decode_image(data: bytes, content_type: str | None, max_pixels: int) -> Imag
         raise ImageProblem(
             400, "The uploaded file is empty. Choose a photo of the skin lesion and try again."
         )
+    too_big = ImageProblem(
+        413, f"The image has more than the {max_pixels:,} pixels allowed. Resize it and try again."
+    )
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Pillow's own bomb limit is process-wide; DermaScan applies its setting below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise too_big from None
     except UnidentifiedImageError:
         if content_type and content_type.startswith("image/"):
             raise ImageProblem(
@@ -74,15 +78,9 @@ def decode_image(data: bytes, content_type: str | None, max_pixels: int) -> Imag
         )
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked above
             img.load()
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageProblem(
             400, f"The image is damaged or truncated ({exc}). Try another photo."
         ) from None
