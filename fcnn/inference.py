@@ -27,12 +27,12 @@ from fcnn.calibration import Calibration
 from fcnn.data.errors import DataError
 from fcnn.data.preprocess import prepare_image
 from fcnn.data.transforms import Normalization, normalize
-from fcnn.explain import features, split_layers
+from fcnn.explain import split_layers
 from fcnn.layers import Layer
 from fcnn.layers.activations import SoftmaxParams
 from fcnn.layers.activations import forward as activation_forward
 from fcnn.ood import OodDetector
-from fcnn.training.loop import predict_logits
+from fcnn.training.loop import features, predict_logits
 
 __all__ = ["EXPORT_ARCHITECTURE", "EXPORT_WEIGHTS", "Model", "load"]
 
@@ -75,12 +75,10 @@ class Model:
 
     def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Penultimate (global-average-pooled) features of raw-pixel images."""
-        x = self.preprocess(images)
-        parts = [
-            features(self.net, self.params, self.state, x[i : i + batch_size])
-            for i in range(0, x.shape[0], batch_size)
-        ]
-        return np.concatenate(parts)
+        self.preprocess(images[:1])  # the shape check, with its clear message
+        return features(
+            self.net, self.params, self.state, np.asarray(images), self.normalization, batch_size
+        )
 
     def unfamiliar(self, images: np.ndarray) -> list[str | None]:
         """Per image ``"not_skin"`` when it does not look like the training data, else None

@@ -8,24 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from fcnn import calibration, checkpoint, explain, ood
-from fcnn.data.transforms import normalize
+from fcnn import calibration, checkpoint, ood
 from fcnn.layers import Layer
 from fcnn.training.config import Config
 from fcnn.training.data import PreparedData
-from fcnn.training.loop import evaluate
+from fcnn.training.loop import evaluate, features
 
 __all__ = ["finalize_model"]
-
-
-def _features(
-    net: Layer, params: Any, state: Any, images: np.ndarray, data: PreparedData, batch: int
-) -> np.ndarray:
-    parts = [
-        explain.features(net, params, state, normalize(images[i : i + batch], data.normalization))
-        for i in range(0, len(images), batch)
-    ]
-    return np.concatenate(parts)
 
 
 def finalize_model(
@@ -48,10 +37,10 @@ def finalize_model(
     ]
     if config.ood_quantile is not None:
         detector = ood.fit(
-            _features(net, params, state, data.train.images, data, batch),
+            features(net, params, state, data.train.images, data.normalization, batch),
             data.train.labels,
             data.train.images,
-            _features(net, params, state, data.val.images, data, batch),
+            features(net, params, state, data.val.images, data.normalization, batch),
             config.ood_quantile,
             data.train.num_classes,
         )

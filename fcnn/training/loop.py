@@ -12,13 +12,21 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
-from fcnn import optim
+from fcnn import explain, optim
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
 from fcnn.layers import Layer
 from fcnn.losses import cross_entropy
 
-__all__ = ["EvalResult", "StepResult", "Trainer", "evaluate", "predict_logits", "train_step"]
+__all__ = [
+    "EvalResult",
+    "StepResult",
+    "Trainer",
+    "evaluate",
+    "features",
+    "predict_logits",
+    "train_step",
+]
 
 
 @attrs.frozen(eq=False)
@@ -108,3 +116,19 @@ def evaluate(
     logits = np.concatenate(outs)
     loss, _ = cross_entropy.forward(logits.astype(np.float64), labels)
     return EvalResult(float(loss), logits, labels)
+
+
+def features(
+    net: Layer,
+    params: Any,
+    state: Any,
+    images: np.ndarray,
+    normalization: Normalization,
+    batch_size: int = 500,
+) -> np.ndarray:
+    """Penultimate (pooled) features of uint8 ``images``, normalized batch by batch."""
+    parts = [
+        explain.features(net, params, state, normalize(images[i : i + batch_size], normalization))
+        for i in range(0, images.shape[0], batch_size)
+    ]
+    return np.concatenate(parts)

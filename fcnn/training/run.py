@@ -149,6 +149,7 @@ class _Setup:
     data: PreparedData
     trainer: Trainer
     steps_per_epoch: int
+    schedule: schedules.Schedule  # learning rate per optimizer step (logged per epoch)
     order_key: fr.Key
     step_key: fr.Key
     manifest: dict[str, Any]
@@ -194,7 +195,8 @@ def _build(config: Config, data_dir, resume) -> tuple[Config, _Setup, _Progress,
         )
     net = preset.network
     steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
-    optimizer = make_optimizer(config.train, make_schedule(config.train, steps_per_epoch))
+    schedule = make_schedule(config.train, steps_per_epoch)
+    optimizer = make_optimizer(config.train, schedule)
     trainer = Trainer(
         net,
         optimizer,
@@ -231,7 +233,9 @@ def _build(config: Config, data_dir, resume) -> tuple[Config, _Setup, _Progress,
         atomic_write_text(
             run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
         )
-    setup = _Setup(config, data, trainer, steps_per_epoch, k_order, k_steps, manifest, run_dir)
+    setup = _Setup(
+        config, data, trainer, steps_per_epoch, schedule, k_order, k_steps, manifest, run_dir
+    )
     return config, setup, progress, saved
 
 
@@ -416,7 +420,6 @@ class _Run:
             cfg.eval_batch_size,
         )
         val_conf = metrics.confusion_matrix(val.labels, val.preds, data.val.num_classes)
-        schedule = make_schedule(cfg, self.s.steps_per_epoch)
         row = {
             "epoch": epoch + 1,
             "train_loss": p.loss_sum / max(p.seen, 1),
@@ -424,7 +427,7 @@ class _Run:
             "val_loss": val.loss,
             "val_acc": val.accuracy,
             "val_balanced_acc": metrics.balanced_accuracy(val_conf),
-            "lr": float(schedule((epoch + 1) * self.s.steps_per_epoch - 1)),
+            "lr": float(self.s.schedule((epoch + 1) * self.s.steps_per_epoch - 1)),
             "epoch_time_s": epoch_time,
             "images_per_s": images_per_s,
         }
