@@ -12,7 +12,7 @@ from benchmarks.timing import median_time
 from fcnn import layers, models, optim
 from fcnn import random as fr
 from fcnn.data.dataset import Dataset
-from fcnn.data.transforms import fit_normalization, normalize
+from fcnn.data.transforms import fit_normalization
 from fcnn.training.loop import Trainer, predict_logits, train_step
 
 
@@ -103,7 +103,7 @@ def inference(preset: models.Preset, batch: int, repeats: int) -> dict[str, Any]
     norm = fit_normalization(images)
 
     def run():
-        predict_logits(preset.network, params, state, normalize(images, norm), batch)
+        predict_logits(preset.network, params, state, images, norm, batch)
 
     seconds = median_time(run, repeats)
     return {"batch": batch, "ms": seconds * 1e3, "images_per_s": batch / seconds}

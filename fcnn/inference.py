@@ -20,12 +20,10 @@ from typing import Any
 
 import attrs
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from fcnn import checkpoint
 from fcnn.calibration import Calibration
-from fcnn.data.errors import DataError
-from fcnn.data.preprocess import prepare_image
+from fcnn.data.imagefolder import decode_image
 from fcnn.data.transforms import Normalization, normalize
 from fcnn.explain import split_layers
 from fcnn.layers import Layer
@@ -75,10 +73,8 @@ class Model:
 
     def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Penultimate (global-average-pooled) features of raw-pixel images."""
-        self.preprocess(images[:1])  # the shape check, with its clear message
-        return features(
-            self.net, self.params, self.state, np.asarray(images), self.normalization, batch_size
-        )
+        images = self._checked(images)
+        return features(self.net, self.params, self.state, images, self.normalization, batch_size)
 
     def unfamiliar(self, images: np.ndarray) -> list[str | None]:
         """Per image ``"not_skin"`` when it does not look like the training data, else None
@@ -87,8 +83,8 @@ class Model:
             return [None] * len(images)
         return self.ood.reasons(np.asarray(images), self.features(images))
 
-    def preprocess(self, images: np.ndarray) -> np.ndarray:
-        """Raw pixels (N, C, H, W) in 0..255 -> normalized float32, shape checked."""
+    def _checked(self, images: np.ndarray) -> np.ndarray:
+        """``images`` as (N, C, H, W), or ValueError naming the shape the model takes."""
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[None]
@@ -97,12 +93,18 @@ class Model:
                 f"this model takes images of shape (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {images.shape}"
             )
-        return normalize(images, self.normalization)
+        return images
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """Raw pixels (N, C, H, W) in 0..255 -> normalized float32, shape checked."""
+        return normalize(self._checked(images), self.normalization)
 
     def raw_logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """The network's logits (N, K) before calibration."""
-        x = self.preprocess(images)
-        return predict_logits(self.net, self.params, self.state, x, batch_size)
+        images = self._checked(images)
+        return predict_logits(
+            self.net, self.params, self.state, images, self.normalization, batch_size
+        )
 
     def logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Calibrated logits (N, K) (the raw ones when the model has no calibration)."""
@@ -119,11 +121,8 @@ class Model:
 
     def load_image(self, path: str | Path) -> np.ndarray:
         """One image file through :func:`fcnn.data.preprocess.prepare_image`: (C, H, W) uint8."""
-        try:
-            with Image.open(path) as img:
-                return prepare_image(img, self.input_shape[1:], self.input_shape[0])
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise DataError(f"{path}: unreadable image ({exc})") from None
+        mode = "L" if self.input_shape[0] == 1 else "RGB"
+        return decode_image(Path(path), self.input_shape[1:], mode)
 
     def predict_files(
         self, paths: Sequence[str | Path], k: int = 3

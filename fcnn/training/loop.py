@@ -75,14 +75,22 @@ def train_step(
 
 
 def predict_logits(
-    net: Layer, params: Any, state: Any, x: np.ndarray, batch_size: int = 500
+    net: Layer,
+    params: Any,
+    state: Any,
+    images: np.ndarray,
+    normalization: Normalization,
+    batch_size: int = 500,
 ) -> np.ndarray:
-    """Eval-mode logits of normalized float images ``x`` (N, C, H, W), in batches."""
-    outs = []
-    for start in range(0, x.shape[0], batch_size):
-        logits, _, _ = net.apply(params, x[start : start + batch_size], state=state, train=False)
-        outs.append(logits)
-    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+    """Eval-mode logits of raw-pixel ``images`` (N, C, H, W), normalized batch by batch
+    (so a whole data set is never held as float32 at once)."""
+    outs = [
+        net.apply(
+            params, normalize(images[i : i + batch_size], normalization), state=state, train=False
+        )[0]
+        for i in range(0, images.shape[0], batch_size)
+    ]
+    return np.concatenate(outs)
 
 
 class EvalResult(NamedTuple):
@@ -109,11 +117,7 @@ def evaluate(
     batch_size: int = 500,
 ) -> EvalResult:
     """Loss and logits of uint8 ``images`` in eval mode, normalized batch by batch."""
-    outs = []
-    for start in range(0, images.shape[0], batch_size):
-        x = normalize(images[start : start + batch_size], normalization)
-        outs.append(net.apply(params, x, state=state, train=False)[0])
-    logits = np.concatenate(outs)
+    logits = predict_logits(net, params, state, images, normalization, batch_size)
     loss, _ = cross_entropy.forward(logits.astype(np.float64), labels)
     return EvalResult(float(loss), logits, labels)
 
