@@ -50,3 +50,7 @@ app.command("serve")(serve_command)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

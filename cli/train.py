@@ -1,15 +1,79 @@
-"""``fcnn train CONFIG``."""
+"""``fcnn train CONFIG``, in one process, under ``mpiexec``, or ``--procs N`` of them here."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import RichEpochProgress, console, fail, friendly_errors
+from cli.common import USER_ERRORS, RichEpochProgress, console, fail, friendly_errors
+from fcnn.distributed import SINGLE, Replicas
+from fcnn.distributed.launch import find_mpiexec, mpiexec_command
+from fcnn.distributed.mpi import MPIUnavailable, launched_by_mpi, world
 from fcnn.training.config import load_config
 from fcnn.training.run import TrainingDiverged, TrainingInterrupted, train
+
+
+def _relaunch(procs: int, args: list[str]) -> None:
+    """Run this same command in ``procs`` processes through mpiexec and exit with its code."""
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        raise fail(
+            "--procs needs MPI: install the extra with pip install -e '.[mpi]' (it brings "
+            "mpi4py and an mpiexec), or use a cluster's mpiexec -n N fcnn train ..."
+        )
+    child = subprocess.Popen(mpiexec_command(mpiexec, procs, args))
+    while True:
+        try:
+            code = child.wait()
+            break
+        except KeyboardInterrupt:  # Ctrl-C reaches mpiexec too; wait for the ranks to save
+            continue
+    raise typer.Exit(code)
+
+
+def _train_args(config, set_, data_dir, resume, progress) -> list[str]:
+    args = ["train", str(config)]
+    for item in set_:
+        args += ["--set", item]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
+    if resume is not None:
+        args += ["--resume", str(resume)]
+    return [*args, "--progress" if progress else "--no-progress"]
+
+
+def _run(config, set_, data_dir, resume, progress, replicas: Replicas) -> None:
+    cfg = load_config(config, set_)
+    lead = replicas.rank == 0
+    bar = RichEpochProgress(enabled=progress and lead)
+    try:
+        result = train(
+            cfg,
+            data_dir=data_dir,
+            resume=resume,
+            progress=bar,
+            echo=lambda s: console.print(s, highlight=False),
+            replicas=replicas,
+        )
+    except TrainingInterrupted as exc:
+        bar.close()
+        if lead:
+            console.print(
+                f"interrupted: saved {exc.path}; continue with "
+                f"fcnn train {config} --resume {exc.path}",
+                highlight=False,
+            )
+        raise typer.Exit(130) from None
+    except TrainingDiverged as exc:
+        bar.close()
+        raise fail(str(exc), code=3) if lead else typer.Exit(3) from None
+    if lead and replicas.size > 1:
+        console.print(f"trained with {replicas.size} processes", highlight=False)
+    if lead and result.best_checkpoint:
+        console.print(f"best checkpoint: {result.best_checkpoint}", highlight=False)
 
 
 @friendly_errors
@@ -27,27 +91,37 @@ def train_command(
         Path | None, typer.Option(help="Continue exactly from a run's last.npz")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per epoch")] = True,
+    procs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train data-parallel in this many processes on this machine (runs mpiexec; "
+            "needs the [mpi] extra). Under your own mpiexec -n N, leave it at 1.",
+        ),
+    ] = 1,
 ) -> None:
     """Train the model a config describes; writes a run folder, checkpoints and reports."""
-    cfg = load_config(config, set_ or [])
-    bar = RichEpochProgress(enabled=progress)
+    under_mpi = launched_by_mpi()
+    if procs > 1 and under_mpi:
+        raise fail("--procs starts its own mpiexec; under mpiexec -n N, leave --procs out")
+    if procs > 1:
+        _relaunch(procs, _train_args(config, set_ or [], data_dir, resume, progress))
     try:
-        result = train(
-            cfg,
-            data_dir=data_dir,
-            resume=resume,
-            progress=bar,
-            echo=lambda s: console.print(s, highlight=False),
-        )
-    except TrainingInterrupted as exc:
-        bar.close()
-        console.print(
-            f"interrupted: saved {exc.path}; continue with fcnn train {config} --resume {exc.path}",
-            highlight=False,
-        )
-        raise typer.Exit(130) from None
-    except TrainingDiverged as exc:
-        bar.close()
-        raise fail(str(exc), code=3) from None
-    if result.best_checkpoint:
-        console.print(f"best checkpoint: {result.best_checkpoint}", highlight=False)
+        replicas = world()
+    except MPIUnavailable as exc:
+        raise fail(str(exc)) from None
+    if replicas.size == 1:
+        _run(config, set_ or [], data_dir, resume, progress, SINGLE)
+        return
+    try:
+        _run(config, set_ or [], data_dir, resume, progress, replicas)
+    except typer.Exit as exc:
+        if exc.exit_code not in (0, 130):  # an error on this rank: stop the other ranks too
+            replicas.abort(exc.exit_code)
+        raise
+    except USER_ERRORS as exc:
+        fail(f"(rank {replicas.rank}) {exc}")
+        replicas.abort(2)
+    except Exception as exc:  # noqa: BLE001 - any crash on one rank must stop every rank
+        fail(f"rank {replicas.rank} crashed: {exc!r}; stopping all ranks", code=1)
+        replicas.abort(1)

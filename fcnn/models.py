@@ -7,7 +7,8 @@
   each, then global average pooling, dropout and a dense classifier.
 - ``bn_net_mnist``: the BatchNorm benchmark net of the performance issue.
 - ``dermascan_cnn``: the DermaScan classifier for 3×64×64 dermatoscopic images: four
-  conv-BatchNorm-ReLU blocks (32, 64, 128, 192 channels) with max-pooling after the
+  stages of conv-BatchNorm-ReLU blocks (``widths`` channels, ``depths`` blocks per stage;
+  by default one block each of 32, 64, 128, 192 channels) with max-pooling after the
   first three, global average pooling, dropout and a dense layer over the 7 classes.
 """
 
@@ -88,10 +89,18 @@ def dermascan_cnn(
     widths: tuple[int, ...] = (32, 64, 128, 192),
     drop_rate: float = 0.3,
     image_size: int = 64,
+    depths: tuple[int, ...] | None = None,
 ) -> Preset:
+    depths = tuple(depths) if depths is not None else (1,) * len(widths)
+    if len(depths) != len(widths) or min(depths, default=1) < 1:
+        raise ValueError(
+            f"depths {list(depths)} must give a positive block count for each of the "
+            f"{len(widths)} widths {list(widths)}"
+        )
     blocks: list[Layer] = []
-    for i, width in enumerate(widths):
-        blocks += _conv_bn_relu(width)
+    for i, (width, depth) in enumerate(zip(widths, depths, strict=True)):
+        for _ in range(depth):
+            blocks += _conv_bn_relu(width)
         if i < len(widths) - 1:
             blocks.append(MaxPool2D(2))
     net = serial(

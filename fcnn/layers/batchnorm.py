@@ -11,10 +11,22 @@ Backward in training mode (``m`` values per channel, ``x̂`` the normalized inpu
 
     dβ = Σ dy        dγ = Σ dy·x̂
     dx = γ / (m·σ) · (m·dy − dβ − x̂·dγ)
+
+Synchronized BatchNorm for data-parallel training: inside
+``with cross_replica_sum(sum_fn):`` the training-mode statistics (Σx, Σ(x−μ)²,
+the count m) and the backward sums (dβ, dγ) are summed over every replica by
+``sum_fn`` before use, so N replicas holding the shards of one batch compute
+exactly what one process computes on the whole batch. The parameter gradients
+returned stay this replica's own share (the gradient reduction sums them).
+Outside the block (the default) each replica normalizes with its own shard's
+statistics, as PyTorch's DistributedDataParallel does without SyncBatchNorm.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import attrs
@@ -23,7 +35,37 @@ import numpy as np
 from fcnn import random as fr
 from fcnn.tree import static_field
 
-__all__ = ["BatchNormCache", "BatchNormParams", "BatchNormState", "backward", "forward", "init"]
+__all__ = [
+    "BatchNormCache",
+    "BatchNormParams",
+    "BatchNormState",
+    "backward",
+    "cross_replica_sum",
+    "forward",
+    "init",
+]
+
+# The sum over replicas that synchronized BatchNorm applies (None: per-replica statistics).
+_REPLICA_SUM: contextvars.ContextVar[Callable[[np.ndarray], np.ndarray] | None] = (
+    contextvars.ContextVar("fcnn_batchnorm_replica_sum", default=None)
+)
+
+
+@contextlib.contextmanager
+def cross_replica_sum(sum_fn: Callable[[np.ndarray], np.ndarray] | None) -> Iterator[None]:
+    """Synchronize training-mode BatchNorm statistics with ``sum_fn`` (an element-wise
+    sum over replicas) inside the block; ``None`` keeps per-replica statistics."""
+    token = _REPLICA_SUM.set(sum_fn)
+    try:
+        yield
+    finally:
+        _REPLICA_SUM.reset(token)
+
+
+def _replica_total(x: np.ndarray) -> np.ndarray:
+    """``x`` summed over the replicas (unchanged without synchronization)."""
+    sum_fn = _REPLICA_SUM.get()
+    return x if sum_fn is None else sum_fn(x)
 
 
 @attrs.frozen(eq=False)
@@ -48,6 +90,7 @@ class BatchNormCache(NamedTuple):
     x_hat: np.ndarray  # normalized input, same shape as x
     inv_std: np.ndarray  # (C,)
     train: bool
+    count: float = 0.0  # values per channel the statistics came from (all replicas')
 
 
 def init(
@@ -98,14 +141,17 @@ def forward(
         raise ValueError(f"BatchNorm has {params.gamma.shape[0]} channels, got input {x.shape}")
     dtype = x.dtype.type
     if train:
-        m = x.size // x.shape[1]
+        c = x.shape[1]
+        # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
+        totals = _replica_total(np.append(_channel_sum(sub, x), dtype(x.size // c)))
+        m = int(round(float(totals[-1])))
         if m < 2:
             raise ValueError(
                 f"BatchNorm in training needs more than one value per channel, got input {x.shape}"
             )
-        mean = _channel_sum(sub, x) / dtype(m)
+        mean = (totals[:c] / dtype(m)).astype(x.dtype)
         x_hat = x - mean.reshape(bshape)  # centered for now; normalized in place below
-        var = _channel_sum(sub, x_hat, x_hat) / dtype(m)
+        var = (_replica_total(_channel_sum(sub, x_hat, x_hat)) / dtype(m)).astype(x.dtype)
         inv_std = (1.0 / np.sqrt(var + dtype(params.eps))).astype(x.dtype)
         x_hat *= inv_std.reshape(bshape)
         mom = params.momentum
@@ -117,10 +163,10 @@ def forward(
         inv_std = (1.0 / np.sqrt(state.var + params.eps)).astype(x.dtype)
         x_hat = x - state.mean.reshape(bshape).astype(x.dtype)
         x_hat *= inv_std.reshape(bshape)
-        new_state = state
+        new_state, m = state, 0
     y = x_hat * params.gamma.reshape(bshape).astype(x.dtype, copy=False)
     y += params.beta.reshape(bshape).astype(x.dtype, copy=False)
-    return y, BatchNormCache(x_hat, inv_std, train), new_state
+    return y, BatchNormCache(x_hat, inv_std, train, float(m)), new_state
 
 
 def backward(
@@ -132,11 +178,15 @@ def backward(
     dgamma = _channel_sum(sub, dy, cache.x_hat)
     scale = (params.gamma * cache.inv_std).astype(dy.dtype).reshape(bshape)
     if cache.train:
-        m = dy.dtype.type(dy.size // dy.shape[1])
+        m = dy.dtype.type(cache.count or dy.size // dy.shape[1])
+        c = dy.shape[1]
+        # (2C,): dβ and dγ of the whole batch, summed over replicas in one reduction
+        sums = _replica_total(np.concatenate([dbeta, dgamma]))
+        batch_dbeta, batch_dgamma = sums[:c], sums[c:]
         # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), in three in-place passes over one new array
-        dx = cache.x_hat * (-dgamma / m).reshape(bshape)
+        dx = cache.x_hat * (-batch_dgamma / m).reshape(bshape)
         dx += dy
-        dx -= (dbeta / m).reshape(bshape)
+        dx -= (batch_dbeta / m).reshape(bshape)
         dx *= scale
     else:
         dx = dy * scale

@@ -9,6 +9,10 @@ weights ``c`` (K,)::
     w_i = c[y_i]                               (1 without class weights)
     L   = Σ_i w_i ℓ_i / Σ_i w_i                (PyTorch's weighted mean)
     ∂L/∂z_i = w_i / Σ_j w_j · (p_i − q_i)      (``p − y`` in the plain case)
+
+With ``weight_total`` the sum is divided by that total instead of this batch's
+``Σ_i w_i``: a shard of a larger batch then gives its share of the whole batch's
+loss, and the shares (and their gradients) add up to the whole batch's.
 """
 
 from __future__ import annotations
@@ -40,8 +44,13 @@ def forward(
     *,
     class_weights: np.ndarray | None = None,
     label_smoothing: float = 0.0,
+    weight_total: float | None = None,
 ) -> tuple[np.ndarray, CrossEntropyCache]:
-    """Mean (weighted) cross-entropy as a 0-d array of the logits' dtype, and the cache."""
+    """Mean (weighted) cross-entropy as a 0-d array of the logits' dtype, and the cache.
+
+    ``weight_total``: divide by this (the Σ w of the whole batch this one is a shard
+    of) instead of this batch's own Σ w; see the module docstring.
+    """
     if logits.ndim != 2:
         raise ValueError(f"cross-entropy expects logits of shape (N, K), got {logits.shape}")
     n, k = logits.shape
@@ -63,7 +72,7 @@ def forward(
                 f"class_weights must be {k} finite non-negative numbers, got shape {cw.shape}"
             )
         w = cw[labels]
-    total = w.sum()
+    total = w.sum() if weight_total is None else dtype.type(weight_total)
     if total <= 0:
         raise ValueError("cross-entropy: the class weights of this batch sum to zero")
     sample_weights = w / total

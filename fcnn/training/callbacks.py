@@ -90,12 +90,16 @@ class BestCheckpoint:
 
 
 class CsvLogger:
-    """Appends one row of metrics per epoch (header written with the first row)."""
+    """Appends one row of metrics per epoch (header written with the first row);
+    with ``write=False`` (replicas other than rank 0) it writes nothing."""
 
-    def __init__(self, cfg: CsvLoggerConfig, default_path: Path):
+    def __init__(self, cfg: CsvLoggerConfig, default_path: Path, write: bool = True):
         self.path = Path(cfg.filepath) if cfg.filepath else default_path
+        self.write = write
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
+        if not self.write:
+            return False
         row = {"epoch": epoch + 1, **metrics}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0

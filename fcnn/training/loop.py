@@ -3,6 +3,15 @@
 ``train_step`` takes everything it needs as arguments and returns new values;
 it never mutates params, state or optimizer state, so a step is reproducible
 from its arguments (the key included).
+
+Data-parallel steps: given :class:`~fcnn.distributed.Replicas` of size N, every
+replica receives the same global batch and key, normalizes and augments the whole
+batch (so each image gets the same transform as in a one-process run), runs the
+network on its own shard only, and weighs its loss by the whole batch's total
+weight; one sum over the replicas of (gradients, loss, correct) in a single flat
+buffer then gives every replica the one-process gradient, and every replica
+applies the same update. Dropout masks are drawn per replica (the key is folded
+with the rank), so nets with dropout train equivalently but not bit-identically.
 """
 
 from __future__ import annotations
@@ -12,10 +21,11 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
-from fcnn import explain, optim
+from fcnn import distributed, explain, optim
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
 from fcnn.layers import Layer
+from fcnn.layers.batchnorm import cross_replica_sum
 from fcnn.losses import cross_entropy
 
 __all__ = [
@@ -39,6 +49,7 @@ class Trainer:
     augmentation: Augmentation = Augmentation()
     class_weights: np.ndarray | None = None
     label_smoothing: float = 0.0
+    sync_batchnorm: bool = False  # with several replicas: BatchNorm statistics of the whole batch
 
 
 class StepResult(NamedTuple):
@@ -49,6 +60,13 @@ class StepResult(NamedTuple):
     correct: int
 
 
+def _batch_weight(trainer: Trainer, labels: np.ndarray) -> float:
+    """Σ of the loss weights of a batch's labels (its size without class weights)."""
+    if trainer.class_weights is None:
+        return float(labels.shape[0])
+    return float(np.asarray(trainer.class_weights, np.float64)[labels].sum())
+
+
 def train_step(
     trainer: Trainer,
     params: Any,
@@ -57,21 +75,50 @@ def train_step(
     images: np.ndarray,
     labels: np.ndarray,
     key: fr.Key,
+    replicas: distributed.Replicas = distributed.SINGLE,
 ) -> StepResult:
-    """One SGD step on a uint8 batch: normalize, augment, forward, loss, backward, update."""
+    """One SGD step on a uint8 batch: normalize, augment, forward, loss, backward, update.
+
+    With several ``replicas`` every one of them calls this with the same global batch
+    and key; each computes its shard and the results are summed (see the module
+    docstring). The returned loss and count of correct answers are the whole batch's.
+    """
     aug_key, net_key = fr.split(key, 2)
     x = augment(normalize(images, trainer.normalization), trainer.augmentation, aug_key)
-    logits, cache, new_state = trainer.net.apply(params, x, state=state, train=True, key=net_key)
-    loss, loss_cache = cross_entropy.forward(
-        logits, labels, class_weights=trainer.class_weights, label_smoothing=trainer.label_smoothing
-    )
-    _, grads = trainer.net.backward(
-        params, cache, cross_entropy.backward(loss_cache), need_dx=False
-    )
+    total_weight = _batch_weight(trainer, labels)
+    whole = replicas.size > 1 and labels.shape[0] < replicas.size
+    if whole:  # fewer images than replicas: each takes them all and a 1/N share of the loss
+        total_weight *= replicas.size
+    elif replicas.size > 1:
+        part = distributed.shard_slice(labels.shape[0], replicas.rank, replicas.size)
+        x, labels = x[part], labels[part]
+    if replicas.size > 1:
+        net_key = fr.fold_in(net_key, replicas.rank)
+    sync = trainer.sync_batchnorm and replicas.size > 1
+    with cross_replica_sum(replicas.sum if sync else None):
+        logits, cache, new_state = trainer.net.apply(
+            params, x, state=state, train=True, key=net_key
+        )
+        loss, loss_cache = cross_entropy.forward(
+            logits,
+            labels,
+            class_weights=trainer.class_weights,
+            label_smoothing=trainer.label_smoothing,
+            weight_total=total_weight,
+        )
+        _, grads = trainer.net.backward(
+            params, cache, cross_entropy.backward(loss_cache), need_dx=False
+        )
+    correct = int(np.sum(logits.argmax(axis=1) == labels)) if not whole or replicas.rank == 0 else 0
+    loss = float(loss)
+    if replicas.size > 1:
+        # one reduction: (all gradient leaves, loss, correct) as a flat float32 buffer
+        buf, layout = distributed.to_buffer(grads, extra=np.array([loss, correct]))
+        grads, extra = distributed.from_buffer(replicas.sum(buf), layout)
+        loss, correct = float(extra[0]), int(round(float(extra[1])))
     updates, new_opt_state = trainer.optimizer.update(grads, opt_state, params)
     new_params = optim.apply_updates(params, updates)
-    correct = int(np.sum(logits.argmax(axis=1) == labels))
-    return StepResult(new_params, new_state, new_opt_state, float(loss), correct)
+    return StepResult(new_params, new_state, new_opt_state, loss, correct)
 
 
 def predict_logits(
@@ -115,9 +162,22 @@ def evaluate(
     labels: np.ndarray,
     normalization: Normalization,
     batch_size: int = 500,
+    replicas: distributed.Replicas = distributed.SINGLE,
 ) -> EvalResult:
-    """Loss and logits of uint8 ``images`` in eval mode, normalized batch by batch."""
-    logits = predict_logits(net, params, state, images, normalization, batch_size)
+    """Loss and logits of uint8 ``images`` in eval mode, normalized batch by batch.
+
+    With several ``replicas`` each runs its own shard of the images and every replica
+    gets all the logits back (in order), so all of them return the same result.
+    """
+    shard = images.shape[0] >= replicas.size > 1
+    part = (
+        distributed.shard_slice(images.shape[0], replicas.rank, replicas.size)
+        if shard
+        else slice(None)
+    )
+    logits = predict_logits(net, params, state, images[part], normalization, batch_size)
+    if shard:
+        logits = np.concatenate(replicas.gather(logits))
     loss, _ = cross_entropy.forward(logits.astype(np.float64), labels)
     return EvalResult(float(loss), logits, labels)
 

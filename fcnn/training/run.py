@@ -12,6 +12,12 @@
   without touching the last good checkpoints;
 - at the end the best checkpoint (if a ``checkpoint`` callback is configured) is
   evaluated on the test split and a row is appended to ``<reports_dir>/results.csv``.
+
+With several ``replicas`` (processes started by ``mpiexec``) every replica runs
+this same code on the same global batches (see :mod:`fcnn.training.loop`); only
+rank 0 creates the run folder and writes checkpoints, logs, CSV rows, reports and
+progress, and validation is sharded. Batch order and random keys do not depend on
+the number of replicas, so a run resumes with the same or another number of them.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import attrs
 import numpy as np
 import yaml
 
-from fcnn import checkpoint, metrics, models, optim
+from fcnn import checkpoint, distributed, metrics, models, optim, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
 from fcnn.data.transforms import Augmentation
@@ -174,7 +180,9 @@ class _Progress:
     seen: int = 0
 
 
-def _build(config: Config, data_dir, resume) -> tuple[Config, _Setup, _Progress, dict | None]:
+def _build(
+    config: Config, data_dir, resume, replicas: distributed.Replicas
+) -> tuple[Config, _Setup, _Progress, dict | None]:
     resumed = checkpoint.load(resume) if resume is not None else None
     saved = None
     if resumed is not None:
@@ -204,6 +212,7 @@ def _build(config: Config, data_dir, resume) -> tuple[Config, _Setup, _Progress,
         Augmentation(**attrs.asdict(config.data.augment)),
         class_weights(config, data.train),
         config.train.label_smoothing,
+        config.train.sync_batchnorm,
     )
     k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
     _, params, state = net.init(k_init, preset.input_shape)
@@ -227,12 +236,16 @@ def _build(config: Config, data_dir, resume) -> tuple[Config, _Setup, _Progress,
             **saved["progress"],
         )
         run_dir = Path(saved["run_dir"])
-        run_dir.mkdir(parents=True, exist_ok=True)
-    else:
+        if replicas.rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+    elif replicas.rank == 0:
         run_dir = _new_run_dir(config)
         atomic_write_text(
             run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
         )
+    else:
+        run_dir = Path()  # replaced by rank 0's folder just below
+    run_dir = Path(replicas.broadcast(str(run_dir)))
     setup = _Setup(
         config, data, trainer, steps_per_epoch, schedule, k_order, k_steps, manifest, run_dir
     )
@@ -246,17 +259,22 @@ def train(
     resume: str | Path | None = None,
     progress: EpochProgress | None = None,
     echo: Callable[[str], None] = print,
+    replicas: distributed.Replicas = distributed.SINGLE,
 ) -> RunResult:
     """Train ``config``'s model; see the module docstring for what is written where.
 
     With ``resume``, the config stored in the checkpoint is used (so the run
-    continues exactly), whatever ``config`` says.
+    continues exactly), whatever ``config`` says. Every one of several ``replicas``
+    calls this; ranks other than 0 show no progress and write nothing.
     """
     t_start = time.perf_counter()
-    config, setup, prog, saved = _build(config, data_dir, resume)
+    config, setup, prog, saved = _build(config, data_dir, resume, replicas)
+    if replicas.rank != 0:
+        run = _Run(setup, prog, saved, EpochProgress(), lambda _: None, t_start, replicas)
+        return run.run()
     handler = _attach_log(setup.run_dir)
     try:
-        return _Run(setup, prog, saved, progress or EpochProgress(), echo, t_start).run()
+        return _Run(setup, prog, saved, progress or EpochProgress(), echo, t_start, replicas).run()
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -273,6 +291,7 @@ class _Run:
         display: EpochProgress,
         echo: Callable[[str], None],
         t_start: float,
+        replicas: distributed.Replicas = distributed.SINGLE,
     ):
         self.s, self.prog, self.display, self.echo, self.t_start = (
             setup,
@@ -281,6 +300,8 @@ class _Run:
             echo,
             t_start,
         )
+        self.replicas = replicas
+        self.writes = replicas.rank == 0  # only rank 0 touches files
         self.history: list[dict[str, float]] = list(saved["history"]) if saved else []
         self.best_cb: BestCheckpoint | None = None
         self.callbacks = self._make_callbacks()
@@ -297,12 +318,16 @@ class _Run:
                 self.best_cb = BestCheckpoint(cb_cfg, self._save_best)
                 callbacks.append(self.best_cb)
             elif isinstance(cb_cfg, CsvLoggerConfig):
-                callbacks.append(CsvLogger(cb_cfg, self.s.run_dir / "metrics.csv"))
+                callbacks.append(CsvLogger(cb_cfg, self.s.run_dir / "metrics.csv", self.writes))
         if not any(isinstance(cb, CsvLogger) for cb in callbacks):
-            callbacks.append(CsvLogger(CsvLoggerConfig(), self.s.run_dir / "metrics.csv"))
+            callbacks.append(
+                CsvLogger(CsvLoggerConfig(), self.s.run_dir / "metrics.csv", self.writes)
+            )
         return callbacks
 
     def _save_best(self, path: Path, epoch_metrics: dict[str, float]) -> None:
+        if not self.writes:
+            return
         checkpoint.save(
             path,
             {**self.s.manifest, "metrics": epoch_metrics, "kind": "best"},
@@ -311,6 +336,8 @@ class _Run:
         )
 
     def _save_last(self) -> None:
+        if not self.writes:
+            return
         p = self.prog
         training = {
             "progress": {
@@ -361,6 +388,7 @@ class _Run:
                         train.images[idx],
                         train.labels[idx],
                         key,
+                        self.replicas,
                     )
                 if not math.isfinite(out.loss):
                     self._diverged(out.loss, epoch, b)
@@ -409,7 +437,9 @@ class _Run:
 
     def _end_epoch(self, epoch: int, images_per_s: float, epoch_time: float) -> bool:
         """Validate, run callbacks, save ``last``; True when a callback stops training."""
-        cfg, data, p = self.s.config.train, self.s.data, self.prog
+        cfg, data = self.s.config.train, self.s.data
+        self._share_state()
+        p = self.prog
         val = evaluate(
             self.s.trainer.net,
             p.params,
@@ -418,6 +448,7 @@ class _Run:
             data.val.labels,
             data.normalization,
             cfg.eval_batch_size,
+            self.replicas,
         )
         val_conf = metrics.confusion_matrix(val.labels, val.preds, data.val.num_classes)
         row = {
@@ -446,6 +477,17 @@ class _Run:
         log.info(summary)
         self.display.end_epoch(summary)
         return stop
+
+    def _share_state(self) -> None:
+        """Give every replica the same layer state (BatchNorm running statistics): their
+        mean, when each replica normalized with its own shard's statistics."""
+        n = self.replicas.size
+        if n == 1 or self.s.trainer.sync_batchnorm or not tree.leaves(self.prog.state):
+            return
+        p = self.prog
+        buf, layout = distributed.to_buffer(p.state, dtype=np.float64)
+        state, _ = distributed.from_buffer(self.replicas.sum(buf) / n, layout)
+        self.prog = attrs.evolve(p, state=state)
 
     def run(self) -> RunResult:
         cfg = self.s.config
@@ -481,24 +523,39 @@ class _Run:
 
     def _finish(self, stopped_early: bool) -> RunResult:
         cfg, data = self.s.config, self.s.data
-        best_path = self.best_cb.path if self.best_cb and self.best_cb.path.exists() else None
+        best_path = None  # only rank 0 wrote it: it decides, and sends the weights
+        if self.writes and self.best_cb and self.best_cb.path.exists():
+            best_path = self.best_cb.path
+        best_path = self.replicas.broadcast(best_path)
         params, state = self.prog.params, self.prog.state
         if best_path is not None:
-            _, params, state = checkpoint.build(checkpoint.load(best_path))
-        cal, lines = finalize_model(
-            self.s.trainer.net,
-            params,
-            state,
-            self.s.data,
-            self.s.config,
-            best_path or self.s.last_path,
-        )
+            if self.writes:
+                _, params, state = checkpoint.build(checkpoint.load(best_path))
+            params, state = self.replicas.broadcast((params, state))
+        cal, lines = None, []
+        if self.writes:
+            cal, lines = finalize_model(
+                self.s.trainer.net,
+                params,
+                state,
+                self.s.data,
+                self.s.config,
+                best_path or self.s.last_path,
+            )
+        cal = self.replicas.broadcast(cal)
         for line in lines:
             log.info(line)
             self.echo(line)
         net, batch = self.s.trainer.net, cfg.train.eval_batch_size
         test = evaluate(
-            net, params, state, data.test.images, data.test.labels, data.normalization, batch
+            net,
+            params,
+            state,
+            data.test.images,
+            data.test.labels,
+            data.normalization,
+            batch,
+            self.replicas,
         )
         preds = cal.apply(test.logits).argmax(axis=1)
         confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
@@ -523,17 +580,18 @@ class _Run:
             "calibration": cal.to_dict(),
             "best_checkpoint": str(best_path) if best_path else None,
         }
-        atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
-        _write_reports(
-            cfg,
-            self.s.run_dir,
-            self.history,
-            confusion,
-            data.test.class_names,
-            test_acc,
-            best_val,
-            wall,
-        )
+        if self.writes:
+            atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
+            _write_reports(
+                cfg,
+                self.s.run_dir,
+                self.history,
+                confusion,
+                data.test.class_names,
+                test_acc,
+                best_val,
+                wall,
+            )
         return RunResult(
             self.s.run_dir,
             self.history,
