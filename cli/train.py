@@ -55,7 +55,7 @@ def _run(config, set_, data_dir, resume, progress, replicas: Replicas) -> None:
             data_dir=data_dir,
             resume=resume,
             progress=bar,
-            echo=lambda s: console.print(s, highlight=False),
+            echo=lambda s: console.print(s, highlight=False, markup=False),
             replicas=replicas,
         )
     except TrainingInterrupted as exc:
@@ -122,6 +122,6 @@ def train_command(
     except USER_ERRORS as exc:
         fail(f"(rank {replicas.rank}) {exc}")
         replicas.abort(2)
-    except Exception as exc:  # noqa: BLE001 - any crash on one rank must stop every rank
+    except Exception as exc:  # any crash on one rank must stop every rank
         fail(f"rank {replicas.rank} crashed: {exc!r}; stopping all ranks", code=1)
         replicas.abort(1)

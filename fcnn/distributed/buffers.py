@@ -22,7 +22,9 @@ class BufferLayout:
     offsets: tuple[int, ...]  # start of each leaf; the last entry is the total size
 
 
-def to_buffer(t: Any, extra: np.ndarray | None = None, dtype=np.float32) -> tuple[np.ndarray, BufferLayout]:
+def to_buffer(
+    t: Any, extra: np.ndarray | None = None, dtype=np.float32
+) -> tuple[np.ndarray, BufferLayout]:
     """Copy the leaves of ``t`` (then the values of ``extra``) into one new 1-D array.
 
     ``extra`` carries scalars that should travel in the same reduction (a loss, a

@@ -144,7 +144,7 @@ def forward(
         c = x.shape[1]
         # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
         totals = _replica_total(np.append(_channel_sum(sub, x), dtype(x.size // c)))
-        m = int(round(float(totals[-1])))
+        m = round(float(totals[-1]))
         if m < 2:
             raise ValueError(
                 f"BatchNorm in training needs more than one value per channel, got input {x.shape}"

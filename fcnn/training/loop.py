@@ -115,7 +115,7 @@ def train_step(
         # one reduction: (all gradient leaves, loss, correct) as a flat float32 buffer
         buf, layout = distributed.to_buffer(grads, extra=np.array([loss, correct]))
         grads, extra = distributed.from_buffer(replicas.sum(buf), layout)
-        loss, correct = float(extra[0]), int(round(float(extra[1])))
+        loss, correct = float(extra[0]), round(float(extra[1]))
     updates, new_opt_state = trainer.optimizer.update(grads, opt_state, params)
     new_params = optim.apply_updates(params, updates)
     return StepResult(new_params, new_state, new_opt_state, loss, correct)

@@ -194,7 +194,10 @@ def _build(
             )
         config = parse_config(resumed.manifest["config"])
 
-    data = prepare_data(config, data_dir)
+    # rank 0 downloads or decodes into the cache first; the others then read the cache
+    data = prepare_data(config, data_dir) if replicas.rank == 0 else None
+    replicas.barrier()
+    data = data or prepare_data(config, data_dir)
     preset = models.get(config.model, num_classes=data.train.num_classes, **config.model_options)
     if preset.input_shape != data.train.image_shape:
         raise ValueError(
