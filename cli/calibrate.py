@@ -33,6 +33,6 @@ def calibrate_command(
         load_config(config, set_ or []), calibration=method, ood_quantile=ood_quantile
     )
     net, params, state = checkpoint.build(checkpoint.load(weights))
-    _, lines = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)
-    for line in lines:
+    fitted = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)
+    for line in fitted.lines:
         console.print(line, highlight=False)

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, fail, friendly_errors
+from fcnn.decision import DecisionRule
 from fcnn.evaluation import evaluate_model, plot_reliability, report_markdown
 from fcnn.inference import load
 from fcnn.io import atomic_write_text
@@ -71,7 +72,9 @@ def evaluate_command(
         f"{split} split, {report['n']} images: accuracy [bold]{report['accuracy']:.4f}[/], "
         f"balanced accuracy {report['balanced_accuracy']:.4f}, "
         f"macro AUC {report['macro_auc']:.4f}, "
-        f"ECE {report['ece']:.4f} (uncalibrated {report['ece_uncalibrated']:.4f})"
+        f"ECE {report['ece']:.4f} (uncalibrated {report['ece_uncalibrated']:.4f}); "
+        f"answered class: {DecisionRule.from_dict(report['decision']).describe()}",
+        highlight=False,
     )
     table = Table("class", "precision", "recall", "F1", "AUC", "support")
     for row in report["per_class"]:

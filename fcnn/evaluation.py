@@ -9,6 +9,7 @@ import numpy as np
 
 from fcnn import metrics
 from fcnn.data.dataset import Dataset
+from fcnn.decision import DecisionRule
 from fcnn.inference import Model
 from fcnn.layers.activations import SoftmaxParams
 from fcnn.layers.activations import forward as softmax_forward
@@ -34,8 +35,8 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return softmax_forward(SoftmaxParams(), logits.astype(np.float64))[0]
 
 
-def _summary(labels: np.ndarray, probs: np.ndarray, k: int) -> dict[str, Any]:
-    confusion = metrics.confusion_matrix(labels, probs.argmax(axis=1), k)
+def _summary(labels: np.ndarray, probs: np.ndarray, preds: np.ndarray, k: int) -> dict[str, Any]:
+    confusion = metrics.confusion_matrix(labels, preds, k)
     _, macro_auc = metrics.roc_auc_ovr(labels, probs)
     return {
         "n": int(labels.size),
@@ -45,7 +46,9 @@ def _summary(labels: np.ndarray, probs: np.ndarray, k: int) -> dict[str, Any]:
     }
 
 
-def _subgroups(data: Dataset, probs: np.ndarray, min_n: int = 20) -> dict[str, Any]:
+def _subgroups(
+    data: Dataset, probs: np.ndarray, preds: np.ndarray, min_n: int = 20
+) -> dict[str, Any]:
     """Metrics per sex, age band and body site (groups of at least ``min_n`` images)."""
     columns = {}
     if "sex" in data.meta:
@@ -61,7 +64,7 @@ def _subgroups(data: Dataset, probs: np.ndarray, min_n: int = 20) -> dict[str, A
             members = column == value
             if members.sum() >= min_n:
                 groups[str(value)] = _summary(
-                    data.labels[members], probs[members], data.num_classes
+                    data.labels[members], probs[members], preds[members], data.num_classes
                 )
         out[name] = groups
     return out
@@ -69,7 +72,11 @@ def _subgroups(data: Dataset, probs: np.ndarray, min_n: int = 20) -> dict[str, A
 
 def evaluate_model(model: Model, data: Dataset, batch_size: int = 500) -> dict[str, Any]:
     """Accuracy, balanced accuracy, per-class precision/recall/F1/AUC, ECE (15 bins) before
-    and after calibration, NLL, the confusion matrix and per-subgroup metrics, as JSON-able data."""
+    and after calibration, NLL, the confusion matrix and per-subgroup metrics, as JSON-able data.
+
+    The answered class is the model's decision rule applied to the calibrated probabilities
+    (their argmax unless the model stores a prior correction); ECE, NLL and AUC are
+    properties of the probabilities themselves."""
     if tuple(data.class_names) != tuple(model.class_names):
         raise ValueError(
             f"the model's classes {list(model.class_names)} differ from the data set's "
@@ -79,7 +86,8 @@ def evaluate_model(model: Model, data: Dataset, batch_size: int = 500) -> dict[s
     calibrated = model.calibration.apply(raw)
     probs, raw_probs = _softmax(calibrated), _softmax(raw)
     k = len(model.class_names)
-    confusion = metrics.confusion_matrix(data.labels, probs.argmax(axis=1), k)
+    preds = model.decision.decide(probs)
+    confusion = metrics.confusion_matrix(data.labels, preds, k)
     precision, recall, f1 = metrics.precision_recall_f1(confusion)
     auc, macro_auc = metrics.roc_auc_ovr(data.labels, probs)
     support = confusion.sum(axis=1)
@@ -95,6 +103,7 @@ def evaluate_model(model: Model, data: Dataset, batch_size: int = 500) -> dict[s
         "nll": float(-log_p.mean()),
         "nll_uncalibrated": float(-raw_log_p.mean()),
         "calibration": model.calibration.to_dict(),
+        "decision": model.decision.to_dict(),
         "per_class": [
             {
                 "class": name,
@@ -108,7 +117,7 @@ def evaluate_model(model: Model, data: Dataset, batch_size: int = 500) -> dict[s
         ],
         "confusion_matrix": confusion.tolist(),
         "class_names": list(model.class_names),
-        "subgroups": _subgroups(data, probs),
+        "subgroups": _subgroups(data, probs, preds),
         "_probs": probs,  # for figures; dropped before JSON
         "_raw_probs": raw_probs,
         "_labels": data.labels,
@@ -157,6 +166,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         "| metric | value |",
         "| --- | --- |",
         f"| images | {report['n']} |",
+        f"| answered class | {DecisionRule.from_dict(report.get('decision')).describe()} |",
         f"| accuracy | {num(report['accuracy'])} |",
         f"| balanced accuracy (mean recall) | {num(report['balanced_accuracy'])} |",
         f"| macro ROC AUC (one-vs-rest) | {num(report['macro_auc'])} |",

@@ -25,6 +25,7 @@ from fcnn import checkpoint
 from fcnn.calibration import Calibration
 from fcnn.data.imagefolder import decode_image
 from fcnn.data.transforms import Normalization, normalize
+from fcnn.decision import DecisionRule
 from fcnn.explain import split_layers
 from fcnn.layers import Layer
 from fcnn.layers.activations import SoftmaxParams
@@ -51,6 +52,7 @@ class Model:
     manifest: dict[str, Any]
     calibration: Calibration = Calibration()
     ood: OodDetector | None = None
+    decision: DecisionRule = DecisionRule()
 
     @functools.cached_property
     def layers(self) -> list[Layer]:
@@ -115,6 +117,11 @@ class Model:
         probs, _ = activation_forward(SoftmaxParams(), self.logits(images, batch_size))
         return probs
 
+    def classify(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """The answered class index of each raw-pixel image: the model's decision rule on the
+        calibrated probabilities (their argmax unless it stores a prior correction)."""
+        return self.decision.decide(self.predict(images, batch_size))
+
     def load_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         """Image files decoded and resized to the model's input: uint8 (N, C, H, W)."""
         return np.stack([self.load_image(p) for p in paths])
@@ -150,6 +157,7 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
             m,
             Calibration.from_dict(m.get("calibration")),
             OodDetector.from_manifest(m["ood"], ckpt.group("ood")) if "ood" in m else None,
+            DecisionRule.from_dict(m.get("decision")),
         )
     except KeyError as exc:
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None

@@ -143,9 +143,12 @@ class Predictor:
             }
             for i in order
         ]
-        top = predictions[0]
+        # the answer is the model's decision (it may weigh rare conditions up), which is not
+        # always the most probable class; the bars show every probability
+        decided = codes[int(self.model.decision.decide(probs[None])[0])]
+        top = next(p for p in predictions if p["code"] == decided)
         reason = reasons[0]
-        if reason is None and top["probability"] < self.confidence_threshold:
+        if reason is None and predictions[0]["probability"] < self.confidence_threshold:
             reason = "low_confidence"
         malignant = float(sum(probs[codes.index(c)] for c in MALIGNANT if c in codes))
         risk = self.conditions[top["code"]]["risk_level"]

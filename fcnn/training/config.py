@@ -134,6 +134,16 @@ class CsvLoggerConfig:
     filepath: str | None = None  # default: metrics.csv in the run folder
 
 
+@attrs.frozen
+class DecisionConfig:
+    """How the answered class is chosen from the calibrated probabilities
+    (:mod:`fcnn.decision`): ``argmax``, or ``prior_corrected`` with the prior exponent
+    fitted on validation for the best balanced accuracy at ``min_accuracy`` or above."""
+
+    rule: Literal["argmax", "prior_corrected"] = "argmax"
+    min_accuracy: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0))
+
+
 CALLBACKS: dict[str, type] = {
     "early_stopping": EarlyStoppingConfig,
     "checkpoint": CheckpointConfig,
@@ -151,6 +161,7 @@ class Config:
     data: DataConfig = DataConfig()
     callbacks: tuple[Any, ...] = ()
     calibration: Literal["none", "temperature", "vector"] = "none"
+    decision: DecisionConfig = DecisionConfig()
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
     reports_dir: str = "reports"

@@ -1,40 +1,64 @@
-"""After training: fit calibration and the out-of-distribution detector on the validation
-split and store them in the model file (the best checkpoint, else ``last.npz``)."""
+"""After training: fit calibration, the decision rule and the out-of-distribution detector
+on the validation split and store them in the model file (the best checkpoint, else
+``last.npz``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from fcnn import calibration, checkpoint, ood
+from fcnn import calibration, checkpoint, decision, ood
 from fcnn.layers import Layer
+from fcnn.losses.cross_entropy import log_softmax
 from fcnn.training.config import Config
 from fcnn.training.data import PreparedData
 from fcnn.training.loop import evaluate, features
 
-__all__ = ["finalize_model"]
+__all__ = ["Finalized", "finalize_model"]
+
+
+class Finalized(NamedTuple):
+    calibration: calibration.Calibration
+    decision: decision.DecisionRule
+    lines: list[str]  # what was fitted, for the log
 
 
 def finalize_model(
     net: Layer, params: Any, state: Any, data: PreparedData, config: Config, model_path: Path
-) -> tuple[calibration.Calibration, list[str]]:
-    """Fit what ``config`` asks for (``calibration``, ``ood_quantile``) and rewrite
-    ``model_path`` with it; returns the calibration and lines describing what was done."""
-    if config.calibration == "none" and config.ood_quantile is None:
-        return calibration.Calibration(), []
+) -> Finalized:
+    """Fit what ``config`` asks for (``calibration``, ``decision``, ``ood_quantile``) and
+    rewrite ``model_path`` with it; returns them and lines describing what was done."""
+    wants_decision = config.decision.rule != "argmax"
+    if config.calibration == "none" and config.ood_quantile is None and not wants_decision:
+        return Finalized(calibration.Calibration(), decision.DecisionRule(), [])
     batch = config.train.eval_batch_size
     val = evaluate(net, params, state, data.val.images, data.val.labels, data.normalization, batch)
     cal = calibration.fit(val.logits, val.labels, config.calibration)
     before = calibration.nll(val.logits, val.labels)
     after = calibration.nll(cal.apply(val.logits.astype(np.float64)), val.labels)
-    manifest_extra: dict[str, Any] = {"calibration": cal.to_dict()}
-    trees_extra: dict[str, Any] = {}
+    rule = decision.DecisionRule()
     lines = [
         f"calibration ({cal.method}, T={cal.temperature:.3f}) fitted on validation: "
         f"NLL {before:.4f} -> {after:.4f}"
     ]
+    if wants_decision:
+        counts = data.train.class_counts().astype(np.float64)
+        rule, table = decision.fit_prior_correction(
+            np.exp(log_softmax(cal.apply(val.logits.astype(np.float64)))),
+            val.labels,
+            np.maximum(counts, 1.0) / counts.sum(),
+            config.decision.min_accuracy,
+        )
+        chosen = next(row for row in table if row["alpha"] == rule.alpha)
+        lines.append(
+            f"decision rule (prior exponent {rule.alpha:.2f}) fitted on validation: accuracy "
+            f"{chosen['accuracy']:.4f}, balanced accuracy {chosen['balanced_accuracy']:.4f} "
+            f"(floor {config.decision.min_accuracy})"
+        )
+    manifest_extra: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
+    trees_extra: dict[str, Any] = {}
     if config.ood_quantile is not None:
         detector = ood.fit(
             features(net, params, state, data.train.images, data.normalization, batch),
@@ -55,4 +79,4 @@ def finalize_model(
     trees.update(params=params, state=state)
     manifest = {k: v for k, v in stored.manifest.items() if k != "format_version"}
     checkpoint.save(model_path, {**manifest, **manifest_extra}, **trees, **trees_extra)
-    return cal, [f"{line}; stored in {model_path}" for line in lines]
+    return Finalized(cal, rule, [f"{line}; stored in {model_path}" for line in lines])

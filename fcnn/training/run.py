@@ -40,6 +40,7 @@ from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
 from fcnn.data.transforms import Augmentation
 from fcnn.io import atomic_write_text
+from fcnn.losses.cross_entropy import log_softmax
 from fcnn.optim import schedules
 from fcnn.training import reports
 from fcnn.training.callbacks import BestCheckpoint, CsvLogger, EarlyStopping
@@ -535,9 +536,9 @@ class _Run:
             if self.writes:
                 _, params, state = checkpoint.build(checkpoint.load(best_path))
             params, state = self.replicas.broadcast((params, state))
-        cal, lines = None, []
+        fitted = None
         if self.writes:
-            cal, lines = finalize_model(
+            fitted = finalize_model(
                 self.s.trainer.net,
                 params,
                 state,
@@ -545,7 +546,7 @@ class _Run:
                 self.s.config,
                 best_path or self.s.last_path,
             )
-        cal = self.replicas.broadcast(cal)
+        cal, rule, lines = self.replicas.broadcast(fitted)
         for line in lines:
             log.info(line)
             self.echo(line)
@@ -560,7 +561,7 @@ class _Run:
             batch,
             self.replicas,
         )
-        preds = cal.apply(test.logits).argmax(axis=1)
+        preds = rule.decide(np.exp(log_softmax(cal.apply(test.logits))))
         confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
         test_acc = metrics.accuracy(confusion)
         wall = time.perf_counter() - self.t_start

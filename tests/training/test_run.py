@@ -141,3 +141,26 @@ def test_calibration_is_fitted_on_validation_and_applied_by_load(
     raw = model.raw_logits(images)
     np.testing.assert_allclose(model.logits(images), model.calibration.apply(raw))
     assert not np.allclose(model.logits(images), raw)
+
+
+def test_decision_rule_is_fitted_stored_and_used_by_load(fake_mnist_root, tiny_config, tmp_path):
+    from fcnn.inference import load
+
+    best = tmp_path / "best.npz"
+    cfg = tiny_config(
+        "train.epochs=1",
+        "calibration=temperature",
+        "decision={rule: prior_corrected, min_accuracy: 0.0}",
+        f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]",
+    )
+    lines = []
+    train(cfg, data_dir=fake_mnist_root, echo=lines.append)
+    assert any(line.startswith("decision rule (prior exponent") for line in lines)
+    stored = checkpoint.load(best).manifest["decision"]
+    model = load(best)
+    assert model.decision.alpha == stored["alpha"]
+    assert len(model.decision.weights) in (0, 10)
+    images = np.random.default_rng(0).integers(0, 255, (5, 1, 28, 28)).astype(np.uint8)
+    np.testing.assert_array_equal(
+        model.classify(images), model.decision.decide(model.predict(images))
+    )

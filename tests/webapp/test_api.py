@@ -209,3 +209,22 @@ def test_one_pass_analysis_matches_predict_and_unfamiliar(tiny_model):
     probs, reasons = model.analyse(images)
     np.testing.assert_allclose(probs, model.predict(images), rtol=1e-5)
     assert reasons == model.unfamiliar(images) and reasons[2] == "not_skin"
+
+
+def test_the_answer_is_the_models_decision_not_always_the_longest_bar(tiny_model):
+    import attrs
+
+    from fcnn.decision import DecisionRule
+    from fcnn.inference import load
+    from webapp.service import Predictor, load_conditions
+
+    model = load(tiny_model)
+    weights = tuple(1e6 if code == "mel" else 1.0 for code in model.class_names)
+    predictor = Predictor(
+        attrs.evolve(model, decision=DecisionRule(weights, 1.0)), load_conditions(), 0.35
+    )
+    body = predictor.predict(Image.fromarray(lesion_like()))
+    assert body["top"]["code"] == "mel"
+    probs = [p["probability"] for p in body["predictions"]]
+    assert probs == sorted(probs, reverse=True)  # the bars stay in probability order
+    assert body["risk_level"] == "high"

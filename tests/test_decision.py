@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from fcnn.decision import DecisionRule, fit_prior_correction
+
+
+def _skewed_problem(n=4000, seed=0):
+    """Calibrated probabilities of a 3-class problem with priors 0.8 / 0.15 / 0.05."""
+    rng = np.random.default_rng(seed)
+    priors = np.array([0.8, 0.15, 0.05])
+    labels = rng.choice(3, n, p=priors)
+    # likelihoods: a noisy one-hot signal; posteriors by Bayes, so they are calibrated
+    means = np.eye(3) * 1.2
+    x = means[labels] + rng.standard_normal((n, 3))
+    loglik = -0.5 * ((x[:, None, :] - means[None]) ** 2).sum(axis=2)
+    post = np.exp(loglik) * priors
+    return post / post.sum(axis=1, keepdims=True), labels, priors
+
+
+def test_no_weights_is_the_plain_argmax():
+    probs = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+    np.testing.assert_array_equal(DecisionRule().decide(probs), [1, 0])
+    np.testing.assert_array_equal(DecisionRule((1.0, 1.0, 3.0)).decide(probs), [2, 2])
+
+
+def test_dividing_out_the_prior_trades_accuracy_for_balanced_accuracy():
+    probs, labels, priors = _skewed_problem()
+    rule, table = fit_prior_correction(probs, labels, priors, min_accuracy=0.0)
+    by_alpha = {row["alpha"]: row for row in table}
+    assert by_alpha[1.0]["balanced_accuracy"] > by_alpha[0.0]["balanced_accuracy"] + 0.05
+    assert by_alpha[1.0]["accuracy"] < by_alpha[0.0]["accuracy"]
+    assert rule.alpha > 0.5  # no accuracy floor: balanced accuracy wins
+    best = max(row["balanced_accuracy"] for row in table)
+    assert by_alpha[rule.alpha]["balanced_accuracy"] == best
+
+
+def test_the_accuracy_floor_is_respected():
+    probs, labels, priors = _skewed_problem()
+    _, table = fit_prior_correction(probs, labels, priors, min_accuracy=0.0)
+    floor = np.median([row["accuracy"] for row in table])
+    rule, _ = fit_prior_correction(probs, labels, priors, min_accuracy=floor)
+    assert np.mean(rule.decide(probs) == labels) >= floor
+    unreachable, _ = fit_prior_correction(probs, labels, priors, min_accuracy=1.0)
+    assert unreachable == DecisionRule()
+
+
+def test_round_trip_and_errors():
+    rule = DecisionRule((1.0, 2.0, 4.0), 0.5)
+    assert DecisionRule.from_dict(rule.to_dict()) == rule
+    assert DecisionRule.from_dict(None) == DecisionRule()
+    assert "0.50" in rule.describe() and "argmax" in DecisionRule().describe()
+    with pytest.raises(ValueError, match="3 class weights"):
+        rule.decide(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="positive class frequencies"):
+        fit_prior_correction(np.ones((2, 3)) / 3, np.array([0, 1]), np.array([1.0, 0.0, 0.0]), 0.5)
