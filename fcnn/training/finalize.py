@@ -76,7 +76,7 @@ def finalize_model(
     stored = checkpoint.load(model_path)
     groups = {key.split("/", 1)[0] for key in stored.arrays}
     trees: dict[str, Any] = {g: stored.group(g) for g in groups}  # keep what is not refitted
-    trees.update(params=params, state=state)
+    trees.update(params=params, state=state, **trees_extra)  # a refit replaces the old one
     manifest = {k: v for k, v in stored.manifest.items() if k != "format_version"}
-    checkpoint.save(model_path, {**manifest, **manifest_extra}, **trees, **trees_extra)
+    checkpoint.save(model_path, {**manifest, **manifest_extra}, **trees)
     return Finalized(cal, rule, [f"{line}; stored in {model_path}" for line in lines])

@@ -18,16 +18,22 @@ this same code on the same global batches (see :mod:`fcnn.training.loop`); only
 rank 0 creates the run folder and writes checkpoints, logs, CSV rows, reports and
 progress, and validation is sharded. Batch order and random keys do not depend on
 the number of replicas, so a run resumes with the same or another number of them.
+Ctrl-C with several replicas only raises a flag; after every step the replicas sum
+their flags, so all of them stop after the same step (rank 0 saving ``last.npz``)
+instead of one leaving the others waiting in a collective.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +312,7 @@ class _Run:
         )
         self.replicas = replicas
         self.writes = replicas.rank == 0  # only rank 0 touches files
+        self.interrupted = False  # Ctrl-C seen (several replicas: acted on after the step)
         self.history: list[dict[str, float]] = list(saved["history"]) if saved else []
         self.best_cb: BestCheckpoint | None = None
         self.callbacks = self._make_callbacks()
@@ -372,6 +379,30 @@ class _Run:
             order = shuffled_order(len(train), key)
         return batch_slices(order, self.s.config.train.batch_size)
 
+    @contextlib.contextmanager
+    def _interrupts_as_flag(self) -> Iterator[None]:
+        """With several replicas, Ctrl-C (SIGINT) sets ``self.interrupted`` instead of raising
+        in the middle of a collective; :meth:`_agreed_stop` turns it into a common stop."""
+        self.interrupted = False
+        if self.replicas.size == 1 or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def flag(signum, frame) -> None:
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, flag)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _agreed_stop(self) -> bool:
+        """True on every replica when any of them was interrupted (one tiny sum per step)."""
+        if self.replicas.size == 1:
+            return False
+        return bool(self.replicas.sum(np.array([float(self.interrupted)]))[0] > 0)
+
     def _train_epoch(self, epoch: int) -> float:
         """Run the rest of ``epoch``'s batches; returns the epoch's images per second."""
         train = self.s.data.train
@@ -408,6 +439,8 @@ class _Run:
                     p.seen + len(idx),
                 )
                 images += len(idx)
+                if self._agreed_stop():
+                    raise KeyboardInterrupt
                 elapsed = max(time.perf_counter() - t0, 1e-9)
                 self.display.step(
                     b + 1,
@@ -515,14 +548,15 @@ class _Run:
                 f"e.g. {data.notes[0]}"
             )
         stopped_early = False
-        for epoch in range(self.prog.epoch, cfg.train.epochs):
-            t0 = time.perf_counter()
-            images_per_s = self._train_epoch(epoch)
-            if self._end_epoch(epoch, images_per_s, time.perf_counter() - t0):
-                stopped_early = True
-                log.info("early stopping after epoch %d", epoch + 1)
-                self.echo(f"early stopping after epoch {epoch + 1}")
-                break
+        with self._interrupts_as_flag():
+            for epoch in range(self.prog.epoch, cfg.train.epochs):
+                t0 = time.perf_counter()
+                images_per_s = self._train_epoch(epoch)
+                if self._end_epoch(epoch, images_per_s, time.perf_counter() - t0):
+                    stopped_early = True
+                    log.info("early stopping after epoch %d", epoch + 1)
+                    self.echo(f"early stopping after epoch {epoch + 1}")
+                    break
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> RunResult:

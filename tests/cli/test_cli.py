@@ -235,3 +235,17 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
         "dermascan-test-confusion.png",
         "dermascan-test-reliability.png",
     ]
+    # refitting the detector replaces the stored one (a regression: it used to crash)
+    before = manifest["ood"]
+    result = runner.invoke(
+        app,
+        [
+            "calibrate", "configs/dermascan.yaml", "--weights", str(best),
+            "--data-dir", str(tmp_path / "data"), "--method", "vector",
+            "--ood-quantile", "0.6", *common,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "decision rule (prior exponent" in result.output  # the config asks for one
+    manifest = checkpoint.load(best).manifest
+    assert manifest["ood"] != before and manifest["decision"]["alpha"] >= 0.0

@@ -136,3 +136,32 @@ def test_mpiexec_without_procs_and_procs_under_mpiexec_is_refused(tmp_path):
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "leave --procs out" in done.stderr
+
+
+@pytest.mark.data
+def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves(real_data_root, tmp_path):
+    import signal
+
+    cmd = [
+        sys.executable, "-m", "cli.main", "train", "configs/mnist.yaml", "--no-progress",
+        "--procs", "2", "--data-dir", str(real_data_root),
+        *[a for s in [*_overrides(tmp_path, "cut"), "train.epochs=50"] for a in ("--set", s)],
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own process group, as a terminal would have
+    )  # fmt: skip
+    seen = []
+    for line in child.stdout:  # wait for the first epoch to end, then press Ctrl-C
+        seen.append(line)
+        if line.startswith("epoch 1/50"):
+            break
+    os.killpg(child.pid, signal.SIGINT)
+    out, _ = child.communicate(timeout=60)  # every rank exits; no one hangs in a collective
+    text = "".join(seen) + out
+    assert child.returncode == 130, text
+    assert "interrupted: saved" in text
+    last = _one_run(tmp_path, "cut") / "last.npz"
+    saved = checkpoint.load(last).manifest["training"]["progress"]
+    assert saved["epoch"] >= 1  # the progress of a completed step, resumable
