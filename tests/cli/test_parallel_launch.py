@@ -62,3 +62,15 @@ def test_procs_passes_every_option_on(monkeypatch, tmp_path):
         "train", "configs/mnist.yaml", "--set", "train.epochs=1",
         "--data-dir", str(tmp_path), "--no-progress",
     ]  # fmt: skip
+
+
+def test_serve_uses_one_blas_thread_per_process_unless_the_user_chose():
+    env = {}
+    assert cli.pin_blas_threads_for_serving(["fcnn", "serve", "--workers", "2"], env)
+    assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
+    chosen = {"OPENBLAS_NUM_THREADS": "2"}
+    assert not cli.pin_blas_threads_for_serving(["fcnn", "serve"], chosen)
+    assert chosen == {"OPENBLAS_NUM_THREADS": "2"}
+    other = {}
+    assert not cli.pin_blas_threads_for_serving(["fcnn", "train", "c.yaml"], other)
+    assert other == {}
