@@ -4,9 +4,9 @@ import sys
 
 from typer.testing import CliRunner
 
-import cli
 import cli.train
 from cli.main import app
+from cli.threads import pin_blas_threads, pin_blas_threads_for_serving
 from fcnn.distributed.launch import mpiexec_command
 
 runner = CliRunner()
@@ -14,14 +14,14 @@ runner = CliRunner()
 
 def test_mpiexec_processes_share_the_cores_unless_the_user_chose():
     env = {"PMI_SIZE": "2", "MPI_LOCALNRANKS": "2"}
-    assert cli.pin_blas_threads(env, cores=8) == 4
+    assert pin_blas_threads(env, cores=8) == 4
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "4"
     env = {"OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"}
-    assert cli.pin_blas_threads(env, cores=2) == 1  # never below one thread
+    assert pin_blas_threads(env, cores=2) == 1  # never below one thread
     chosen = {"PMI_SIZE": "2", "OMP_NUM_THREADS": "3"}
-    assert cli.pin_blas_threads(chosen, cores=8) is None and chosen["OMP_NUM_THREADS"] == "3"
+    assert pin_blas_threads(chosen, cores=8) is None and chosen["OMP_NUM_THREADS"] == "3"
     alone = {}
-    assert cli.pin_blas_threads(alone, cores=8) is None and alone == {}
+    assert pin_blas_threads(alone, cores=8) is None and alone == {}
 
 
 def test_the_launch_command_reruns_fcnn_in_each_process():
@@ -66,11 +66,11 @@ def test_procs_passes_every_option_on(monkeypatch, tmp_path):
 
 def test_serve_uses_one_blas_thread_per_process_unless_the_user_chose():
     env = {}
-    assert cli.pin_blas_threads_for_serving(["fcnn", "serve", "--workers", "2"], env)
+    assert pin_blas_threads_for_serving(["fcnn", "serve", "--workers", "2"], env)
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
     chosen = {"OPENBLAS_NUM_THREADS": "2"}
-    assert not cli.pin_blas_threads_for_serving(["fcnn", "serve"], chosen)
+    assert not pin_blas_threads_for_serving(["fcnn", "serve"], chosen)
     assert chosen == {"OPENBLAS_NUM_THREADS": "2"}
     other = {}
-    assert not cli.pin_blas_threads_for_serving(["fcnn", "train", "c.yaml"], other)
+    assert not pin_blas_threads_for_serving(["fcnn", "train", "c.yaml"], other)
     assert other == {}
