@@ -2,9 +2,9 @@
 
 A process that ``mpiexec`` started gets its share of the cores, and ``fcnn serve`` one
 thread per process, since a server's parallelism comes from concurrent requests and
-workers and BLAS threads on top of them oversubscribe the cores (measured: 24 instead of
-136 predictions/s with 2 workers on 2 cores). A thread count the user set is always kept. Only ``os``
-and ``sys`` are imported here, so importing this module never loads NumPy.
+workers and BLAS threads on top of them oversubscribe the cores (measured with 2 workers
+on 2 cores: 24 instead of 136 predictions/s). A thread count the user set is always kept.
+Only ``os`` and ``sys`` are imported here, so importing this module never loads NumPy.
 """
 
 import os
