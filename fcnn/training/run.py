@@ -616,6 +616,7 @@ class _Run:
             "epochs_run": len(self.history),
             "wall_time_s": wall,
             "calibration": cal.to_dict(),
+            "decision": rule.to_dict(),
             "best_checkpoint": str(best_path) if best_path else None,
         }
         if self.writes:
