@@ -1,4 +1,4 @@
-"""``fcnn calibrate CONFIG --weights W --method temperature|vector``."""
+"""``fcnn calibrate CONFIG --weights W --method temperature|bias|vector``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import attrs
 import typer
 
 from cli.common import console, fail, friendly_errors
-from fcnn import checkpoint
+from fcnn import calibration, checkpoint
 from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
 from fcnn.training.finalize import finalize_model
@@ -19,7 +19,7 @@ from fcnn.training.finalize import finalize_model
 def calibrate_command(
     config: Annotated[Path, typer.Argument(help="The YAML config the model was trained with")],
     weights: Annotated[Path, typer.Option(help="Checkpoint .npz to (re)calibrate in place")],
-    method: Annotated[str, typer.Option(help="none, temperature or vector")] = "temperature",
+    method: Annotated[str, typer.Option(help="none, temperature, bias or vector")] = "temperature",
     ood_quantile: Annotated[
         float | None, typer.Option(help="Also refit the out-of-distribution detector")
     ] = None,
@@ -27,8 +27,8 @@ def calibrate_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
 ) -> None:
     """Fit calibration (and optionally the OOD detector) on the validation split, in place."""
-    if method not in ("none", "temperature", "vector"):
-        raise fail(f"--method must be none, temperature or vector, got {method!r}")
+    if method not in calibration.METHODS:
+        raise fail(f"--method must be one of {', '.join(calibration.METHODS)}; got {method!r}")
     cfg = attrs.evolve(
         load_config(config, set_ or []), calibration=method, ood_quantile=ood_quantile
     )

@@ -1,9 +1,12 @@
 """Post-hoc calibration of a classifier's logits, fitted on the validation split.
 
 - ``temperature``: ``z / T`` with one ``T > 0`` (Guo et al. 2017); keeps the argmax.
-- ``vector``: ``z · w + b`` with a scale and a bias per class; also corrects the prior
-  shift that class weighting or balanced sampling leaves behind, so it can change the
-  argmax.
+- ``bias``: ``z / T + b`` with one temperature and a bias per class: corrects the prior
+  shift that class weighting or balanced sampling leaves behind (a shift of the log-odds,
+  which is what a bias undoes), with K + 1 parameters.
+- ``vector``: ``z · w + b`` with a scale and a bias per class (2K parameters); the most
+  flexible, so the most prone to fit the validation split's noise.
+  Both ``bias`` and ``vector`` can change the argmax.
 
 Both minimize the validation negative log-likelihood; the fitted parameters are stored
 in the checkpoint's manifest and applied at inference.
@@ -20,12 +23,12 @@ import numpy as np
 from fcnn import optim
 from fcnn.losses import cross_entropy
 
-__all__ = ["Calibration", "fit", "nll"]
+__all__ = ["METHODS", "Calibration", "fit", "nll"]
 
 
 @attrs.frozen
 class Calibration:
-    method: str = "none"  # none | temperature | vector
+    method: str = "none"  # none | temperature | bias | vector
     temperature: float = 1.0
     scale: tuple[float, ...] = ()  # vector scaling: one factor per class
     bias: tuple[float, ...] = ()  # vector scaling: one offset per class
@@ -34,6 +37,10 @@ class Calibration:
         """Calibrated logits (N, K); softmax of them are the calibrated probabilities."""
         if self.method == "temperature":
             return logits / logits.dtype.type(self.temperature)
+        if self.method == "bias":
+            return logits / logits.dtype.type(self.temperature) + np.asarray(
+                self.bias, logits.dtype
+            )
         if self.method == "vector":
             return logits * np.asarray(self.scale, logits.dtype) + np.asarray(
                 self.bias, logits.dtype
@@ -88,37 +95,48 @@ class _Vector:
     bias: np.ndarray
 
 
-def _fit_vector(logits: np.ndarray, labels: np.ndarray, temperature: float, steps: int = 800):
-    """Adam on the NLL of ``z·w + b``, started from the temperature solution."""
+def _fit_affine(
+    logits: np.ndarray, labels: np.ndarray, temperature: float, per_class_scale: bool, steps=800
+) -> _Vector:
+    """Adam on the NLL of ``z·w + b``, started from the temperature solution; ``w`` is one
+    shared scale unless ``per_class_scale``."""
     z = logits.astype(np.float64)
     k = z.shape[1]
-    params = _Vector(np.full(k, 1.0 / temperature), np.zeros(k))
+    params = _Vector(np.full(k if per_class_scale else 1, 1.0 / temperature), np.zeros(k))
     opt = optim.adam(0.02)
     state = opt.init(params)
     for _ in range(steps):
         _, cache = cross_entropy.forward(z * params.scale + params.bias, labels)
         dz = cross_entropy.backward(cache)
-        grads = _Vector(np.sum(dz * z, axis=0), np.sum(dz, axis=0))
+        dscale = np.sum(dz * z, axis=0) if per_class_scale else np.sum(dz * z, keepdims=True)[0]
+        grads = _Vector(dscale, np.sum(dz, axis=0))
         updates, state = opt.update(grads, state, params)
         params = optim.apply_updates(params, updates)
     return params
 
 
-def fit(logits: np.ndarray, labels: np.ndarray, method: str) -> Calibration:
-    """Fit ``method`` (none, temperature or vector) on validation logits and labels.
+METHODS = ("none", "temperature", "bias", "vector")
 
-    Vector scaling is kept only when it lowers the validation NLL below temperature
-    scaling's; otherwise the temperature is returned.
+
+def fit(logits: np.ndarray, labels: np.ndarray, method: str) -> Calibration:
+    """Fit ``method`` (none, temperature, bias or vector) on validation logits and labels.
+
+    Bias and vector scaling are kept only when they lower the validation NLL below
+    temperature scaling's; otherwise the temperature is returned.
     """
     if method == "none":
         return Calibration()
-    if method not in ("temperature", "vector"):
-        raise ValueError(f"calibration method must be none, temperature or vector; got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"calibration method must be one of {', '.join(METHODS)}; got {method!r}")
     temperature = _fit_temperature(logits, labels)
     cal = Calibration("temperature", temperature)
+    if method == "temperature":
+        return cal
+    v = _fit_affine(logits, labels, temperature, per_class_scale=method == "vector")
     if method == "vector":
-        v = _fit_vector(logits, labels, temperature)
-        vec = Calibration("vector", temperature, tuple(v.scale.tolist()), tuple(v.bias.tolist()))
-        if nll(vec.apply(logits.astype(np.float64)), labels) < nll(cal.apply(logits), labels):
-            cal = vec
+        fitted = Calibration("vector", temperature, tuple(v.scale.tolist()), tuple(v.bias.tolist()))
+    else:
+        fitted = Calibration("bias", 1.0 / float(v.scale[0]), (), tuple(v.bias.tolist()))
+    if nll(fitted.apply(logits.astype(np.float64)), labels) < nll(cal.apply(logits), labels):
+        cal = fitted
     return cal

@@ -40,3 +40,19 @@ def test_round_trip_and_unknown_method():
     assert calibration.Calibration.from_dict(None).method == "none"
     with pytest.raises(ValueError, match="calibration method"):
         calibration.fit(np.zeros((2, 2)), np.array([0, 1]), "platt")
+
+
+def test_bias_scaling_removes_a_prior_shift_with_one_temperature():
+    shift = np.array([3.0, 0.0, 0.0, -1.0])
+    logits, labels = _overconfident(sharpness=2.0, prior_shift=shift)
+    temp = calibration.fit(logits, labels, "temperature")
+    bias = calibration.fit(logits, labels, "bias")
+    assert bias.method == "bias" and bias.scale == () and len(bias.bias) == 4
+    assert calibration.nll(bias.apply(logits), labels) < calibration.nll(temp.apply(logits), labels)
+    # the fitted biases undo the shift (up to a constant, which softmax ignores)
+    undone = np.asarray(bias.bias) + shift / bias.temperature
+    assert np.ptp(undone) < 0.3
+    np.testing.assert_allclose(
+        bias.apply(logits), logits / bias.temperature + np.asarray(bias.bias), rtol=1e-12
+    )
+    assert calibration.Calibration.from_dict(bias.to_dict()) == bias

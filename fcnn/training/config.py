@@ -160,7 +160,7 @@ class Config:
     model_options: dict[str, Any] = attrs.field(factory=dict)
     data: DataConfig = DataConfig()
     callbacks: tuple[Any, ...] = ()
-    calibration: Literal["none", "temperature", "vector"] = "none"
+    calibration: Literal["none", "temperature", "bias", "vector"] = "none"
     decision: DecisionConfig = DecisionConfig()
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
