@@ -11,7 +11,7 @@ replica then applies the same optimizer update, so parameters stay identical.
 - :mod:`fcnn.distributed.sharding`: which part of a batch a replica takes;
 - :mod:`fcnn.distributed.buffers`: a tree of arrays as one contiguous buffer;
 - :mod:`fcnn.distributed.mpi`: replicas over MPI (needs the ``[mpi]`` extra);
-- :mod:`fcnn.distributed.launch`: ``mpiexec`` command lines and BLAS threads.
+- :mod:`fcnn.distributed.launch`: the ``mpiexec`` command line of ``--procs N``.
 """
 
 from fcnn.distributed.buffers import from_buffer, to_buffer
