@@ -136,6 +136,11 @@ def test_upload_a_lesion_then_a_non_image(server, browser, tmp_path):
     assert not_skin or any(name in shown for name in names)
     if not not_skin:  # the bars show every class with its probability
         assert all(b.is_displayed() for b in bars)
+        # the weighting note appears exactly when the answer is not the longest bar
+        top = browser.find_element(By.ID, "top-name").text.removesuffix(" (uncertain)")
+        first = bars[0].find_element(By.CSS_SELECTOR, "span").text
+        note = browser.find_element(By.ID, "weighting-note")
+        assert note.is_displayed() == (top != first)
     assert disclaimer.is_displayed()
     REPORTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(REPORTS / "dermascan-e2e.png"))

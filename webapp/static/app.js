@@ -76,6 +76,7 @@
     $("cond-description").textContent = info.description || "";
     $("cond-appearance").textContent = info.appearance || "";
     $("cond-action").textContent = info.recommended_action || "";
+    $("weighting-note").hidden = top.code === answer.predictions[0].code;
     const bars = $("bars");
     bars.replaceChildren();
     for (const p of answer.predictions) {
