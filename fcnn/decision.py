@@ -12,7 +12,8 @@ with ``π`` the training-set class frequencies. ``α = 0`` is the plain argmax
 (most accurate); ``α = 1`` divides out the prior, the Bayes rule for *balanced*
 accuracy when the probabilities are calibrated. :func:`fit_prior_correction`
 picks ``α`` on the validation split: the largest balanced accuracy among the
-exponents that keep accuracy at or above a floor.
+exponents that keep accuracy at or above a floor (and, optionally, the recall of chosen
+classes, such as melanoma, at or above theirs).
 """
 
 from __future__ import annotations
@@ -59,11 +60,14 @@ class DecisionRule:
         return cls(tuple(float(w) for w in d["weights"]), float(d.get("alpha", 0.0)))
 
 
-def _accuracies(labels: np.ndarray, preds: np.ndarray, k: int) -> tuple[float, float]:
-    """(accuracy, balanced accuracy over the classes present in ``labels``)."""
-    present = np.unique(labels)
-    recalls = [np.mean(preds[labels == c] == c) for c in present if c < k]
-    return float(np.mean(preds == labels)), float(np.mean(recalls))
+def _scores(labels: np.ndarray, preds: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
+    """(accuracy, balanced accuracy over the classes present, recall per class (NaN when
+    a class is absent))."""
+    recalls = np.full(k, np.nan)
+    for c in np.unique(labels):
+        if c < k:
+            recalls[c] = np.mean(preds[labels == c] == c)
+    return float(np.mean(preds == labels)), float(np.nanmean(recalls)), recalls
 
 
 def fit_prior_correction(
@@ -72,23 +76,32 @@ def fit_prior_correction(
     priors: np.ndarray,
     min_accuracy: float,
     alphas: np.ndarray | None = None,
+    min_recall: dict[int, float] | None = None,
 ) -> tuple[DecisionRule, list[dict[str, float]]]:
     """The prior exponent ``α`` (from ``alphas``, default 0, 0.05, …, 1) with the best
     balanced accuracy on (``probs``, ``labels``) among those whose accuracy is at least
-    ``min_accuracy``; ``α = 0`` when none reaches it. Returns the rule and the table of
-    every candidate (alpha, accuracy, balanced_accuracy) it was chosen from."""
+    ``min_accuracy`` and whose recall of each class ``c`` in ``min_recall`` is at least
+    ``min_recall[c]``; the plain argmax when none meets every floor. Returns the rule and
+    the table of every candidate (alpha, accuracy, balanced_accuracy, meets) it was chosen
+    from."""
     probs = np.asarray(probs, np.float64)
     k = probs.shape[1]
     priors = np.asarray(priors, np.float64)
     if priors.shape != (k,) or np.any(priors <= 0):
         raise ValueError(f"priors must be {k} positive class frequencies, got {priors}")
+    floors = dict(min_recall or {})
+    if any(not 0 <= c < k for c in floors):
+        raise ValueError(f"min_recall names classes {sorted(floors)}; the classes are 0..{k - 1}")
     alphas = np.linspace(0.0, 1.0, 21) if alphas is None else np.asarray(alphas, np.float64)
     table, best = [], (-1.0, 0.0)
     for alpha in alphas:
         rule = DecisionRule(tuple((priors ** (-alpha)).tolist()), float(alpha))
-        acc, bal = _accuracies(labels, rule.decide(probs), k)
-        table.append({"alpha": float(alpha), "accuracy": acc, "balanced_accuracy": bal})
-        if acc >= min_accuracy and bal > best[0]:
+        acc, bal, recalls = _scores(labels, rule.decide(probs), k)
+        meets = acc >= min_accuracy and all(recalls[c] >= f for c, f in floors.items())
+        table.append(
+            {"alpha": float(alpha), "accuracy": acc, "balanced_accuracy": bal, "meets": meets}
+        )
+        if meets and bal > best[0]:
             best = (bal, float(alpha))
     alpha = best[1]
     if alpha == 0.0:

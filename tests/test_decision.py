@@ -53,3 +53,26 @@ def test_round_trip_and_errors():
         rule.decide(np.ones((2, 4)))
     with pytest.raises(ValueError, match="positive class frequencies"):
         fit_prior_correction(np.ones((2, 3)) / 3, np.array([0, 1]), np.array([1.0, 0.0, 0.0]), 0.5)
+
+
+def test_a_recall_floor_moves_the_choice_towards_that_class():
+    probs, labels, priors = _skewed_problem()
+    free, table = fit_prior_correction(probs, labels, priors, min_accuracy=0.0)
+    rare = 2
+    recall_of = {
+        row["alpha"]: np.mean(
+            DecisionRule(tuple((priors ** -row["alpha"]).tolist())).decide(probs)[labels == rare]
+            == rare
+        )
+        for row in table
+    }
+    floor = max(recall_of.values()) - 1e-9  # only the exponents with the best recall of class 2
+    rule, table = fit_prior_correction(
+        probs, labels, priors, min_accuracy=0.0, min_recall={rare: floor}
+    )
+    assert recall_of[rule.alpha] >= floor
+    assert all(row["meets"] == (recall_of[row["alpha"]] >= floor) for row in table)
+    impossible, _ = fit_prior_correction(probs, labels, priors, 0.0, min_recall={rare: 1.01})
+    assert impossible == DecisionRule()  # no exponent meets it: the plain argmax
+    with pytest.raises(ValueError, match="min_recall names classes"):
+        fit_prior_correction(probs, labels, priors, 0.0, min_recall={7: 0.5})

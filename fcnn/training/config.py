@@ -134,14 +134,26 @@ class CsvLoggerConfig:
     filepath: str | None = None  # default: metrics.csv in the run folder
 
 
+def _recall_floors(_instance: Any, attribute: attrs.Attribute, value: dict) -> None:
+    for name, floor in value.items():
+        if not isinstance(floor, (int, float)) or isinstance(floor, bool) or not 0 <= floor <= 1:
+            raise ConfigError(
+                f"{attribute.name}: the recall floor of {name!r} must be a number in [0, 1], "
+                f"got {floor!r}"
+            )
+
+
 @attrs.frozen
 class DecisionConfig:
     """How the answered class is chosen from the calibrated probabilities
     (:mod:`fcnn.decision`): ``argmax``, or ``prior_corrected`` with the prior exponent
-    fitted on validation for the best balanced accuracy at ``min_accuracy`` or above."""
+    fitted on validation for the best balanced accuracy at ``min_accuracy`` or above (and
+    each class named in ``min_recall`` at its recall floor or above)."""
 
     rule: Literal["argmax", "prior_corrected"] = "argmax"
     min_accuracy: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0))
+    # optional recall floors on validation, by class name, e.g. {mel: 0.6}
+    min_recall: dict[str, float] = attrs.field(factory=dict, validator=_recall_floors)
 
 
 CALLBACKS: dict[str, type] = {

@@ -45,17 +45,29 @@ def finalize_model(
     ]
     if wants_decision:
         counts = data.train.class_counts().astype(np.float64)
+        names = list(data.train.class_names)
+        unknown = sorted(set(config.decision.min_recall) - set(names))
+        if unknown:
+            raise ValueError(
+                f"decision.min_recall names {unknown}, which are not classes of "
+                f"{config.dataset}: {names}"
+            )
         rule, table = decision.fit_prior_correction(
             np.exp(log_softmax(cal.apply(val.logits.astype(np.float64)))),
             val.labels,
             np.maximum(counts, 1.0) / counts.sum(),
             config.decision.min_accuracy,
+            min_recall={names.index(n): f for n, f in config.decision.min_recall.items()},
         )
         chosen = next(row for row in table if row["alpha"] == rule.alpha)
+        floors = f"accuracy floor {config.decision.min_accuracy}" + "".join(
+            f", {n} recall floor {f}" for n, f in config.decision.min_recall.items()
+        )
+        met = "" if chosen["meets"] else "; no exponent met every floor, so plain argmax"
         lines.append(
             f"decision rule (prior exponent {rule.alpha:.2f}) fitted on validation: accuracy "
             f"{chosen['accuracy']:.4f}, balanced accuracy {chosen['balanced_accuracy']:.4f} "
-            f"(floor {config.decision.min_accuracy})"
+            f"({floors}{met})"
         )
     manifest_extra: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
     trees_extra: dict[str, Any] = {}

@@ -58,6 +58,10 @@ def test_shipped_configs_are_valid():
         (GOOD.replace("early_stopping:", "stop_early:"), "unknown callback 'stop_early'"),
         (GOOD.replace("momentum: 0.9", "momentum: 1.5"), "momentum must be"),
         (GOOD.replace("dataset: mnist", "dataset: svhn"), "dataset: must be one of"),
+        (
+            GOOD.replace("seed: 42", "seed: 42\ndecision: {min_recall: {'3': 1.5}}"),
+            "recall floor of '3' must be a number in",
+        ),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path, edit, message):

@@ -164,3 +164,13 @@ def test_decision_rule_is_fitted_stored_and_used_by_load(fake_mnist_root, tiny_c
     np.testing.assert_array_equal(
         model.classify(images), model.decision.decide(model.predict(images))
     )
+
+
+def test_a_recall_floor_on_an_unknown_class_is_a_clear_error(fake_mnist_root, tiny_config):
+    cfg = tiny_config(
+        "train.epochs=1",
+        "calibration=temperature",
+        "decision={rule: prior_corrected, min_recall: {mel: 0.6}}",
+    )
+    with pytest.raises(ValueError, match=r"min_recall names \['mel'\], which are not classes"):
+        train(cfg, data_dir=fake_mnist_root, echo=_quiet)
