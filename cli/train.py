@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import USER_ERRORS, RichEpochProgress, console, fail, friendly_errors
-from fcnn.distributed import SINGLE, Replicas
+from fcnn.distributed import Replicas
 from fcnn.distributed.launch import find_mpiexec, mpiexec_command
 from fcnn.distributed.mpi import MPIUnavailable, launched_by_mpi, world
 from fcnn.training.config import load_config
@@ -111,7 +111,7 @@ def train_command(
     except MPIUnavailable as exc:
         raise fail(str(exc)) from None
     if replicas.size == 1:
-        _run(config, set_ or [], data_dir, resume, progress, SINGLE)
+        _run(config, set_ or [], data_dir, resume, progress, replicas)
         return
     try:
         _run(config, set_ or [], data_dir, resume, progress, replicas)

@@ -21,6 +21,8 @@ import attrs
 import numpy as np
 
 from fcnn import optim
+from fcnn.layers.activations import SoftmaxParams
+from fcnn.layers.activations import forward as activation_forward
 from fcnn.losses import cross_entropy
 
 __all__ = ["METHODS", "Calibration", "fit", "nll"]
@@ -46,6 +48,11 @@ class Calibration:
                 self.bias, logits.dtype
             )
         return logits
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, K): the softmax of :meth:`apply`, in its dtype."""
+        probs, _ = activation_forward(SoftmaxParams(), self.apply(logits))
+        return probs
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -93,7 +93,7 @@ def fit_prior_correction(
     if any(not 0 <= c < k for c in floors):
         raise ValueError(f"min_recall names classes {sorted(floors)}; the classes are 0..{k - 1}")
     alphas = np.linspace(0.0, 1.0, 21) if alphas is None else np.asarray(alphas, np.float64)
-    table, best = [], (-1.0, 0.0)
+    table, best, best_bal = [], DecisionRule(), -1.0
     for alpha in alphas:
         rule = DecisionRule(tuple((priors ** (-alpha)).tolist()), float(alpha))
         acc, bal, recalls = _scores(labels, rule.decide(probs), k)
@@ -101,9 +101,6 @@ def fit_prior_correction(
         table.append(
             {"alpha": float(alpha), "accuracy": acc, "balanced_accuracy": bal, "meets": meets}
         )
-        if meets and bal > best[0]:
-            best = (bal, float(alpha))
-    alpha = best[1]
-    if alpha == 0.0:
-        return DecisionRule(), table
-    return DecisionRule(tuple((priors ** (-alpha)).tolist()), alpha), table
+        if meets and bal > best_bal:
+            best, best_bal = (rule if alpha != 0.0 else DecisionRule()), bal
+    return best, table

@@ -28,8 +28,6 @@ from fcnn.data.transforms import Normalization, normalize
 from fcnn.decision import DecisionRule
 from fcnn.explain import split_layers
 from fcnn.layers import Layer
-from fcnn.layers.activations import SoftmaxParams
-from fcnn.layers.activations import forward as activation_forward
 from fcnn.ood import OodDetector
 from fcnn.training.loop import features, predict_logits
 
@@ -68,7 +66,7 @@ class Model:
             x, _, _ = layer.apply(self.params[i], x, state=self.state[i], train=False)
             if layer.name == "GlobalAvgPool2D":
                 feats = x
-        probs, _ = activation_forward(SoftmaxParams(), self.calibration.apply(x))
+        probs = self.calibration.probabilities(x)
         if self.ood is None or feats is None:
             return probs, [None] * len(probs)
         return probs, self.ood.reasons(np.asarray(images), feats)
@@ -114,8 +112,7 @@ class Model:
 
     def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Calibrated class probabilities (N, K) for raw-pixel images (N, C, H, W)."""
-        probs, _ = activation_forward(SoftmaxParams(), self.logits(images, batch_size))
-        return probs
+        return self.calibration.probabilities(self.raw_logits(images, batch_size))
 
     def classify(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """The answered class index of each raw-pixel image: the model's decision rule on the

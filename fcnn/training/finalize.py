@@ -11,7 +11,6 @@ import numpy as np
 
 from fcnn import calibration, checkpoint, decision, ood
 from fcnn.layers import Layer
-from fcnn.losses.cross_entropy import log_softmax
 from fcnn.training.config import Config
 from fcnn.training.data import PreparedData
 from fcnn.training.loop import evaluate, features
@@ -53,7 +52,7 @@ def finalize_model(
                 f"{config.dataset}: {names}"
             )
         rule, table = decision.fit_prior_correction(
-            np.exp(log_softmax(cal.apply(val.logits.astype(np.float64)))),
+            cal.probabilities(val.logits.astype(np.float64)),
             val.labels,
             np.maximum(counts, 1.0) / counts.sum(),
             config.decision.min_accuracy,

@@ -131,13 +131,22 @@ def predict_logits(
 ) -> np.ndarray:
     """Eval-mode logits of raw-pixel ``images`` (N, C, H, W), normalized batch by batch
     (so a whole data set is never held as float32 at once)."""
-    outs = [
-        net.apply(
-            params, normalize(images[i : i + batch_size], normalization), state=state, train=False
-        )[0]
-        for i in range(0, images.shape[0], batch_size)
-    ]
-    return np.concatenate(outs)
+    return _in_batches(
+        lambda x: net.apply(params, x, state=state, train=False)[0],
+        images,
+        normalization,
+        batch_size,
+    )
+
+
+def _in_batches(fn, images: np.ndarray, normalization: Normalization, batch_size: int):
+    """``fn`` of each normalized batch of uint8 ``images``, concatenated along axis 0."""
+    return np.concatenate(
+        [
+            fn(normalize(images[i : i + batch_size], normalization))
+            for i in range(0, images.shape[0], batch_size)
+        ]
+    )
 
 
 class EvalResult(NamedTuple):
@@ -191,8 +200,6 @@ def features(
     batch_size: int = 500,
 ) -> np.ndarray:
     """Penultimate (pooled) features of uint8 ``images``, normalized batch by batch."""
-    parts = [
-        explain.features(net, params, state, normalize(images[i : i + batch_size], normalization))
-        for i in range(0, images.shape[0], batch_size)
-    ]
-    return np.concatenate(parts)
+    return _in_batches(
+        lambda x: explain.features(net, params, state, x), images, normalization, batch_size
+    )

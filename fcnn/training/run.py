@@ -46,7 +46,6 @@ from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
 from fcnn.data.transforms import Augmentation
 from fcnn.io import atomic_write_text
-from fcnn.losses.cross_entropy import log_softmax
 from fcnn.optim import schedules
 from fcnn.training import reports
 from fcnn.training.callbacks import BestCheckpoint, CsvLogger, EarlyStopping
@@ -279,15 +278,20 @@ def train(
     """
     t_start = time.perf_counter()
     config, setup, prog, saved = _build(config, data_dir, resume, replicas)
-    if replicas.rank != 0:
-        run = _Run(setup, prog, saved, EpochProgress(), lambda _: None, t_start, replicas)
-        return run.run()
-    handler = _attach_log(setup.run_dir)
+    lead = replicas.rank == 0
+    display = (progress or EpochProgress()) if lead else EpochProgress()
+    handler = _attach_log(setup.run_dir) if lead else None
     try:
-        return _Run(setup, prog, saved, progress or EpochProgress(), echo, t_start, replicas).run()
+        run = _Run(setup, prog, saved, display, echo if lead else _silent, t_start, replicas)
+        return run.run()
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def _silent(_: str) -> None:
+    """The echo of ranks other than 0."""
 
 
 class _Run:
@@ -595,7 +599,7 @@ class _Run:
             batch,
             self.replicas,
         )
-        preds = rule.decide(np.exp(log_softmax(cal.apply(test.logits))))
+        preds = rule.decide(cal.probabilities(test.logits))
         confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
         test_acc = metrics.accuracy(confusion)
         wall = time.perf_counter() - self.t_start
