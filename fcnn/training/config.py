@@ -103,7 +103,9 @@ class DataConfig:
     root of the frequency, a milder correction) or one number per class;
     ``sampler``: ``shuffle`` or ``balanced`` (class-balanced sampling with replacement);
     ``limit_train`` / ``limit_test``: use a seeded subset of N examples (quick runs);
-    ``image_size``: the [H, W] HAM10000 images are resized to (default [64, 64])."""
+    ``image_size``: the [H, W] HAM10000 images are resized to (default [64, 64]);
+    ``split_seed``: the seed of the test and validation splits and of the limits (default:
+    the run's ``seed``), so that runs with different seeds can share one held-out split."""
 
     val_fraction: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0, open_high=True))
     image_size: tuple[int, int] | None = None  # HAM10000 only (default 64x64)
@@ -112,6 +114,7 @@ class DataConfig:
     sampler: Literal["shuffle", "balanced"] = "shuffle"
     limit_train: int | None = attrs.field(default=None, validator=_in_range(1))
     limit_test: int | None = attrs.field(default=None, validator=_in_range(1))
+    split_seed: int | None = attrs.field(default=None, validator=_in_range(0))
 
 
 @attrs.frozen

@@ -14,7 +14,7 @@ from fcnn.data.registry import load_dataset
 from fcnn.data.transforms import Normalization, fit_normalization
 from fcnn.training.config import Config
 
-__all__ = ["PreparedData", "class_weights", "prepare_data"]
+__all__ = ["PreparedData", "class_weights", "prepare_data", "split_seed"]
 
 
 @attrs.frozen(eq=False)
@@ -33,14 +33,23 @@ def _limit(data: Dataset, limit: int | None, key: fr.Key) -> Dataset:
     return data.subset(keep)
 
 
+def split_seed(config: Config) -> int:
+    """The seed of the config's data splits: ``data.split_seed``, else the run's ``seed``."""
+    return config.seed if config.data.split_seed is None else config.data.split_seed
+
+
 def prepare_data(config: Config, data_dir: str | Path | None, progress=None) -> PreparedData:
-    """Load the config's data set, limit it, split off validation, fit normalization."""
+    """Load the config's data set, limit it, split off validation, fit normalization.
+
+    Every split and limit derives from :func:`split_seed`; the run's own randomness
+    (initialization, order, augmentation) from ``config.seed``."""
     root = data_root(data_dir)
+    seed = split_seed(config)
     loaded = load_dataset(
-        config.dataset, root, image_size=config.data.image_size, seed=config.seed, progress=progress
+        config.dataset, root, image_size=config.data.image_size, seed=seed, progress=progress
     )
     train_full, test = loaded.train, loaded.test
-    key = fr.fold_in(fr.key(config.seed), 1)
+    key = fr.fold_in(fr.key(seed), 1)
     k_limit_train, k_limit_test, k_split = fr.split(key, 3)
     train_full = _limit(train_full, config.data.limit_train, k_limit_train)
     test = _limit(test, config.data.limit_test, k_limit_test)
