@@ -81,9 +81,14 @@ def fit_prior_correction(
     """The prior exponent ``α`` (from ``alphas``, default 0, 0.05, …, 1) with the best
     balanced accuracy on (``probs``, ``labels``) among those whose accuracy is at least
     ``min_accuracy`` and whose recall of each class ``c`` in ``min_recall`` is at least
-    ``min_recall[c]``; the plain argmax when none meets every floor. Returns the rule and
-    the table of every candidate (alpha, accuracy, balanced_accuracy, meets) it was chosen
-    from."""
+    ``min_recall[c]``.
+
+    When no exponent meets the recall floors, they are dropped: the best balanced accuracy
+    at the accuracy floor (the plain argmax would answer the rare classes least). When
+    none meets the accuracy floor either, the plain argmax. Returns the rule and the table
+    of every candidate (alpha, accuracy, balanced_accuracy, meets_accuracy, meets — the
+    latter: every floor) it was chosen from.
+    """
     probs = np.asarray(probs, np.float64)
     k = probs.shape[1]
     priors = np.asarray(priors, np.float64)
@@ -93,14 +98,27 @@ def fit_prior_correction(
     if any(not 0 <= c < k for c in floors):
         raise ValueError(f"min_recall names classes {sorted(floors)}; the classes are 0..{k - 1}")
     alphas = np.linspace(0.0, 1.0, 21) if alphas is None else np.asarray(alphas, np.float64)
-    table, best, best_bal = [], DecisionRule(), -1.0
+    table = []
+    every_floor: tuple[float, DecisionRule] | None = None  # (balanced accuracy, rule)
+    accuracy_floor: tuple[float, DecisionRule] | None = None
     for alpha in alphas:
         rule = DecisionRule(tuple((priors ** (-alpha)).tolist()), float(alpha))
         acc, bal, recalls = _scores(labels, rule.decide(probs), k)
-        meets = acc >= min_accuracy and all(recalls[c] >= f for c, f in floors.items())
+        meets_accuracy = acc >= min_accuracy
+        meets = meets_accuracy and all(recalls[c] >= f for c, f in floors.items())
         table.append(
-            {"alpha": float(alpha), "accuracy": acc, "balanced_accuracy": bal, "meets": meets}
+            {
+                "alpha": float(alpha),
+                "accuracy": acc,
+                "balanced_accuracy": bal,
+                "meets_accuracy": meets_accuracy,
+                "meets": meets,
+            }
         )
-        if meets and bal > best_bal:
-            best, best_bal = (rule if alpha != 0.0 else DecisionRule()), bal
-    return best, table
+        rule = rule if alpha != 0.0 else DecisionRule()
+        if meets and (every_floor is None or bal > every_floor[0]):
+            every_floor = (bal, rule)
+        if meets_accuracy and (accuracy_floor is None or bal > accuracy_floor[0]):
+            accuracy_floor = (bal, rule)
+    chosen = every_floor or accuracy_floor
+    return (chosen[1] if chosen else DecisionRule()), table

@@ -72,7 +72,14 @@ def test_a_recall_floor_moves_the_choice_towards_that_class():
     )
     assert recall_of[rule.alpha] >= floor
     assert all(row["meets"] == (recall_of[row["alpha"]] >= floor) for row in table)
-    impossible, _ = fit_prior_correction(probs, labels, priors, 0.0, min_recall={rare: 1.01})
-    assert impossible == DecisionRule()  # no exponent meets it: the plain argmax
+    impossible, table = fit_prior_correction(probs, labels, priors, 0.0, min_recall={rare: 1.01})
+    assert impossible == free  # no exponent meets it: dropped, the accuracy floor alone decides
+    assert not any(row["meets"] for row in table) and all(row["meets_accuracy"] for row in table)
+    floor = np.median([row["accuracy"] for row in table])
+    neither, _ = fit_prior_correction(probs, labels, priors, 1.0, min_recall={rare: 1.01})
+    assert neither == DecisionRule()  # not even the accuracy floor: the plain argmax
+    dropped, _ = fit_prior_correction(probs, labels, priors, floor, min_recall={rare: 1.01})
+    assert dropped == fit_prior_correction(probs, labels, priors, floor)[0]
+    assert dropped != DecisionRule()  # not the plain argmax, which answers class 2 least
     with pytest.raises(ValueError, match="min_recall names classes"):
         fit_prior_correction(probs, labels, priors, 0.0, min_recall={7: 0.5})

@@ -151,7 +151,8 @@ class DecisionConfig:
     """How the answered class is chosen from the calibrated probabilities
     (:mod:`fcnn.decision`): ``argmax``, or ``prior_corrected`` with the prior exponent
     fitted on validation for the best balanced accuracy at ``min_accuracy`` or above (and
-    each class named in ``min_recall`` at its recall floor or above)."""
+    each class named in ``min_recall`` at its recall floor or above; recall floors that no
+    exponent meets are dropped)."""
 
     rule: Literal["argmax", "prior_corrected"] = "argmax"
     min_accuracy: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0))

@@ -62,7 +62,13 @@ def finalize_model(
         floors = f"accuracy floor {config.decision.min_accuracy}" + "".join(
             f", {n} recall floor {f}" for n, f in config.decision.min_recall.items()
         )
-        met = "" if chosen["meets"] else "; no exponent met every floor, so plain argmax"
+        met = (
+            ""
+            if chosen["meets"]
+            else "; no exponent met the recall floors, so they were dropped"
+            if chosen["meets_accuracy"]
+            else "; no exponent met the accuracy floor, so plain argmax"
+        )
         lines.append(
             f"decision rule (prior exponent {rule.alpha:.2f}) fitted on validation: accuracy "
             f"{chosen['accuracy']:.4f}, balanced accuracy {chosen['balanced_accuracy']:.4f} "
