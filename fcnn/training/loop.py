@@ -24,6 +24,7 @@ import numpy as np
 from fcnn import distributed, explain, optim
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
+from fcnn.distributed import threads
 from fcnn.layers import Layer
 from fcnn.layers.batchnorm import cross_replica_sum
 from fcnn.losses import cross_entropy
@@ -128,23 +129,34 @@ def predict_logits(
     images: np.ndarray,
     normalization: Normalization,
     batch_size: int = 500,
+    workers: int | None = None,
 ) -> np.ndarray:
     """Eval-mode logits of raw-pixel ``images`` (N, C, H, W), normalized batch by batch
-    (so a whole data set is never held as float32 at once)."""
+    (so a whole data set is never held as float32 at once). Each batch is split over
+    ``workers`` threads (default: the BLAS's thread count; see
+    :mod:`fcnn.distributed.threads`)."""
     return _in_batches(
         lambda x: net.apply(params, x, state=state, train=False)[0],
         images,
         normalization,
         batch_size,
+        workers,
     )
 
 
-def _in_batches(fn, images: np.ndarray, normalization: Normalization, batch_size: int):
-    """``fn`` of each normalized batch of uint8 ``images``, concatenated along axis 0."""
+def _in_batches(
+    fn, images: np.ndarray, normalization: Normalization, batch_size: int, workers: int | None
+) -> np.ndarray:
+    """``fn`` of each normalized batch of uint8 ``images``, concatenated along axis 0; every
+    batch is normalized and run as ``workers`` shards on threads."""
+    workers = threads.default_workers() if workers is None else workers
     return np.concatenate(
         [
-            fn(normalize(images[i : i + batch_size], normalization))
+            out
             for i in range(0, images.shape[0], batch_size)
+            for out in threads.map_shards(
+                lambda raw: fn(normalize(raw, normalization)), images[i : i + batch_size], workers
+            )
         ]
     )
 
@@ -198,8 +210,14 @@ def features(
     images: np.ndarray,
     normalization: Normalization,
     batch_size: int = 500,
+    workers: int | None = None,
 ) -> np.ndarray:
-    """Penultimate (pooled) features of uint8 ``images``, normalized batch by batch."""
+    """Penultimate (pooled) features of uint8 ``images``, normalized batch by batch (and
+    split over ``workers`` threads, as in :func:`predict_logits`)."""
     return _in_batches(
-        lambda x: explain.features(net, params, state, x), images, normalization, batch_size
+        lambda x: explain.features(net, params, state, x),
+        images,
+        normalization,
+        batch_size,
+        workers,
     )
