@@ -10,10 +10,17 @@ from collections.abc import Callable
 import numpy as np
 
 
-def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
+def median_time(
+    fn: Callable[[], object], repeats: int = 5, warmup: int = 1, warmup_s: float = 0.5
+) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeats`` runs, after at least
+    ``warmup`` runs and ``warmup_s`` seconds of them (after a heavy workload the first
+    ~0.2 s of a small one run 2-3x slower here; a steady state is what is compared)."""
+    start = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - start < warmup_s:
         fn()
+        done += 1
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
