@@ -74,7 +74,9 @@ def map_shards(fn: Callable[[np.ndarray], T], x: np.ndarray, workers: int) -> li
 
     The shards run concurrently on threads (the BLAS on one thread meanwhile); fewer shards
     are used when a shard would hold less than :data:`MIN_SHARD` rows, and with one shard
-    ``fn(x)`` runs in the caller's thread. ``fn`` must not mutate shared state.
+    ``fn(x)`` runs in the caller's thread. ``fn`` must not mutate shared state. The BLAS
+    limit is process-wide: callers that run ``map_shards`` from several threads at once
+    should pass ``workers=1`` (as ``fcnn serve`` does through its one-thread BLAS).
     """
     shards = max(1, min(workers, x.shape[0] // MIN_SHARD))
     if shards == 1:
