@@ -11,7 +11,8 @@ replica then applies the same optimizer update, so parameters stay identical.
 - :mod:`fcnn.distributed.sharding`: which part of a batch a replica takes;
 - :mod:`fcnn.distributed.buffers`: a tree of arrays as one contiguous buffer;
 - :mod:`fcnn.distributed.mpi`: replicas over MPI (needs the ``[mpi]`` extra);
-- :mod:`fcnn.distributed.launch`: the ``mpiexec`` command line of ``--procs N``.
+- :mod:`fcnn.distributed.launch`: the ``mpiexec`` command line of ``--procs N``;
+- :mod:`fcnn.distributed.threads`: inference batches split over threads of one process.
 """
 
 from fcnn.distributed.buffers import from_buffer, to_buffer

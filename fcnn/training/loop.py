@@ -150,15 +150,12 @@ def _in_batches(
     """``fn`` of each normalized batch of uint8 ``images``, concatenated along axis 0; every
     batch is normalized and run as ``workers`` shards on threads."""
     workers = threads.default_workers() if workers is None else workers
-    return np.concatenate(
-        [
-            out
-            for i in range(0, images.shape[0], batch_size)
-            for out in threads.map_shards(
-                lambda raw: fn(normalize(raw, normalization)), images[i : i + batch_size], workers
-            )
-        ]
-    )
+    outputs: list[np.ndarray] = []
+    for i in range(0, images.shape[0], batch_size):
+        outputs += threads.map_shards(
+            lambda raw: fn(normalize(raw, normalization)), images[i : i + batch_size], workers
+        )
+    return np.concatenate(outputs)
 
 
 class EvalResult(NamedTuple):
