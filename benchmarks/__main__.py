@@ -6,7 +6,8 @@ and 256, and the peak memory of the fcnn part. When PyTorch is importable
 (``pip install -e ".[bench]"``) the same networks, built from the same layer specs, run
 in the same process and every figure gets its fcnn/PyTorch ratio. Epoch ratios come from
 full epochs measured in this run. Results go to ``reports/benchmarks.json`` and
-``reports/benchmarks.md``.
+``reports/benchmarks.md``; ``--only inference`` (or ``layers``, ``epochs``) measures just
+those sections, a minute instead of ten, into ``reports/benchmarks-inference.*``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from fcnn.version import __version__
 
 LAYER_NETS = ("lenet_mnist", "tiny_vgg_cifar", "bn_net_mnist")
 EPOCH_NETS = ("lenet_mnist", "bn_net_mnist")
+SECTIONS = ("layers", "epochs", "inference")
 
 
 def _mnist(quick: bool, data_dir: str | None) -> tuple[Dataset, str]:
@@ -67,7 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root (default: $FCNN_DATA)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch side")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="measure only these sections (written to benchmarks-SECTION[-...].json/.md)",
+    )
     args = parser.parse_args(argv)
+    sections = set(args.only)
     repeats = 2 if args.quick else args.repeats
     batch = 128
     keep_freed_memory()
@@ -90,38 +100,47 @@ def main(argv: list[str] | None = None) -> int:
     print(f"environment: {env}", flush=True)
     results: dict[str, Any] = {"environment": env, "layers": {}, "epochs": {}, "inference": {}}
 
-    mnist, source = _mnist(args.quick, args.data_dir)
-    env["epoch_data"] = f"{source}, {len(mnist)} images, batch {batch}"
+    if "epochs" in sections:
+        mnist, source = _mnist(args.quick, args.data_dir)
+        env["epoch_data"] = f"{source}, {len(mnist)} images, batch {batch}"
     # ---- fcnn first, so the peak memory is fcnn's alone
-    for name in LAYER_NETS:
-        preset = models.get(name)
-        results["layers"][name] = {"fcnn": fcnn_side.per_layer(preset, batch, repeats)}
-        print(f"layers {name}: done", flush=True)
-    for name in EPOCH_NETS:
-        results["epochs"][name] = {"fcnn": fcnn_side.train_epoch(models.get(name), mnist, batch)}
-        print(f"epoch {name} fcnn: {results['epochs'][name]['fcnn']}", flush=True)
-    for name in LAYER_NETS:
-        results["inference"][name] = {
-            "fcnn": [fcnn_side.inference(models.get(name), b, repeats) for b in (1, 256)]
-        }
+    if "layers" in sections:
+        for name in LAYER_NETS:
+            preset = models.get(name)
+            results["layers"][name] = {"fcnn": fcnn_side.per_layer(preset, batch, repeats)}
+            print(f"layers {name}: done", flush=True)
+    if "epochs" in sections:
+        for name in EPOCH_NETS:
+            preset = models.get(name)
+            results["epochs"][name] = {"fcnn": fcnn_side.train_epoch(preset, mnist, batch)}
+            print(f"epoch {name} fcnn: {results['epochs'][name]['fcnn']}", flush=True)
+    if "inference" in sections:
+        for name in LAYER_NETS:
+            results["inference"][name] = {
+                "fcnn": [fcnn_side.inference(models.get(name), b, repeats) for b in (1, 256)]
+            }
     env["fcnn_peak_rss_mb"] = peak_rss_mb()
     # ---- the same networks in PyTorch
     if use_torch:
         for name in LAYER_NETS:
             preset = models.get(name)
             spec, shape = preset.network.spec, preset.input_shape
-            results["layers"][name]["torch"] = torch_side.per_layer(spec, shape, batch, repeats)
-            results["inference"][name]["torch"] = [
-                torch_side.inference(spec, shape, b, repeats) for b in (1, 256)
-            ]
-        for name in EPOCH_NETS:
+            if "layers" in sections:
+                results["layers"][name]["torch"] = torch_side.per_layer(spec, shape, batch, repeats)
+            if "inference" in sections:
+                results["inference"][name]["torch"] = [
+                    torch_side.inference(spec, shape, b, repeats) for b in (1, 256)
+                ]
+        for name in EPOCH_NETS if "epochs" in sections else ():
             preset = models.get(name)
             results["epochs"][name]["torch"] = torch_side.train_epoch(
                 preset.network.spec, preset.input_shape, mnist.images, mnist.labels, batch
             )
             print(f"epoch {name} torch: {results['epochs'][name]['torch']}", flush=True)
     out = Path(args.out)
-    stem = "benchmarks-quick" if args.quick else "benchmarks"
+    measured = [x for x in SECTIONS if x in sections]
+    stem = "-".join(["benchmarks", *measured]) if len(measured) < len(SECTIONS) else "benchmarks"
+    stem += "-quick" if args.quick else ""
     atomic_write_text(out / f"{stem}.json", json.dumps(results, indent=2))
     text = markdown(results)
     atomic_write_text(out / f"{stem}.md", text)

@@ -101,7 +101,11 @@ def _layers(name: str, r: dict[str, Any], peak: float) -> list[str]:
 
 def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
-    lines = _header(env) + _epochs(results["epochs"]) + _inference(results["inference"])
+    lines = _header(env)
+    if results["epochs"]:
+        lines += _epochs(results["epochs"])
+    if results["inference"]:
+        lines += _inference(results["inference"])
     for name, r in results["layers"].items():
         lines += _layers(name, r, env["gemm_peak_gflops"])
     return "\n".join(lines) + "\n"
