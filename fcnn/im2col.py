@@ -185,65 +185,86 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry) -> np.
 
 # ----------------------------------------------------------------------------- stride-1 grid
 #
-# For stride 1 there is a layout in which every copy moves long contiguous runs. Put the
-# padded input channel-major, (C, N, Hp, Wp), and flatten each channel to S = N*Hp*Wp
-# values. The window of grid position p at kernel offset (i, j) reads position
-# p + i*dh*Wp + j*dw, so row (c, i, j) of the patch matrix is one contiguous slice of
-# channel c. The GEMM then computes the output at every grid position; the valid outputs
-# are the positions (n, oh < OH, ow < OW), all of them below L = S - max offset.
+# For stride 1 there is a layout in which every copy moves long contiguous runs. Lay the
+# input out channel-major, each channel flattened: image n's pixel (h, w) at
+# base + n*Hq*Wq + h*Wq + w, zeros everywhere else. The window of grid position
+# q = n*Hq*Wq + oh*Wq + ow at kernel offset (i, j) then reads q + i*dh*Wq + j*dw, so row
+# (c, i, j) of the patch matrix is one contiguous slice of channel c. The GEMM computes
+# the output at every grid position; the valid outputs are (n, oh < OH, ow < OW), all of
+# them below L = S - max offset.
+#
+# Padding is shared: the pw zeros after a row are also the left padding of the next row,
+# and the ph zero rows after an image the top padding of the next, so a row holds
+# Wq = W + pw values (not W + 2*pw) and an image Hq = H + ph rows, as long as the window
+# span covers the padding (then OH <= Hq and OW <= Wq). "same" and "valid" padding always
+# do; otherwise the pitch grows to fit. Fewer grid positions are fewer wasted GEMM columns
+# and copies: 29*29 instead of 30*30 per 28x28 image at 3x3 "same", 15*15 instead of
+# 16*16 at 14x14.
 
 
 class Grid(NamedTuple):
-    """The flattened padded grid of a stride-1 window op."""
+    """The flattened grid of a stride-1 window op (see the comment above)."""
 
-    padded_hw: tuple[int, int]  # (Hp, Wp)
-    size: int  # S = N * Hp * Wp, values per channel
-    length: int  # L: grid positions whose whole window lies inside the grid
+    pitch: tuple[int, int]  # (Hq, Wq): rows per image, values per row
+    base: int  # position of image 0's pixel (0, 0)
+    size: int  # S: values per channel of the input buffer
+    out_size: int  # N*Hq*Wq: grid positions, valid or not, of the outputs
+    length: int  # L: grid positions whose whole window lies inside the buffer
 
 
 def grid(input_shape: tuple[int, ...], geo: Geometry) -> Grid:
     if geo.stride != (1, 1):
         raise ValueError(f"the grid layout is for stride 1, got stride {geo.stride}")
     n, _, h, w = input_shape
-    (kh, kw), (ph, pw), (dh, dw) = geo.kernel, geo.padding, geo.dilation
-    hp, wp = h + 2 * ph, w + 2 * pw
-    size = n * hp * wp
-    return Grid((hp, wp), size, size - ((kh - 1) * dh * wp + (kw - 1) * dw))
+    (kh, kw), (ph, pw), (dh, dw), (oh, ow) = geo.kernel, geo.padding, geo.dilation, geo.out_hw
+    hq, wq = max(h + ph, oh), max(w + pw, ow)  # room for every output, zeros after each row
+    base = ph * wq + pw
+    reach = (kh - 1) * dh * wq + (kw - 1) * dw  # offset of a window's last value
+    last_read = (n - 1) * hq * wq + (oh - 1) * wq + (ow - 1) + reach
+    size = max(base + n * hq * wq, last_read + 1)
+    out_size = n * hq * wq  # every valid position lies below it, and below size - reach
+    return Grid((hq, wq), base, size, out_size, min(size - reach, out_size))
+
+
+def _pixels(flat: np.ndarray, n: int, g: Grid, hw: tuple[int, int]) -> np.ndarray:
+    """The image pixels of a (C, S) grid buffer as a view (C, N, H, W)."""
+    (hq, wq), (h, w) = g.pitch, hw
+    images = flat[:, g.base : g.base + g.out_size].reshape(-1, n, hq, wq)  # (C, N, Hq, Wq)
+    return images[:, :, :h, :w]
 
 
 def grid_im2col(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, Grid]:
-    """Stride-1 patch matrix ``(C*KH*KW, L)`` over the flattened padded grid, and the grid."""
+    """Stride-1 patch matrix ``(C*KH*KW, L)`` over the flattened grid, and the grid."""
     n, c, h, w = x.shape
     g = grid(x.shape, geo)
-    (hp, wp), (ph, pw), (kh, kw), (dh, dw) = g.padded_hw, geo.padding, geo.kernel, geo.dilation
-    padded = np.zeros((c, n, hp, wp), dtype=x.dtype)
-    padded[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)  # NCHW -> CNHW, padded
-    flat = padded.reshape(c, g.size)  # (C, N*Hp*Wp)
+    wq, (kh, kw), (dh, dw) = g.pitch[1], geo.kernel, geo.dilation
+    flat = np.zeros((c, g.size), dtype=x.dtype)
+    _pixels(flat, n, g, (h, w))[...] = x.transpose(1, 0, 2, 3)  # NCHW -> CNHW on the grid
     step = flat.strides[1]
     rows = np.lib.stride_tricks.as_strided(
         flat,
         shape=(c, kh, kw, g.length),
-        strides=(flat.strides[0], dh * wp * step, dw * step, step),
+        strides=(flat.strides[0], dh * wq * step, dw * step, step),
         writeable=False,
-    )  # rows[c, i, j] = flat[c, i*dh*Wp + j*dw : ... + L]
+    )  # rows[c, i, j] = flat[c, i*dh*Wq + j*dw : ... + L]
     return rows.reshape(c * kh * kw, g.length), g  # copy of contiguous runs of length L
 
 
 def grid_to_nchw(values: np.ndarray, n: int, g: Grid, out_hw: tuple[int, int]) -> np.ndarray:
-    """(K, S) values on the grid -> the valid positions as a view (N, K, OH, OW)."""
-    hp, wp = g.padded_hw
+    """(K, >= N*Hq*Wq) values on the output grid -> the valid positions as a view (N, K, OH, OW)."""
+    hq, wq = g.pitch
     oh, ow = out_hw
-    on_grid = values.reshape(values.shape[0], n, hp, wp)  # (K, S) -> (K, N, Hp, Wp)
+    on_grid = values[:, : g.out_size].reshape(values.shape[0], n, hq, wq)  # (K, N, Hq, Wq)
     return on_grid[:, :, :oh, :ow].transpose(1, 0, 2, 3)  # -> (N, K, OH, OW) view
 
 
 def nchw_to_grid(y: np.ndarray, g: Grid) -> np.ndarray:
-    """(N, K, OH, OW) -> (K, S) on the grid, zeros at the invalid positions."""
+    """(N, K, OH, OW) -> (K, N*Hq*Wq) on the output grid, zeros at the invalid positions."""
     n, k, oh, ow = y.shape
-    hp, wp = g.padded_hw
-    out = np.zeros((k, n, hp, wp), dtype=y.dtype)
+    hq, wq = g.pitch
+    out = np.zeros((k, n, hq, wq), dtype=y.dtype)
     out[:, :, :oh, :ow] = y.transpose(1, 0, 2, 3)  # (N, K, OH, OW) -> (K, N, OH, OW)
-    return out.reshape(k, g.size)
+    return out.reshape(k, g.out_size)
 
 
 def grid_col2im(
@@ -251,13 +272,12 @@ def grid_col2im(
 ) -> np.ndarray:
     """Adjoint of :func:`grid_im2col`: (C*KH*KW, L) -> (N, C, H, W)."""
     n, c, h, w = input_shape
-    (hp, wp), (ph, pw), (kh, kw), (dh, dw) = g.padded_hw, geo.padding, geo.kernel, geo.dilation
+    wq, (kh, kw), (dh, dw) = g.pitch[1], geo.kernel, geo.dilation
     blocks = cols.reshape(c, kh * kw, g.length)  # (C*KH*KW, L) -> (C, KH*KW, L)
     flat = np.zeros((c, g.size), dtype=cols.dtype)
     for k in range(kh * kw):
         i, j = divmod(k, kw)
-        start = i * dh * wp + j * dw
+        start = i * dh * wq + j * dw
         flat[:, start : start + g.length] += blocks[:, k]  # contiguous runs of length L
-    padded = flat.reshape(c, n, hp, wp)  # (C, S) -> (C, N, Hp, Wp)
-    cropped = padded[:, :, ph : ph + h, pw : pw + w]
-    return np.ascontiguousarray(cropped.transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)
+    pixels = _pixels(flat, n, g, (h, w))  # (C, N, H, W) view
+    return np.ascontiguousarray(pixels.transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)

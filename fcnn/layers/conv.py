@@ -107,7 +107,7 @@ def forward(params: Conv2DParams, x: np.ndarray) -> tuple[np.ndarray, Conv2DCach
     bias = params.b.reshape(1, c_out, 1, 1)
     if geo.stride == (1, 1):
         cols, g = grid_im2col(x, geo)  # (C_in*KH*KW, L)
-        y_grid = np.empty((c_out, g.size), dtype=np.result_type(x, params.w))
+        y_grid = np.empty((c_out, g.out_size), dtype=np.result_type(x, params.w))
         np.matmul(w2d, cols, out=y_grid[:, : g.length])  # positions >= L are never valid
         y = grid_to_nchw(y_grid, n, g, geo.out_hw) + bias  # new contiguous (N, C_out, OH, OW)
         return y, Conv2DCache(cols, x.shape, geo, g)
