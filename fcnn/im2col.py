@@ -191,7 +191,7 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry) -> np.
 # q = n*Hq*Wq + oh*Wq + ow at kernel offset (i, j) then reads q + i*dh*Wq + j*dw, so row
 # (c, i, j) of the patch matrix is one contiguous slice of channel c. The GEMM computes
 # the output at every grid position; the valid outputs are (n, oh < OH, ow < OW), all of
-# them below L = S - max offset.
+# them below L = min(S - max offset, N*Hq*Wq).
 #
 # Padding is shared: the pw zeros after a row are also the left padding of the next row,
 # and the ph zero rows after an image the top padding of the next, so a row holds
@@ -213,6 +213,7 @@ class Grid(NamedTuple):
 
 
 def grid(input_shape: tuple[int, ...], geo: Geometry) -> Grid:
+    """The grid of a stride-1 window op over ``input_shape`` (NCHW) with geometry ``geo``."""
     if geo.stride != (1, 1):
         raise ValueError(f"the grid layout is for stride 1, got stride {geo.stride}")
     n, _, h, w = input_shape
