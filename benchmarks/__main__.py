@@ -131,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                 results["inference"][name]["torch"] = [
                     torch_side.inference(spec, shape, b, repeats) for b in (1, 256)
                 ]
-        for name in EPOCH_NETS if "epochs" in sections else ():
-            preset = models.get(name)
-            results["epochs"][name]["torch"] = torch_side.train_epoch(
-                preset.network.spec, preset.input_shape, mnist.images, mnist.labels, batch
-            )
-            print(f"epoch {name} torch: {results['epochs'][name]['torch']}", flush=True)
+        if "epochs" in sections:
+            for name in EPOCH_NETS:
+                preset = models.get(name)
+                results["epochs"][name]["torch"] = torch_side.train_epoch(
+                    preset.network.spec, preset.input_shape, mnist.images, mnist.labels, batch
+                )
+                print(f"epoch {name} torch: {results['epochs'][name]['torch']}", flush=True)
     out = Path(args.out)
     measured = [x for x in SECTIONS if x in sections]
     stem = "-".join(["benchmarks", *measured]) if len(measured) < len(SECTIONS) else "benchmarks"

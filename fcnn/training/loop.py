@@ -150,11 +150,13 @@ def _in_batches(
     """``fn`` of each normalized batch of uint8 ``images``, concatenated along axis 0; every
     batch is normalized and run as ``workers`` shards on threads."""
     workers = threads.default_workers() if workers is None else workers
+
+    def on_raw(raw: np.ndarray):
+        return fn(normalize(raw, normalization))
+
     outputs: list[np.ndarray] = []
     for i in range(0, images.shape[0], batch_size):
-        outputs += threads.map_shards(
-            lambda raw: fn(normalize(raw, normalization)), images[i : i + batch_size], workers
-        )
+        outputs += threads.map_shards(on_raw, images[i : i + batch_size], workers)
     return np.concatenate(outputs)
 
 
