@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ from fcnn.layers import (
     serial,
 )
 
-__all__ = ["Preset", "get", "names"]
+__all__ = ["Preset", "get", "names", "takes_option"]
 
 
 @attrs.frozen
@@ -119,6 +120,11 @@ _PRESETS: dict[str, Callable[..., Preset]] = {
 
 def names() -> list[str]:
     return sorted(_PRESETS)
+
+
+def takes_option(name: str, option: str) -> bool:
+    """Whether the preset called ``name`` accepts the keyword ``option``."""
+    return name in _PRESETS and option in inspect.signature(_PRESETS[name]).parameters
 
 
 def get(name: str, **options: Any) -> Preset:

@@ -107,6 +107,24 @@ class EpochProgress:
 # ----------------------------------------------------------------------------- pieces
 
 
+def _shape_mismatch(
+    config: Config, model_shape: tuple[int, ...], data_shape: tuple[int, ...]
+) -> str:
+    """The error for a model whose input shape is not the data's, with the config keys to change."""
+    fixes = []
+    # the image_size option makes square inputs of the model's channel count
+    fits = model_shape[0] == data_shape[0] and data_shape[1] == data_shape[2]
+    if fits and models.takes_option(config.model, "image_size"):
+        fixes.append(f"model_options: {{image_size: {data_shape[1]}}}")
+    if config.dataset == "ham10000":  # the one data set resized on loading
+        fixes.append(f"data.image_size: [{model_shape[1]}, {model_shape[2]}]")
+    advice = f"; set {' or '.join(fixes)} in the config" if fixes else ""
+    return (
+        f"model {config.model} expects images of shape {model_shape} but "
+        f"{config.dataset} has {data_shape}{advice}"
+    )
+
+
 def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
     """The config's schedule in optimizer steps (epochs converted with ``steps_per_epoch``)."""
     sc = cfg.scheduler
@@ -206,10 +224,7 @@ def _build(
     data = data or prepare_data(config, data_dir)
     preset = models.get(config.model, num_classes=data.train.num_classes, **config.model_options)
     if preset.input_shape != data.train.image_shape:
-        raise ValueError(
-            f"model {config.model} expects images of shape {preset.input_shape} but "
-            f"{config.dataset} has {data.train.image_shape}"
-        )
+        raise ValueError(_shape_mismatch(config, preset.input_shape, data.train.image_shape))
     net = preset.network
     steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
     schedule = make_schedule(config.train, steps_per_epoch)

@@ -2,6 +2,7 @@ import csv
 
 import numpy as np
 import pytest
+from helpers import write_ham
 
 from fcnn import checkpoint, tree
 from fcnn.testing import assert_trees_all_close
@@ -174,3 +175,24 @@ def test_a_recall_floor_on_an_unknown_class_is_a_clear_error(fake_mnist_root, ti
     )
     with pytest.raises(ValueError, match=r"min_recall names \['mel'\], which are not classes"):
         train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+
+
+def test_a_model_input_size_other_than_the_datas_names_the_keys_to_change(tmp_path, tiny_config):
+    write_ham(tmp_path)
+    cfg = tiny_config(
+        "dataset=ham10000",
+        "model=dermascan_cnn",
+        "data.image_size=[32, 32]",
+    )
+    with pytest.raises(ValueError) as err:
+        train(cfg, data_dir=tmp_path, echo=_quiet)
+    message = str(err.value)
+    assert "expects images of shape (3, 64, 64) but ham10000 has (3, 32, 32)" in message
+    assert "model_options: {image_size: 32} or data.image_size: [64, 64]" in message
+
+
+def test_a_model_for_other_channels_is_not_offered_an_image_size(fake_mnist_root, tiny_config):
+    with pytest.raises(ValueError) as err:
+        train(tiny_config("model=dermascan_cnn"), data_dir=fake_mnist_root, echo=_quiet)
+    assert "expects images of shape (3, 64, 64) but mnist has (1, 28, 28)" in str(err.value)
+    assert "set " not in str(err.value)
