@@ -17,6 +17,7 @@ attrs equality breaks on arrays; compare trees with :func:`allclose` instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,6 +53,13 @@ def _is_static(field: attrs.Attribute) -> bool:
     return bool(field.metadata.get(_STATIC, False))
 
 
+@functools.cache
+def _leaf_fields(cls: type) -> tuple[str, ...]:
+    """The names of an attrs class's non-static fields, in declaration order (computed once
+    per class: tree walks run every training step)."""
+    return tuple(f.name for f in attrs.fields(cls) if not _is_static(f))
+
+
 def _children(node: Any) -> list[tuple[str, Any]] | None:
     """(name, child) pairs of a container node, or None when ``node`` is a leaf."""
     if node is None:
@@ -63,9 +71,7 @@ def _children(node: Any) -> list[tuple[str, Any]] | None:
     if isinstance(node, dict):
         return [(str(k), node[k]) for k in sorted(node)]
     if attrs.has(type(node)):
-        return [
-            (f.name, getattr(node, f.name)) for f in attrs.fields(type(node)) if not _is_static(f)
-        ]
+        return [(name, getattr(node, name)) for name in _leaf_fields(type(node))]
     return None
 
 
@@ -81,8 +87,7 @@ def _rebuild(node: Any, children: list[Any]) -> Any:
         return list(children)
     if isinstance(node, dict):
         return dict(zip(sorted(node), children, strict=True))
-    names = [f.name for f in attrs.fields(type(node)) if not _is_static(f)]
-    return attrs.evolve(node, **dict(zip(names, children, strict=True)))
+    return attrs.evolve(node, **dict(zip(_leaf_fields(type(node)), children, strict=True)))
 
 
 def _iter_paths(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
