@@ -66,6 +66,33 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
     np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
 
 
+def _max_pool_grad_naive(x, window, stride, padding, dy):
+    """dx of max pooling by a loop: each window's dy goes to its first (row-major) maximum."""
+    (kh, kw), (sh, sw), (ph, pw) = window, stride, padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    dxp = np.zeros_like(xp)
+    for n, c, i, j in np.ndindex(*dy.shape):
+        win = xp[n, c, i * sh : i * sh + kh, j * sw : j * sw + kw]
+        r, q = np.unravel_index(np.argmax(win), win.shape)  # argmax: the first maximum
+        dxp[n, c, i * sh + r, j * sw + q] += dy[n, c, i, j]
+    return dxp[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]]
+
+
+@given(st.data())
+def test_max_pool_with_many_ties_matches_the_loop_oracle(data):
+    shape, win, stride, pad = data.draw(pool_geometry(), label="geometry")
+    # after a ReLU many windows hold several equal maxima (zeros); values from {0, 1, 2}
+    x = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(x)
+    x = np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float64)
+    params = _params("max", win, stride, pad, shape)
+    y, cache = pooling.forward(params, x)
+    dy = rng.standard_normal(y.shape)
+    dx, _ = pooling.backward(params, cache, dy)
+    # equal up to the order in which overlapping windows add into a shared pixel
+    np.testing.assert_allclose(dx, _max_pool_grad_naive(x, win, stride, pad, dy), atol=1e-12)
+
+
 def test_overlapping_max_pool_accumulates_shared_pixels():
     x = np.arange(9.0).reshape(1, 1, 3, 3)  # max of every 2x2 window at stride 1 shares pixel 8
     params = _params("max", 2, 1, 0, x.shape)
