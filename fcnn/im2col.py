@@ -186,30 +186,29 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry) -> np.
 # ----------------------------------------------------------------------------- stride-1 grid
 #
 # For stride 1 there is a layout in which every copy moves long contiguous runs. Lay the
-# input out channel-major, each channel flattened: image n's pixel (h, w) at
-# base + n*Hq*Wq + h*Wq + w, zeros everywhere else. The window of grid position
-# q = n*Hq*Wq + oh*Wq + ow at kernel offset (i, j) then reads q + i*dh*Wq + j*dw, so row
-# (c, i, j) of the patch matrix is one contiguous slice of channel c. The GEMM computes
-# the output at every grid position; the valid outputs are (n, oh < OH, ow < OW), all of
-# them below L = min(S - max offset, N*Hq*Wq).
+# input out channel-major, each channel flattened, image n in a slot of Hq rows of Wq
+# values: padded pixel (r, c) of image n at n*Hq*Wq + r*Wq + c, zeros everywhere else.
+# Output position (n, oh, ow), ow < Wq, is grid position q = n*OH*Wq + oh*Wq + ow; its
+# window at kernel offset (i, j) reads n*Hq*Wq + oh*Wq + ow + i*dh*Wq + j*dw. So row
+# (c, i, j) of the patch matrix is, for each image, one contiguous run of OH*Wq values of
+# channel c, starting at i*dh*Wq + j*dw. The GEMM computes the output at every grid
+# position; the valid ones are those with ow < OW.
 #
 # Padding is shared: the pw zeros after a row are also the left padding of the next row,
 # and the ph zero rows after an image the top padding of the next, so a row holds
-# Wq = W + pw values (not W + 2*pw) and an image Hq = H + ph rows, as long as the window
+# Wq = W + pw values (not W + 2*pw) and a slot Hq = H + ph rows, as long as the window
 # span covers the padding (then OH <= Hq and OW <= Wq). "same" and "valid" padding always
-# do; otherwise the pitch grows to fit. Fewer grid positions are fewer wasted GEMM columns
-# and copies: 29*29 instead of 30*30 per 28x28 image at 3x3 "same", 15*15 instead of
-# 16*16 at 14x14.
+# do; otherwise the pitch grows to fit. Only the OH output rows of each image are grid
+# positions, so the waste is the Wq - OW columns of each output row: 28*29 positions per
+# 28x28 image at 3x3 "same" (OH*OW = 784), 10*14 at 5x5 "valid" on 14x14 (100).
 
 
 class Grid(NamedTuple):
     """The flattened grid of a stride-1 window op (see the comment above)."""
 
-    pitch: tuple[int, int]  # (Hq, Wq): rows per image, values per row
-    base: int  # position of image 0's pixel (0, 0)
+    pitch: tuple[int, int]  # (Hq, Wq): rows per image slot, values per row
     size: int  # S: values per channel of the input buffer
-    out_size: int  # N*Hq*Wq: grid positions, valid or not, of the outputs
-    length: int  # L: grid positions whose whole window lies inside the buffer
+    out_size: int  # N*OH*Wq: grid positions (valid or not) of the outputs
 
 
 def grid(input_shape: tuple[int, ...], geo: Geometry) -> Grid:
@@ -219,66 +218,68 @@ def grid(input_shape: tuple[int, ...], geo: Geometry) -> Grid:
     n, _, h, w = input_shape
     (kh, kw), (ph, pw), (dh, dw), (oh, ow) = geo.kernel, geo.padding, geo.dilation, geo.out_hw
     hq, wq = max(h + ph, oh), max(w + pw, ow)  # room for every output, zeros after each row
-    base = ph * wq + pw
     reach = (kh - 1) * dh * wq + (kw - 1) * dw  # offset of a window's last value
-    last_read = (n - 1) * hq * wq + (oh - 1) * wq + (ow - 1) + reach
-    size = max(base + n * hq * wq, last_read + 1)
-    out_size = n * hq * wq  # every valid position lies below it, and below size - reach
-    return Grid((hq, wq), base, size, out_size, min(size - reach, out_size))
+    # every run [i*dh*Wq + j*dw, ... + N*Hq*Wq) lies inside the buffer
+    return Grid((hq, wq), n * hq * wq + reach, n * oh * wq)
 
 
-def _pixels(flat: np.ndarray, n: int, g: Grid, hw: tuple[int, int]) -> np.ndarray:
+def _slots(flat: np.ndarray, n: int, g: Grid, start: int = 0) -> np.ndarray:
+    """The image slots of a (C, S) grid buffer from offset ``start``, as a view (C, N, Hq*Wq)."""
+    hq, wq = g.pitch
+    return flat[:, start : start + n * hq * wq].reshape(flat.shape[0], n, hq * wq)
+
+
+def _pixels(flat: np.ndarray, n: int, g: Grid, geo: Geometry, hw: tuple[int, int]) -> np.ndarray:
     """The image pixels of a (C, S) grid buffer as a view (C, N, H, W)."""
-    (hq, wq), (h, w) = g.pitch, hw
-    images = flat[:, g.base : g.base + g.out_size].reshape(-1, n, hq, wq)  # (C, N, Hq, Wq)
-    return images[:, :, :h, :w]
+    (hq, wq), (ph, pw), (h, w) = g.pitch, geo.padding, hw
+    slots = _slots(flat, n, g).reshape(-1, n, hq, wq)  # (C, N, Hq*Wq) -> (C, N, Hq, Wq)
+    return slots[:, :, ph : ph + h, pw : pw + w]
 
 
 def grid_im2col(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, Grid]:
-    """Stride-1 patch matrix ``(C*KH*KW, L)`` over the flattened grid, and the grid."""
+    """Stride-1 patch matrix ``(C*KH*KW, N*OH*Wq)`` over the flattened grid, and the grid."""
     n, c, h, w = x.shape
     g = grid(x.shape, geo)
-    wq, (kh, kw), (dh, dw) = g.pitch[1], geo.kernel, geo.dilation
+    (hq, wq), (kh, kw), (dh, dw), oh = g.pitch, geo.kernel, geo.dilation, geo.out_hw[0]
     flat = np.zeros((c, g.size), dtype=x.dtype)
-    _pixels(flat, n, g, (h, w))[...] = x.transpose(1, 0, 2, 3)  # NCHW -> CNHW on the grid
+    _pixels(flat, n, g, geo, (h, w))[...] = x.transpose(1, 0, 2, 3)  # NCHW -> CNHW on the grid
     step = flat.strides[1]
-    rows = np.lib.stride_tricks.as_strided(
+    runs = np.lib.stride_tricks.as_strided(
         flat,
-        shape=(c, kh, kw, g.length),
-        strides=(flat.strides[0], dh * wq * step, dw * step, step),
+        shape=(c, kh, kw, n, oh * wq),
+        strides=(flat.strides[0], dh * wq * step, dw * step, hq * wq * step, step),
         writeable=False,
-    )  # rows[c, i, j] = flat[c, i*dh*Wq + j*dw : ... + L]
-    return rows.reshape(c * kh * kw, g.length), g  # copy of contiguous runs of length L
+    )  # runs[c, i, j, n] = flat[c, n*Hq*Wq + i*dh*Wq + j*dw : ... + OH*Wq]
+    return runs.reshape(c * kh * kw, g.out_size), g  # copy of contiguous runs of OH*Wq
 
 
 def grid_to_nchw(values: np.ndarray, n: int, g: Grid, out_hw: tuple[int, int]) -> np.ndarray:
-    """(K, >= N*Hq*Wq) values on the output grid -> the valid positions as a view (N, K, OH, OW)."""
-    hq, wq = g.pitch
+    """(K, N*OH*Wq) values on the output grid -> the valid positions as a view (N, K, OH, OW)."""
+    wq = g.pitch[1]
     oh, ow = out_hw
-    on_grid = values[:, : g.out_size].reshape(values.shape[0], n, hq, wq)  # (K, N, Hq, Wq)
-    return on_grid[:, :, :oh, :ow].transpose(1, 0, 2, 3)  # -> (N, K, OH, OW) view
+    on_grid = values.reshape(values.shape[0], n, oh, wq)  # (K, N*OH*Wq) -> (K, N, OH, Wq)
+    return on_grid[:, :, :, :ow].transpose(1, 0, 2, 3)  # -> (N, K, OH, OW) view
 
 
 def nchw_to_grid(y: np.ndarray, g: Grid) -> np.ndarray:
-    """(N, K, OH, OW) -> (K, N*Hq*Wq) on the output grid, zeros at the invalid positions."""
+    """(N, K, OH, OW) -> (K, N*OH*Wq) on the output grid, zeros at the invalid positions."""
     n, k, oh, ow = y.shape
-    hq, wq = g.pitch
-    out = np.zeros((k, n, hq, wq), dtype=y.dtype)
-    out[:, :, :oh, :ow] = y.transpose(1, 0, 2, 3)  # (N, K, OH, OW) -> (K, N, OH, OW)
+    wq = g.pitch[1]
+    out = np.zeros((k, n, oh, wq), dtype=y.dtype)
+    out[:, :, :, :ow] = y.transpose(1, 0, 2, 3)  # (N, K, OH, OW) -> (K, N, OH, OW)
     return out.reshape(k, g.out_size)
 
 
 def grid_col2im(
     cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry, g: Grid
 ) -> np.ndarray:
-    """Adjoint of :func:`grid_im2col`: (C*KH*KW, L) -> (N, C, H, W)."""
+    """Adjoint of :func:`grid_im2col`: (C*KH*KW, N*OH*Wq) -> (N, C, H, W)."""
     n, c, h, w = input_shape
-    wq, (kh, kw), (dh, dw) = g.pitch[1], geo.kernel, geo.dilation
-    blocks = cols.reshape(c, kh * kw, g.length)  # (C*KH*KW, L) -> (C, KH*KW, L)
+    (kh, kw), (dh, dw), oh, wq = geo.kernel, geo.dilation, geo.out_hw[0], g.pitch[1]
+    blocks = cols.reshape(c, kh * kw, n, oh * wq)  # (C*KH*KW, N*OH*Wq) -> (C, KH*KW, N, OH*Wq)
     flat = np.zeros((c, g.size), dtype=cols.dtype)
     for k in range(kh * kw):
         i, j = divmod(k, kw)
-        start = i * dh * wq + j * dw
-        flat[:, start : start + g.length] += blocks[:, k]  # contiguous runs of length L
-    pixels = _pixels(flat, n, g, (h, w))  # (C, N, H, W) view
+        _slots(flat, n, g, i * dh * wq + j * dw)[:, :, : oh * wq] += blocks[:, k]  # runs of OH*Wq
+    pixels = _pixels(flat, n, g, geo, (h, w))  # (C, N, H, W) view
     return np.ascontiguousarray(pixels.transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)

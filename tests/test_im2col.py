@@ -143,9 +143,8 @@ def test_grid_columns_at_valid_positions_are_the_im2col_columns(data):
     shape, geo = data.draw(stride_one_geometry(), label="geometry")
     x = data.draw(smooth_arrays(shape), label="x")
     cols, g = grid_im2col(x, geo)
-    full = np.zeros((cols.shape[0], g.out_size))
-    full[:, : g.length] = cols
-    valid = grid_to_nchw(full, shape[0], g, geo.out_hw)  # (N, C*KH*KW, OH, OW)
+    assert cols.shape == (cols.shape[0], g.out_size)
+    valid = grid_to_nchw(cols, shape[0], g, geo.out_hw)  # (N, C*KH*KW, OH, OW)
     as_im2col = valid.transpose(1, 0, 2, 3).reshape(cols.shape[0], -1)
     np.testing.assert_array_equal(as_im2col, im2col(x, geo))
     back = nchw_to_grid(valid, g)  # valid positions round-trip, the rest become zeros
