@@ -1,8 +1,9 @@
 """fcnn against PyTorch on the CPU, in one run: ``python -m benchmarks [--quick]``.
 
 Measures, for each network: forward/backward time of every layer at batch 128, a full
-training epoch on MNIST (LeNet-5 and the BatchNorm net), inference throughput at batch 1
-and 256, and the peak memory of the fcnn part. When PyTorch is importable
+training epoch on MNIST (LeNet-5 and the BatchNorm net) in one process and, when MPI is
+installed, on one process per CPU (``--procs``, as ``fcnn train --procs`` runs), inference
+throughput at batch 1 and 256, and the peak memory of the fcnn part. When PyTorch is importable
 (``pip install -e ".[bench]"``) the same networks, built from the same layer specs, run
 in the same process and every figure gets its fcnn/PyTorch ratio. Epoch ratios come from
 full epochs measured in this run. Results go to ``reports/benchmarks.json`` and
@@ -13,6 +14,7 @@ those sections, a minute instead of ten, into ``reports/benchmarks-inference.*``
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import fcnn_side, torch_side
+from benchmarks import fcnn_side, parallel_epoch, torch_side
 from benchmarks.report import markdown
 from benchmarks.timing import gemm_peak_gflops, peak_rss_mb
 from fcnn import models
@@ -30,6 +32,7 @@ from fcnn.data.dataset import Dataset
 from fcnn.data.errors import DataError
 from fcnn.data.mnist import load as load_mnist
 from fcnn.data.paths import data_root
+from fcnn.distributed.launch import find_mpiexec
 from fcnn.io import atomic_write_text
 from fcnn.runtime import keep_freed_memory
 from fcnn.version import __version__
@@ -56,6 +59,23 @@ def _mnist(quick: bool, data_dir: str | None) -> tuple[Dataset, str]:
     return train, source
 
 
+def _parallel_procs(requested: int | None) -> tuple[int, str | None]:
+    """(processes, mpiexec) for the data-parallel epochs; mpiexec None skips them."""
+    if requested is not None and requested < 1:
+        raise SystemExit(f"--procs must be at least 1, got {requested}")
+    procs = requested or os.cpu_count() or 1
+    mpiexec = find_mpiexec()
+    if procs == 1:
+        return 1, None
+    if mpiexec is None or importlib.util.find_spec("mpi4py") is None:
+        if requested is not None:
+            raise SystemExit(
+                "--procs needs mpiexec and mpi4py; install them with: pip install -e '.[mpi]'"
+            )
+        return 1, None
+    return procs, mpiexec
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -70,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch side")
     parser.add_argument(
+        "--procs",
+        type=int,
+        default=None,
+        help="also time each epoch on this many MPI processes, as fcnn train --procs does "
+        "(default: one per CPU when mpiexec and mpi4py are installed; 1 skips it)",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         choices=SECTIONS,
@@ -78,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sections = set(args.only)
+    procs, mpiexec = _parallel_procs(args.procs)
     repeats = 2 if args.quick else args.repeats
     batch = 128
     keep_freed_memory()
@@ -114,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             preset = models.get(name)
             results["epochs"][name] = {"fcnn": fcnn_side.train_epoch(preset, mnist, batch)}
             print(f"epoch {name} fcnn: {results['epochs'][name]['fcnn']}", flush=True)
+            if mpiexec is not None:
+                parallel = parallel_epoch.run(mpiexec, procs, name, args.data_dir, args.quick)
+                results["epochs"][name]["fcnn_parallel"] = parallel
+                print(f"epoch {name} fcnn, {procs} processes: {parallel}", flush=True)
     if "inference" in sections:
         for name in LAYER_NETS:
             results["inference"][name] = {

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import median_time
-from fcnn import layers, models, optim
+from fcnn import distributed, layers, models, optim
 from fcnn import random as fr
 from fcnn.data.dataset import Dataset
 from fcnn.data.transforms import fit_normalization
@@ -71,21 +71,36 @@ def per_layer(preset: models.Preset, batch: int, repeats: int) -> list[dict[str,
 
 
 def train_epoch(
-    preset: models.Preset, data: Dataset, batch: int, lr: float = 0.01
+    preset: models.Preset,
+    data: Dataset,
+    batch: int,
+    lr: float = 0.01,
+    replicas: distributed.Replicas = distributed.SINGLE,
 ) -> dict[str, Any]:
-    """One full training epoch (every image once, shuffled) with SGD momentum; seconds."""
+    """One full training epoch (every image once, shuffled) with SGD momentum; seconds.
+
+    With several ``replicas`` each computes its shard of every batch, BatchNorm with the
+    whole batch's statistics (the same arithmetic as one process).
+    """
     net = preset.network
     _, params, state = net.init(fr.key(0), preset.input_shape)
     opt = optim.sgd(lr, momentum=0.9)
     opt_state = opt.init(params)
-    trainer = Trainer(net, opt, fit_normalization(data.images))
+    trainer = Trainer(net, opt, fit_normalization(data.images), sync_batchnorm=True)
     order = fr.generator(fr.key(1)).permutation(len(data))
     t0 = time.perf_counter()
     loss_sum = 0.0
     for start in range(0, len(data), batch):
         idx = order[start : start + batch]
         params, state, opt_state, loss, _ = train_step(
-            trainer, params, state, opt_state, data.images[idx], data.labels[idx], fr.key(start)
+            trainer,
+            params,
+            state,
+            opt_state,
+            data.images[idx],
+            data.labels[idx],
+            fr.key(start),
+            replicas,
         )
         loss_sum += loss * len(idx)
     seconds = time.perf_counter() - t0

@@ -26,20 +26,29 @@ def _header(env: dict[str, Any]) -> list[str]:
 
 
 def _epochs(epochs: dict[str, Any]) -> list[str]:
+    procs = next((r["fcnn_parallel"]["procs"] for r in epochs.values() if "fcnn_parallel" in r), 0)
     lines = [
         "",
         "## Training epochs (ratio = fcnn time / PyTorch time)",
         "",
-        "| network | fcnn s/epoch | fcnn img/s | PyTorch s/epoch | PyTorch img/s | ratio |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"fcnn in one process, and on {procs} MPI processes (`fcnn train --procs {procs}`); "
+        "PyTorch in one process with its threads."
+        if procs
+        else "fcnn in one process; PyTorch in one process with its threads.",
+        "",
+        "| network | fcnn s/epoch | fcnn img/s | PyTorch s/epoch | PyTorch img/s | ratio "
+        "| fcnn on processes s/epoch | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in epochs.items():
-        f, t = r["fcnn"], r.get("torch")
-        torch_cells = "– | – | –"
-        if t:
-            ratio = _ratio(f["seconds"], t["seconds"])
-            torch_cells = f"{t['seconds']:.1f} | {t['images_per_s']:.0f} | {ratio}"
-        lines.append(f"| {name} | {f['seconds']:.1f} | {f['images_per_s']:.0f} | {torch_cells} |")
+        f, t, p = r["fcnn"], r.get("torch"), r.get("fcnn_parallel")
+        torch_s = t["seconds"] if t else None
+        torch_cells = f"{t['seconds']:.1f} | {t['images_per_s']:.0f}" if t else "– | –"
+        parallel_cells = f"{p['seconds']:.1f} | {_ratio(p['seconds'], torch_s)}" if p else "– | –"
+        lines.append(
+            f"| {name} | {f['seconds']:.1f} | {f['images_per_s']:.0f} | {torch_cells} | "
+            f"{_ratio(f['seconds'], torch_s)} | {parallel_cells} |"
+        )
     return lines
 
 

@@ -1,0 +1,29 @@
+from benchmarks.report import markdown
+
+ENV = {"fcnn": "0", "numpy": "2", "python": "3", "cpus": 2, "machine": "x", "gemm_peak_gflops": 100}
+
+
+def _epoch(seconds):
+    return {"seconds": seconds, "images_per_s": 60_000 / seconds}
+
+
+def test_epoch_table_gives_the_ratio_of_each_fcnn_run_to_pytorch():
+    epochs = {
+        "lenet_mnist": {
+            "fcnn": _epoch(10.0),
+            "torch": _epoch(4.0),
+            "fcnn_parallel": {**_epoch(6.0), "procs": 2},
+        },
+        "bn_net_mnist": {"fcnn": _epoch(100.0)},
+    }
+    text = markdown({"environment": ENV, "epochs": epochs, "inference": {}, "layers": {}})
+    assert "on 2 MPI processes (`fcnn train --procs 2`)" in text
+    assert "| lenet_mnist | 10.0 | 6000 | 4.0 | 15000 | 2.50× | 6.0 | 1.50× |" in text
+    assert "| bn_net_mnist | 100.0 | 600 | – | – | – | – | – |" in text
+
+
+def test_epoch_table_without_parallel_runs_says_so():
+    epochs = {"lenet_mnist": {"fcnn": _epoch(10.0), "torch": _epoch(5.0)}}
+    text = markdown({"environment": ENV, "epochs": epochs, "inference": {}, "layers": {}})
+    assert "fcnn in one process; PyTorch" in text
+    assert "| lenet_mnist | 10.0 | 6000 | 5.0 | 12000 | 2.00× | – | – |" in text
