@@ -6,9 +6,12 @@ installed, on one process per CPU (``--procs``, as ``fcnn train --procs`` runs),
 throughput at batch 1 and 256, and the peak memory of the fcnn part. When PyTorch is importable
 (``pip install -e ".[bench]"``) the same networks, built from the same layer specs, run
 in the same process and every figure gets its fcnn/PyTorch ratio. Epoch ratios come from
-full epochs measured in this run. Results go to ``reports/benchmarks.json`` and
-``reports/benchmarks.md``; ``--only inference`` (or ``layers``, ``epochs``) measures just
-those sections, a minute instead of ten, into ``reports/benchmarks-inference.*``.
+full epochs measured in this run: ``--epoch-rounds`` rounds (default 3) in which fcnn (one
+process, then one per CPU) and PyTorch (a process of its own) run back to back, since this
+VM's speed drifts by tens of percent over minutes; a full run takes about 25 minutes.
+Results go to ``reports/benchmarks.json`` and ``reports/benchmarks.md``; ``--only inference``
+(or ``layers``, ``epochs``) measures just those sections (inference alone: about a minute)
+into ``reports/benchmarks-inference.*``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import fcnn_side, parallel_epoch, torch_side
+from benchmarks import epoch, fcnn_side, torch_side
 from benchmarks.report import markdown
 from benchmarks.timing import gemm_peak_gflops, peak_rss_mb
 from fcnn import models
@@ -76,6 +79,32 @@ def _parallel_procs(requested: int | None) -> tuple[int, str | None]:
     return procs, mpiexec
 
 
+def _epoch_rounds(
+    name: str,
+    mnist: Dataset,
+    batch: int,
+    args: argparse.Namespace,
+    procs: int,
+    mpiexec: str | None,
+    use_torch: bool,
+) -> dict[str, list[dict[str, Any]]]:
+    """``args.epoch_rounds`` rounds of full epochs of ``name``, each round fcnn in this
+    process, fcnn on ``procs`` MPI processes and PyTorch back to back, so that every ratio
+    compares epochs run minutes apart at most (this VM's speed drifts over a run)."""
+    preset = models.get(name)
+    runs: dict[str, list[dict[str, Any]]] = {"fcnn": []}
+    for r in range(args.epoch_rounds):
+        runs["fcnn"].append(fcnn_side.train_epoch(preset, mnist, batch))
+        if mpiexec is not None:
+            parallel = epoch.run_fcnn_parallel(mpiexec, procs, name, args.data_dir, args.quick)
+            runs.setdefault("fcnn_parallel", []).append(parallel)
+        if use_torch:
+            runs.setdefault("torch", []).append(epoch.run_torch(name, args.data_dir, args.quick))
+        times = ", ".join(f"{k} {v[-1]['seconds']:.2f} s" for k, v in runs.items())
+        print(f"epoch {name}, round {r + 1}: {times}", flush=True)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -89,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root (default: $FCNN_DATA)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch side")
+    parser.add_argument(
+        "--epoch-rounds",
+        type=int,
+        default=3,
+        help="rounds of full epochs per network, each fcnn and PyTorch back to back (median)",
+    )
     parser.add_argument(
         "--procs",
         type=int,
@@ -105,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sections = set(args.only)
+    if args.epoch_rounds < 1:
+        raise SystemExit(f"--epoch-rounds must be at least 1, got {args.epoch_rounds}")
     procs, mpiexec = _parallel_procs(args.procs)
     repeats = 2 if args.quick else args.repeats
+    args.epoch_rounds = 1 if args.quick else args.epoch_rounds
     batch = 128
     keep_freed_memory()
     use_torch = torch_side.available() and not args.no_torch
@@ -139,13 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"layers {name}: done", flush=True)
     if "epochs" in sections:
         for name in EPOCH_NETS:
-            preset = models.get(name)
-            results["epochs"][name] = {"fcnn": fcnn_side.train_epoch(preset, mnist, batch)}
-            print(f"epoch {name} fcnn: {results['epochs'][name]['fcnn']}", flush=True)
-            if mpiexec is not None:
-                parallel = parallel_epoch.run(mpiexec, procs, name, args.data_dir, args.quick)
-                results["epochs"][name]["fcnn_parallel"] = parallel
-                print(f"epoch {name} fcnn, {procs} processes: {parallel}", flush=True)
+            results["epochs"][name] = _epoch_rounds(
+                name, mnist, batch, args, procs, mpiexec, use_torch
+            )
     if "inference" in sections:
         for name in LAYER_NETS:
             results["inference"][name] = {
@@ -163,13 +197,6 @@ def main(argv: list[str] | None = None) -> int:
                 results["inference"][name]["torch"] = [
                     torch_side.inference(spec, shape, b, repeats) for b in (1, 256)
                 ]
-        if "epochs" in sections:
-            for name in EPOCH_NETS:
-                preset = models.get(name)
-                results["epochs"][name]["torch"] = torch_side.train_epoch(
-                    preset.network.spec, preset.input_shape, mnist.images, mnist.labels, batch
-                )
-                print(f"epoch {name} torch: {results['epochs'][name]['torch']}", flush=True)
     out = Path(args.out)
     measured = [x for x in SECTIONS if x in sections]
     stem = "-".join(["benchmarks", *measured]) if len(measured) < len(SECTIONS) else "benchmarks"

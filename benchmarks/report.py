@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 
@@ -25,16 +26,36 @@ def _header(env: dict[str, Any]) -> list[str]:
     ]
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _ratios(runs: list[dict[str, Any]], torch_runs: list[dict[str, Any]] | None) -> str:
+    """Median of the per-round ratios to PyTorch, with their range when there are several."""
+    if not torch_runs:
+        return "–"
+    ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs, torch_runs, strict=True)]
+    spread = f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
+    return f"{_median(ratios):.2f}×{spread}"
+
+
 def _epochs(epochs: dict[str, Any]) -> list[str]:
-    procs = next((r["fcnn_parallel"]["procs"] for r in epochs.values() if "fcnn_parallel" in r), 0)
+    procs = next(
+        (r["fcnn_parallel"][0]["procs"] for r in epochs.values() if "fcnn_parallel" in r), 0
+    )
+    rounds = max(len(r["fcnn"]) for r in epochs.values())
+    where = (
+        f"fcnn in one process and on {procs} MPI processes (`fcnn train --procs {procs}`), "
+        if procs
+        else "fcnn in one process, "
+    )
     lines = [
         "",
         "## Training epochs (ratio = fcnn time / PyTorch time)",
         "",
-        f"fcnn in one process, and on {procs} MPI processes (`fcnn train --procs {procs}`); "
-        "PyTorch in one process with its threads."
-        if procs
-        else "fcnn in one process; PyTorch in one process with its threads.",
+        f"{where}PyTorch in one process with its threads; {rounds} round(s) of full epochs, "
+        "each round the engines back to back. Times are medians; a ratio is the median of the "
+        "rounds' ratios (their range in brackets).",
         "",
         "| network | fcnn s/epoch | fcnn img/s | PyTorch s/epoch | PyTorch img/s | ratio "
         "| fcnn on processes s/epoch | ratio |",
@@ -42,13 +63,19 @@ def _epochs(epochs: dict[str, Any]) -> list[str]:
     ]
     for name, r in epochs.items():
         f, t, p = r["fcnn"], r.get("torch"), r.get("fcnn_parallel")
-        torch_s = t["seconds"] if t else None
-        torch_cells = f"{t['seconds']:.1f} | {t['images_per_s']:.0f}" if t else "– | –"
-        parallel_cells = f"{p['seconds']:.1f} | {_ratio(p['seconds'], torch_s)}" if p else "– | –"
-        lines.append(
-            f"| {name} | {f['seconds']:.1f} | {f['images_per_s']:.0f} | {torch_cells} | "
-            f"{_ratio(f['seconds'], torch_s)} | {parallel_cells} |"
-        )
+        f_s = _median([x["seconds"] for x in f])
+        cells = [name, f"{f_s:.1f}", f"{_median([x['images_per_s'] for x in f]):.0f}"]
+        if t:
+            cells += [f"{_median([x['seconds'] for x in t]):.1f}"]
+            cells += [f"{_median([x['images_per_s'] for x in t]):.0f}"]
+        else:
+            cells += ["–", "–"]
+        cells.append(_ratios(f, t))
+        if p:
+            cells += [f"{_median([x['seconds'] for x in p]):.1f}", _ratios(p, t)]
+        else:
+            cells += ["–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

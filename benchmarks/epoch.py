@@ -1,0 +1,83 @@
+"""One training epoch in a process of its own, for the interleaved epoch rounds of
+``python -m benchmarks``.
+
+``python -m benchmarks.epoch NET --engine torch`` times PyTorch's epoch
+(:func:`benchmarks.torch_side.train_epoch`, all cores as threads);
+``mpiexec -n N python -m benchmarks.epoch NET`` times fcnn's epoch
+(:func:`benchmarks.fcnn_side.train_epoch`: same data, order, batch and optimizer) with every
+process computing its shard of each batch, as ``fcnn train --procs N`` does. Rank 0 prints
+the result as one JSON line; :func:`run_torch` and :func:`run_fcnn_parallel` start it and
+read that line. Running PyTorch in its own process keeps it out of the peak memory measured
+for fcnn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _args(net: str, data_dir: str | None, quick: bool) -> list[str]:
+    return [net, *(["--data-dir", data_dir] if data_dir else []), *(["--quick"] if quick else [])]
+
+
+def run_torch(net: str, data_dir: str | None, quick: bool) -> dict[str, Any]:
+    """PyTorch's epoch of ``net`` in a fresh process: ``{"seconds", "images_per_s", ...}``."""
+    cmd = [sys.executable, "-m", "benchmarks.epoch", *_args(net, data_dir, quick)]
+    return _run([*cmd, "--engine", "torch"])
+
+
+def run_fcnn_parallel(
+    mpiexec: str, procs: int, net: str, data_dir: str | None, quick: bool
+) -> dict[str, Any]:
+    """fcnn's epoch of ``net`` on ``procs`` processes of this machine, each with its share
+    of the cores as BLAS threads: ``{"seconds", "images_per_s", "mean_loss", "procs"}``."""
+    threads = max(1, (os.cpu_count() or 1) // procs)
+    env = {**os.environ, **dict.fromkeys(BLAS_THREAD_VARIABLES, str(threads))}
+    cmd = [mpiexec, "-n", str(procs), sys.executable, "-m", "benchmarks.epoch"]
+    return {**_run([*cmd, *_args(net, data_dir, quick)], env), "procs": procs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.epoch")
+    parser.add_argument("net")
+    parser.add_argument("--engine", choices=("fcnn", "torch"), default="fcnn")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+
+    from benchmarks import fcnn_side, torch_side
+    from benchmarks.__main__ import _mnist
+    from fcnn import models
+
+    mnist, _ = _mnist(args.quick, args.data_dir)
+    preset = models.get(args.net)
+    if args.engine == "torch":
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        spec, shape = preset.network.spec, preset.input_shape
+        print(json.dumps(torch_side.train_epoch(spec, shape, mnist.images, mnist.labels, 128)))
+        return 0
+    from fcnn.distributed.mpi import world
+
+    replicas = world()
+    result = fcnn_side.train_epoch(preset, mnist, 128, replicas=replicas)
+    if replicas.rank == 0:
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
