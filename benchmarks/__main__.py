@@ -5,7 +5,8 @@ training epoch on MNIST (LeNet-5 and the BatchNorm net) in one process and, when
 installed, on one process per CPU (``--procs``, as ``fcnn train --procs`` runs), inference
 throughput at batch 1 and 256, and the peak memory of the fcnn part. When PyTorch is importable
 (``pip install -e ".[bench]"``) the same networks, built from the same layer specs, run
-in the same process and every figure gets its fcnn/PyTorch ratio. Epoch ratios come from
+in the same process (the epochs in a process of their own) and every figure gets its
+fcnn/PyTorch ratio. Epoch ratios come from
 full epochs measured in this run: ``--epoch-rounds`` rounds (default 3) in which fcnn (one
 process, then one per CPU) and PyTorch (a process of its own) run back to back, since this
 VM's speed drifts by tens of percent over minutes; a full run takes about 25 minutes.
