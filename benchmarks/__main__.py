@@ -29,13 +29,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks import epoch, fcnn_side, torch_side
+from benchmarks.data import epoch_data
 from benchmarks.report import markdown
 from benchmarks.timing import gemm_peak_gflops, peak_rss_mb
 from fcnn import models
 from fcnn.data.dataset import Dataset
-from fcnn.data.errors import DataError
-from fcnn.data.mnist import load as load_mnist
-from fcnn.data.paths import data_root
 from fcnn.distributed.launch import find_mpiexec
 from fcnn.io import atomic_write_text
 from fcnn.runtime import keep_freed_memory
@@ -44,23 +42,6 @@ from fcnn.version import __version__
 LAYER_NETS = ("lenet_mnist", "tiny_vgg_cifar", "bn_net_mnist")
 EPOCH_NETS = ("lenet_mnist", "bn_net_mnist")
 SECTIONS = ("layers", "epochs", "inference")
-
-
-def _mnist(quick: bool, data_dir: str | None) -> tuple[Dataset, str]:
-    try:
-        train, _ = load_mnist(data_root(data_dir), allow_download=False)
-        source = "MNIST training set"
-    except DataError:
-        rng = np.random.default_rng(0)
-        train = Dataset(
-            rng.integers(0, 256, (60_000, 1, 28, 28), dtype=np.uint8),
-            rng.integers(0, 10, 60_000),
-            tuple("0123456789"),
-        )
-        source = "random 28x28 images (MNIST not found; timings only)"
-    if quick:
-        train = train.subset(np.arange(2_000))
-    return train, source
 
 
 def _parallel_procs(requested: int | None) -> tuple[int, str | None]:
@@ -168,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"environment": env, "layers": {}, "epochs": {}, "inference": {}}
 
     if "epochs" in sections:
-        mnist, source = _mnist(args.quick, args.data_dir)
+        mnist, source = epoch_data(args.quick, args.data_dir)
         env["epoch_data"] = f"{source}, {len(mnist)} images, batch {batch}"
     # ---- fcnn first, so the peak memory is fcnn's alone
     if "layers" in sections:

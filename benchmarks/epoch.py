@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmarks import fcnn_side, torch_side
-    from benchmarks.__main__ import _mnist
+    from benchmarks.data import epoch_data
     from fcnn import models
 
-    mnist, _ = _mnist(args.quick, args.data_dir)
+    mnist, _ = epoch_data(args.quick, args.data_dir)
     preset = models.get(args.net)
     if args.engine == "torch":
         import torch
