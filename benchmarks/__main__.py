@@ -49,9 +49,9 @@ def _parallel_procs(requested: int | None) -> tuple[int, str | None]:
     if requested is not None and requested < 1:
         raise SystemExit(f"--procs must be at least 1, got {requested}")
     procs = requested or os.cpu_count() or 1
-    mpiexec = find_mpiexec()
     if procs == 1:
         return 1, None
+    mpiexec = find_mpiexec()
     if mpiexec is None or importlib.util.find_spec("mpi4py") is None:
         if requested is not None:
             raise SystemExit(

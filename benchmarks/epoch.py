@@ -20,11 +20,9 @@ import subprocess
 import sys
 from typing import Any
 
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-
-def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+def _run(cmd: list[str]) -> dict[str, Any]:
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -43,10 +41,8 @@ def run_fcnn_parallel(
 ) -> dict[str, Any]:
     """fcnn's epoch of ``net`` on ``procs`` processes of this machine, each with its share
     of the cores as BLAS threads: ``{"seconds", "images_per_s", "mean_loss", "procs"}``."""
-    threads = max(1, (os.cpu_count() or 1) // procs)
-    env = {**os.environ, **dict.fromkeys(BLAS_THREAD_VARIABLES, str(threads))}
     cmd = [mpiexec, "-n", str(procs), sys.executable, "-m", "benchmarks.epoch"]
-    return {**_run([*cmd, *_args(net, data_dir, quick)], env), "procs": procs}
+    return {**_run([*cmd, *_args(net, data_dir, quick)]), "procs": procs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
+    # before NumPy loads its BLAS: under mpiexec each process gets its share of the cores,
+    # exactly as in fcnn train --procs
+    from cli.threads import pin_blas_threads
+
+    pin_blas_threads()
 
     from benchmarks import fcnn_side, torch_side
     from benchmarks.data import epoch_data

@@ -26,17 +26,13 @@ def _header(env: dict[str, Any]) -> list[str]:
     ]
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def _ratios(runs: list[dict[str, Any]], torch_runs: list[dict[str, Any]] | None) -> str:
     """Median of the per-round ratios to PyTorch, with their range when there are several."""
     if not torch_runs:
         return "–"
     ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs, torch_runs, strict=True)]
     spread = f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
-    return f"{_median(ratios):.2f}×{spread}"
+    return f"{statistics.median(ratios):.2f}×{spread}"
 
 
 def _epochs(epochs: dict[str, Any]) -> list[str]:
@@ -63,16 +59,16 @@ def _epochs(epochs: dict[str, Any]) -> list[str]:
     ]
     for name, r in epochs.items():
         f, t, p = r["fcnn"], r.get("torch"), r.get("fcnn_parallel")
-        f_s = _median([x["seconds"] for x in f])
-        cells = [name, f"{f_s:.1f}", f"{_median([x['images_per_s'] for x in f]):.0f}"]
+        f_s = statistics.median([x["seconds"] for x in f])
+        cells = [name, f"{f_s:.1f}", f"{statistics.median([x['images_per_s'] for x in f]):.0f}"]
         if t:
-            cells += [f"{_median([x['seconds'] for x in t]):.1f}"]
-            cells += [f"{_median([x['images_per_s'] for x in t]):.0f}"]
+            cells += [f"{statistics.median([x['seconds'] for x in t]):.1f}"]
+            cells += [f"{statistics.median([x['images_per_s'] for x in t]):.0f}"]
         else:
             cells += ["–", "–"]
         cells.append(_ratios(f, t))
         if p:
-            cells += [f"{_median([x['seconds'] for x in p]):.1f}", _ratios(p, t)]
+            cells += [f"{statistics.median([x['seconds'] for x in p]):.1f}", _ratios(p, t)]
         else:
             cells += ["–", "–"]
         lines.append("| " + " | ".join(cells) + " |")
