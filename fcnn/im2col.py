@@ -236,21 +236,66 @@ def _pixels(flat: np.ndarray, n: int, g: Grid, geo: Geometry, hw: tuple[int, int
     return slots[:, :, ph : ph + h, pw : pw + w]
 
 
+def _runs(
+    flat: np.ndarray, start: int, n: int, run: int, g: Grid, geo: Geometry, sign: int
+) -> np.ndarray:
+    """Read-only view (C, KH, KW, N, run) of a (C, S) grid buffer: ``view[c, i, j, n]`` is
+    the run ``flat[c, start + n*Hq*Wq + sign*(i*dh*Wq + j*dw) :][:run]``."""
+    (hq, wq), (kh, kw), (dh, dw) = g.pitch, geo.kernel, geo.dilation
+    step = flat.strides[1]
+    return np.lib.stride_tricks.as_strided(
+        flat[:, start:],
+        shape=(flat.shape[0], kh, kw, n, run),
+        strides=(flat.strides[0], sign * dh * wq * step, sign * dw * step, hq * wq * step, step),
+        writeable=False,
+    )
+
+
 def grid_im2col(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, Grid]:
     """Stride-1 patch matrix ``(C*KH*KW, N*OH*Wq)`` over the flattened grid, and the grid."""
     n, c, h, w = x.shape
     g = grid(x.shape, geo)
-    (hq, wq), (kh, kw), (dh, dw), oh = g.pitch, geo.kernel, geo.dilation, geo.out_hw[0]
+    (kh, kw), run = geo.kernel, geo.out_hw[0] * g.pitch[1]
     flat = np.zeros((c, g.size), dtype=x.dtype)
     _pixels(flat, n, g, geo, (h, w))[...] = x.transpose(1, 0, 2, 3)  # NCHW -> CNHW on the grid
-    step = flat.strides[1]
-    runs = np.lib.stride_tricks.as_strided(
-        flat,
-        shape=(c, kh, kw, n, oh * wq),
-        strides=(flat.strides[0], dh * wq * step, dw * step, hq * wq * step, step),
-        writeable=False,
-    )  # runs[c, i, j, n] = flat[c, n*Hq*Wq + i*dh*Wq + j*dw : ... + OH*Wq]
+    runs = _runs(flat, 0, n, run, g, geo, +1)  # (C, KH, KW, N, OH*Wq)
     return runs.reshape(c * kh * kw, g.out_size), g  # copy of contiguous runs of OH*Wq
+
+
+def grid_gradient_patches(
+    dy: np.ndarray, input_shape: tuple[int, ...], geo: Geometry
+) -> tuple[np.ndarray, Grid]:
+    """Patch matrix ``(K*KH*KW, N*H*Wq)`` of an output gradient ``dy`` (N, K, OH, OW) for
+    the input gradient of a stride-1 window op over ``input_shape`` (N, C, H, W).
+
+    The adjoint of the grid correlation is a correlation of the zero-padded ``dy`` with
+    the kernel flipped: the gradient at grid position p sums ``dy`` at ``p - i*dh*Wq - j*dw``.
+    Row ``(k, i, j)`` holds output channel k at kernel offset (i, j); column ``(n, h, wq)``
+    is input row h of image n on the grid. With ``wt`` the weights as ``(C, K*KH*KW)``
+    (``w.transpose(1, 0, 2, 3)``), ``wt @ patches`` is the input gradient on the grid
+    (:func:`grid_rows_to_nchw` takes the pixels out): the same result as
+    :func:`grid_col2im` of ``w2d.T @ nchw_to_grid(dy)``, with a copy in place of its
+    additions, and faster when K <= C.
+    """
+    n, k, oh, ow = dy.shape
+    h = input_shape[2]
+    g = grid(input_shape, geo)
+    (hq, wq), (kh, kw), ph = g.pitch, geo.kernel, geo.padding[0]
+    reach = g.size - n * hq * wq  # the largest kernel offset: zeros before the first slot
+    flat = np.zeros((k, g.size), dtype=dy.dtype)
+    slots = _slots(flat, n, g, reach).reshape(k, n, hq, wq)  # (K, N, Hq*Wq) -> (K, N, Hq, Wq)
+    slots[:, :, :oh, :ow] = dy.transpose(1, 0, 2, 3)  # NKHW -> KNHW, output (oh, ow) at slot
+    runs = _runs(flat, reach + ph * wq, n, h * wq, g, geo, -1)  # (K, KH, KW, N, H*Wq)
+    return runs.reshape(k * kh * kw, n * h * wq), g  # copy of contiguous runs of H*Wq
+
+
+def grid_rows_to_nchw(
+    values: np.ndarray, n: int, g: Grid, geo: Geometry, hw: tuple[int, int]
+) -> np.ndarray:
+    """(C, N*H*Wq) values at the input rows of the grid -> the pixels as a view (N, C, H, W)."""
+    (h, w), wq, pw = hw, g.pitch[1], geo.padding[1]
+    rows = values.reshape(values.shape[0], n, h, wq)  # (C, N*H*Wq) -> (C, N, H, Wq)
+    return rows[:, :, :, pw : pw + w].transpose(1, 0, 2, 3)  # -> (N, C, H, W) view
 
 
 def grid_to_nchw(values: np.ndarray, n: int, g: Grid, out_hw: tuple[int, int]) -> np.ndarray:

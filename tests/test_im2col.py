@@ -9,7 +9,9 @@ from fcnn.im2col import (
     geometry,
     grid,
     grid_col2im,
+    grid_gradient_patches,
     grid_im2col,
+    grid_rows_to_nchw,
     grid_to_nchw,
     im2col,
     nchw_to_grid,
@@ -136,6 +138,23 @@ def test_grid_col2im_is_adjoint_of_grid_im2col(data):
     np.testing.assert_allclose(
         np.sum(cols * c), np.sum(x * grid_col2im(c, shape, geo, g)), rtol=1e-10, atol=1e-10
     )
+
+
+@given(st.data())
+def test_gradient_patches_give_col2im_of_the_gradient_columns(data):
+    shape, geo = data.draw(stride_one_geometry(), label="geometry")
+    n, c = shape[:2]
+    (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
+    k = data.draw(st.integers(1, 3), label="output channels")
+    dy = data.draw(smooth_arrays((n, k, oh, ow)), label="dy")
+    w = data.draw(smooth_arrays((k, c, kh, kw)), label="w")
+    g = grid(shape, geo)
+    want = grid_col2im(w.reshape(k, -1).T @ nchw_to_grid(dy, g), shape, geo, g)
+    patches, g2 = grid_gradient_patches(dy, shape, geo)
+    assert g2 == g and patches.shape == (k * kh * kw, n * shape[2] * g.pitch[1])
+    wt = w.transpose(1, 0, 2, 3).reshape(c, -1)  # (C, K*KH*KW)
+    got = grid_rows_to_nchw(wt @ patches, n, g, geo, shape[2:])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 @given(st.data())
