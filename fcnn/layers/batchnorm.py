@@ -87,7 +87,10 @@ class BatchNormState:
 
 
 class BatchNormCache(NamedTuple):
-    x_hat: np.ndarray  # normalized input, same shape as x
+    """The normalized input is ``x̂ = (source - offset) · inv_std``, per channel."""
+
+    source: np.ndarray  # x - μ in training (centered once, for the variance), x in eval
+    offset: np.ndarray | None  # (C,): the running mean in eval; None in training
     inv_std: np.ndarray  # (C,)
     train: bool
     count: float = 0.0  # values per channel the statistics came from (all replicas')
@@ -140,33 +143,34 @@ def forward(
     if x.shape[1] != params.gamma.shape[0]:
         raise ValueError(f"BatchNorm has {params.gamma.shape[0]} channels, got input {x.shape}")
     dtype = x.dtype.type
-    if train:
-        c = x.shape[1]
-        # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
-        totals = _replica_total(np.append(_channel_sum(sub, x), dtype(x.size // c)))
-        m = round(float(totals[-1]))
-        if m < 2:
-            raise ValueError(
-                f"BatchNorm in training needs more than one value per channel, got input {x.shape}"
-            )
-        mean = (totals[:c] / dtype(m)).astype(x.dtype)
-        x_hat = x - mean.reshape(bshape)  # centered for now; normalized in place below
-        var = (_replica_total(_channel_sum(sub, x_hat, x_hat)) / dtype(m)).astype(x.dtype)
-        inv_std = (1.0 / np.sqrt(var + dtype(params.eps))).astype(x.dtype)
-        x_hat *= inv_std.reshape(bshape)
-        mom = params.momentum
-        new_state = BatchNormState(
-            mean=((1 - mom) * state.mean + mom * mean).astype(state.mean.dtype),
-            var=((1 - mom) * state.var + mom * var * (m / (m - 1))).astype(state.var.dtype),
-        )
-    else:
+    if not train:
         inv_std = (1.0 / np.sqrt(state.var + params.eps)).astype(x.dtype)
-        x_hat = x - state.mean.reshape(bshape).astype(x.dtype)
-        x_hat *= inv_std.reshape(bshape)
-        new_state, m = state, 0
-    y = x_hat * params.gamma.reshape(bshape).astype(x.dtype, copy=False)
+        mean = state.mean.astype(x.dtype)
+        scale = params.gamma.astype(x.dtype) * inv_std
+        # y = (x - μ)·γσ⁻¹ + β in two passes: x·scale, then + (β - μ·scale)
+        y = x * scale.reshape(bshape)
+        y += (params.beta.astype(x.dtype) - mean * scale).reshape(bshape)
+        return y, BatchNormCache(x, mean, inv_std, False), state
+    c = x.shape[1]
+    # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
+    totals = _replica_total(np.append(_channel_sum(sub, x), dtype(x.size // c)))
+    m = round(float(totals[-1]))
+    if m < 2:
+        raise ValueError(
+            f"BatchNorm in training needs more than one value per channel, got input {x.shape}"
+        )
+    mean = (totals[:c] / dtype(m)).astype(x.dtype)
+    centered = x - mean.reshape(bshape)
+    var = (_replica_total(_channel_sum(sub, centered, centered)) / dtype(m)).astype(x.dtype)
+    inv_std = (1.0 / np.sqrt(var + dtype(params.eps))).astype(x.dtype)
+    y = centered * (params.gamma.astype(x.dtype) * inv_std).reshape(bshape)  # x̂·γ
     y += params.beta.reshape(bshape).astype(x.dtype, copy=False)
-    return y, BatchNormCache(x_hat, inv_std, train, float(m)), new_state
+    mom = params.momentum
+    new_state = BatchNormState(
+        mean=((1 - mom) * state.mean + mom * mean).astype(state.mean.dtype),
+        var=((1 - mom) * state.var + mom * var * (m / (m - 1))).astype(state.var.dtype),
+    )
+    return y, BatchNormCache(centered, None, inv_std, True, float(m)), new_state
 
 
 def backward(
@@ -174,17 +178,22 @@ def backward(
 ) -> tuple[np.ndarray, BatchNormParams]:
     """Gradients w.r.t. the input, ``gamma`` and ``beta`` (for the mode forward ran in)."""
     sub, bshape = _layout(dy)
+    inv_std = cache.inv_std
     dbeta = _channel_sum(sub, dy)
-    dgamma = _channel_sum(sub, dy, cache.x_hat)
-    scale = (params.gamma * cache.inv_std).astype(dy.dtype).reshape(bshape)
+    # dγ = Σ dy·x̂ = σ⁻¹·(Σ dy·source − offset·Σ dy), without forming x̂
+    dgamma = _channel_sum(sub, dy, cache.source)
+    if cache.offset is not None:
+        dgamma -= cache.offset * dbeta
+    dgamma *= inv_std
+    scale = (params.gamma * inv_std).astype(dy.dtype).reshape(bshape)
     if cache.train:
         m = dy.dtype.type(cache.count or dy.size // dy.shape[1])
         c = dy.shape[1]
         # (2C,): dβ and dγ of the whole batch, summed over replicas in one reduction
         sums = _replica_total(np.concatenate([dbeta, dgamma]))
         batch_dbeta, batch_dgamma = sums[:c], sums[c:]
-        # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), in three in-place passes over one new array
-        dx = cache.x_hat * (-batch_dgamma / m).reshape(bshape)
+        # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), x̂·dγ/m = (x − μ)·σ⁻¹dγ/m; four passes, one new array
+        dx = cache.source * (-inv_std * batch_dgamma / m).reshape(bshape)
         dx += dy
         dx -= (batch_dbeta / m).reshape(bshape)
         dx *= scale
