@@ -28,6 +28,7 @@ from fcnn.data.transforms import Normalization, normalize
 from fcnn.decision import DecisionRule
 from fcnn.explain import split_layers
 from fcnn.layers import Layer
+from fcnn.layers.folding import fold_batchnorm
 from fcnn.ood import OodDetector
 from fcnn.training.loop import features, predict_logits
 
@@ -53,17 +54,20 @@ class Model:
     decision: DecisionRule = DecisionRule()
 
     @functools.cached_property
-    def layers(self) -> list[Layer]:
-        """The network's top-level layers (built once)."""
-        return split_layers(self.net)
+    def _folded(self) -> tuple[list[Layer], Any, Any]:
+        """(top-level layers, params, state) of the network with its BatchNorms folded into
+        the layers before them (:func:`fcnn.layers.folding.fold_batchnorm`), built once."""
+        net, params, state = fold_batchnorm(self.net, self.params, self.state)
+        return split_layers(net), params, state
 
     def analyse(self, images: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
         """Calibrated probabilities (N, K) and per-image out-of-distribution reasons, from one
         forward pass (the features are read off on the way to the logits)."""
         x = self.preprocess(images)
         feats = None
-        for i, layer in enumerate(self.layers):
-            x, _, _ = layer.apply(self.params[i], x, state=self.state[i], train=False)
+        layers, params, state = self._folded
+        for i, layer in enumerate(layers):
+            x, _, _ = layer.apply(params[i], x, state=state[i], train=False)
             if layer.name == "GlobalAvgPool2D":
                 feats = x
         probs = self.calibration.probabilities(x)

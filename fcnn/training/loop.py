@@ -27,6 +27,7 @@ from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
 from fcnn.distributed import threads
 from fcnn.layers import Layer
 from fcnn.layers.batchnorm import cross_replica_sum
+from fcnn.layers.folding import fold_batchnorm
 from fcnn.losses import cross_entropy
 
 __all__ = [
@@ -134,7 +135,9 @@ def predict_logits(
     """Eval-mode logits of raw-pixel ``images`` (N, C, H, W), normalized batch by batch
     (so a whole data set is never held as float32 at once). Each batch is split over
     ``workers`` threads (default: the BLAS's thread count; see
-    :mod:`fcnn.distributed.threads`)."""
+    :mod:`fcnn.distributed.threads`). BatchNorms run folded into the layers before them
+    (:func:`fcnn.layers.folding.fold_batchnorm`)."""
+    net, params, state = fold_batchnorm(net, params, state)
     return _in_batches(
         lambda x: net.apply(params, x, state=state, train=False)[0],
         images,
@@ -212,7 +215,8 @@ def features(
     workers: int | None = None,
 ) -> np.ndarray:
     """Penultimate (pooled) features of uint8 ``images``, normalized batch by batch (and
-    split over ``workers`` threads, as in :func:`predict_logits`)."""
+    split over ``workers`` threads, BatchNorms folded, as in :func:`predict_logits`)."""
+    net, params, state = fold_batchnorm(net, params, state)
     return _in_batches(
         lambda x: explain.features(net, params, state, x),
         images,
