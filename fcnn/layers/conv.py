@@ -4,7 +4,9 @@ Weights are ``(C_out, C_in, KH, KW)``, biases ``(C_out,)``. The forward pass is
 im2col followed by a GEMM; the backward pass is two GEMMs and col2im. Stride 1 (every
 convolution of the presets) runs them on the grid layout of :mod:`fcnn.im2col`, chunk by
 chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
-rebuilds the patch matrices from the input instead of keeping them from the forward pass.
+rebuilds the patch matrices from the input instead of keeping them from the forward pass,
+and when C_out <= C_in computes the input gradient from the patch matrix of ``dy`` (a
+copy and a GEMM) instead of col2im (see :func:`dx_by_patches`).
 """
 
 from __future__ import annotations
