@@ -80,6 +80,10 @@ def _inference(inference: dict[str, Any]) -> list[str]:
         "",
         "## Inference (eval mode)",
         "",
+        "fcnn: `predict_logits` (BatchNorm folded into the convolution before it, each batch"
+        " split over the cores' threads); PyTorch: `model.eval()` under `torch.no_grad()`"
+        " (eager: BatchNorm runs as its own op).",
+        "",
         "| network | batch | fcnn ms | fcnn img/s | PyTorch ms | ratio |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
