@@ -9,10 +9,11 @@ in the same process (the epochs in a process of their own) and every figure gets
 fcnn/PyTorch ratio. Epoch ratios come from
 full epochs measured in this run: ``--epoch-rounds`` rounds (default 3) in which fcnn (one
 process, then one per CPU) and PyTorch (a process of its own) run back to back, since this
-VM's speed drifts by tens of percent over minutes; a full run takes about 25 minutes.
-Results go to ``reports/benchmarks.json`` and ``reports/benchmarks.md``; ``--only inference``
-(or ``layers``, ``epochs``) measures just those sections (inference alone: about a minute)
-into ``reports/benchmarks-inference.*``.
+VM's speed drifts by tens of percent over minutes; inference likewise in
+``--inference-rounds`` rounds (default 3) of fcnn then PyTorch. A full run takes about 30
+minutes. Results go to ``reports/benchmarks.json`` and ``reports/benchmarks.md``;
+``--only inference`` (or ``layers``, ``epochs``) measures just those sections (inference
+alone: a few minutes) into ``reports/benchmarks-inference.*``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,39 @@ def _epoch_rounds(
     return runs
 
 
+INFERENCE_BATCHES = (1, 256)
+
+
+def _inference_rounds(
+    name: str, repeats: int, rounds: int, use_torch: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """``rounds`` rounds of eval-mode timings of ``name`` at each batch of
+    :data:`INFERENCE_BATCHES`, each round fcnn then PyTorch back to back (as the epoch
+    rounds, so that a ratio never compares timings minutes apart). Per engine and batch:
+    ``{"batch", "ms" (median of the rounds), "images_per_s", "rounds_ms"}``."""
+    preset = models.get(name)
+    spec, shape = preset.network.spec, preset.input_shape
+    times: dict[str, dict[int, list[float]]] = (
+        {"fcnn": {}, "torch": {}} if use_torch else {"fcnn": {}}
+    )
+    for _ in range(rounds):
+        for b in INFERENCE_BATCHES:
+            times["fcnn"].setdefault(b, []).append(fcnn_side.inference(preset, b, repeats)["ms"])
+            if use_torch:
+                times["torch"].setdefault(b, []).append(
+                    torch_side.inference(spec, shape, b, repeats)["ms"]
+                )
+    return {
+        engine: [_inference_summary(b, per_batch[b]) for b in INFERENCE_BATCHES]
+        for engine, per_batch in times.items()
+    }
+
+
+def _inference_summary(batch: int, rounds_ms: list[float]) -> dict[str, Any]:
+    ms = statistics.median(rounds_ms)
+    return {"batch": batch, "ms": ms, "images_per_s": batch / ms * 1e3, "rounds_ms": rounds_ms}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -107,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds of full epochs per network, each fcnn and PyTorch back to back (median)",
     )
     parser.add_argument(
+        "--inference-rounds",
+        type=int,
+        default=3,
+        help="rounds of inference timings per network, each fcnn and PyTorch back to back",
+    )
+    parser.add_argument(
         "--procs",
         type=int,
         default=None,
@@ -122,11 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sections = set(args.only)
-    if args.epoch_rounds < 1:
-        raise SystemExit(f"--epoch-rounds must be at least 1, got {args.epoch_rounds}")
+    for option in ("epoch_rounds", "inference_rounds"):
+        if getattr(args, option) < 1:
+            flag = "--" + option.replace("_", "-")
+            raise SystemExit(f"{flag} must be at least 1, got {getattr(args, option)}")
     procs, mpiexec = _parallel_procs(args.procs)
     repeats = 2 if args.quick else args.repeats
     args.epoch_rounds = 1 if args.quick else args.epoch_rounds
+    args.inference_rounds = 1 if args.quick else args.inference_rounds
     batch = 128
     keep_freed_memory()
     use_torch = torch_side.available() and not args.no_torch
@@ -162,23 +206,23 @@ def main(argv: list[str] | None = None) -> int:
             results["epochs"][name] = _epoch_rounds(
                 name, mnist, batch, args, procs, mpiexec, use_torch
             )
-    if "inference" in sections:
+    if "inference" in sections:  # once here, for the peak memory; timed in rounds below
         for name in LAYER_NETS:
-            results["inference"][name] = {
-                "fcnn": [fcnn_side.inference(models.get(name), b, repeats) for b in (1, 256)]
-            }
+            fcnn_side.inference(models.get(name), max(INFERENCE_BATCHES), 1)
     env["fcnn_peak_rss_mb"] = peak_rss_mb()
-    # ---- the same networks in PyTorch
-    if use_torch:
+    # ---- the same networks' layers in PyTorch
+    if use_torch and "layers" in sections:
         for name in LAYER_NETS:
             preset = models.get(name)
             spec, shape = preset.network.spec, preset.input_shape
-            if "layers" in sections:
-                results["layers"][name]["torch"] = torch_side.per_layer(spec, shape, batch, repeats)
-            if "inference" in sections:
-                results["inference"][name]["torch"] = [
-                    torch_side.inference(spec, shape, b, repeats) for b in (1, 256)
-                ]
+            results["layers"][name]["torch"] = torch_side.per_layer(spec, shape, batch, repeats)
+    # ---- inference: fcnn and PyTorch back to back in each round
+    if "inference" in sections:
+        for name in LAYER_NETS:
+            results["inference"][name] = _inference_rounds(
+                name, repeats, args.inference_rounds, use_torch
+            )
+            print(f"inference {name}: done", flush=True)
     out = Path(args.out)
     measured = [x for x in SECTIONS if x in sections]
     stem = "-".join(["benchmarks", *measured]) if len(measured) < len(SECTIONS) else "benchmarks"

@@ -76,13 +76,18 @@ def _epochs(epochs: dict[str, Any]) -> list[str]:
 
 
 def _inference(inference: dict[str, Any]) -> list[str]:
+    rounds = max(
+        (len(f.get("rounds_ms", [0])) for r in inference.values() for f in r["fcnn"]), default=1
+    )
     lines = [
         "",
         "## Inference (eval mode)",
         "",
         "fcnn: `predict_logits` (BatchNorm folded into the convolution before it, each batch"
         " split over the cores' threads); PyTorch: `model.eval()` under `torch.no_grad()`"
-        " (eager: BatchNorm runs as its own op).",
+        f" (eager: BatchNorm runs as its own op). {rounds} round(s), each fcnn then PyTorch"
+        " back to back; times are medians, a ratio is the median of the rounds' ratios"
+        " (their range in brackets).",
         "",
         "| network | batch | fcnn ms | fcnn img/s | PyTorch ms | ratio |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -90,10 +95,18 @@ def _inference(inference: dict[str, Any]) -> list[str]:
     for name, r in inference.items():
         for i, f in enumerate(r["fcnn"]):
             t = r["torch"][i] if "torch" in r else None
-            torch_cells = f"{t['ms']:.2f} | {_ratio(f['ms'], t['ms'])}" if t else "– | –"
+            torch_cells = f"{t['ms']:.2f} | {_round_ratios(f, t)}" if t else "– | –"
             fcnn_cells = f"{f['ms']:.2f} | {f['images_per_s']:.0f}"
             lines.append(f"| {name} | {f['batch']} | {fcnn_cells} | {torch_cells} |")
     return lines
+
+
+def _round_ratios(fcnn: dict[str, Any], torch: dict[str, Any]) -> str:
+    """Median (and range) of the per-round fcnn/PyTorch ratios of one inference figure."""
+    if "rounds_ms" not in fcnn or "rounds_ms" not in torch:
+        return _ratio(fcnn["ms"], torch["ms"])
+    runs = [{"seconds": ms} for ms in fcnn["rounds_ms"]]
+    return _ratios(runs, [{"seconds": ms} for ms in torch["rounds_ms"]])
 
 
 def _gflops(row: dict[str, Any], peak: float) -> str:

@@ -31,3 +31,24 @@ def test_epoch_table_without_parallel_runs_says_so():
     text = markdown({"environment": ENV, "epochs": epochs, "inference": {}, "layers": {}})
     assert "fcnn in one process, PyTorch" in text
     assert "| lenet_mnist | 10.0 | 6000 | 5.0 | 12000 | 2.00× | – | – |" in text
+
+
+def _inference(batch, rounds_ms):
+    ms = sorted(rounds_ms)[len(rounds_ms) // 2]
+    return {"batch": batch, "ms": ms, "images_per_s": batch / ms * 1e3, "rounds_ms": rounds_ms}
+
+
+def test_inference_table_gives_the_median_of_the_rounds_ratios():
+    inference = {
+        "lenet_mnist": {
+            "fcnn": [_inference(1, [0.2, 0.3, 0.2]), _inference(256, [8.0, 12.0, 9.0])],
+            "torch": [_inference(1, [0.4, 0.3, 0.4]), _inference(256, [8.0, 6.0, 10.0])],
+        },
+        "tiny_vgg_cifar": {"fcnn": [_inference(1, [2.0]), _inference(256, [200.0])]},
+    }
+    text = markdown({"environment": ENV, "epochs": {}, "inference": inference, "layers": {}})
+    assert "3 round(s), each fcnn then PyTorch back to back" in text
+    # rounds' ratios at 256: 1.0, 2.0, 0.9 -> median 1.0; medians of the times 9.0 and 8.0
+    assert "| lenet_mnist | 256 | 9.00 | 28444 | 8.00 | 1.00× (0.90–2.00) |" in text
+    assert "| lenet_mnist | 1 | 0.20 | 5000 | 0.40 | 0.50× (0.50–1.00) |" in text
+    assert "| tiny_vgg_cifar | 256 | 200.00 | 1280 | – | – |" in text
