@@ -26,13 +26,22 @@ def _header(env: dict[str, Any]) -> list[str]:
     ]
 
 
-def _ratios(runs: list[dict[str, Any]], torch_runs: list[dict[str, Any]] | None) -> str:
-    """Median of the per-round ratios to PyTorch, with their range when there are several."""
-    if not torch_runs:
+def _median_ratio(times: list[float], torch_times: list[float] | None) -> str:
+    """Median of the per-round ratios of ``times`` to PyTorch's, with their range when there
+    are several rounds."""
+    if not torch_times:
         return "–"
-    ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs, torch_runs, strict=True)]
+    ratios = [a / b for a, b in zip(times, torch_times, strict=True)]
     spread = f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
     return f"{statistics.median(ratios):.2f}×{spread}"
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median([run[key] for run in runs])
+
+
+def _seconds(runs: list[dict[str, Any]] | None) -> list[float] | None:
+    return [run["seconds"] for run in runs] if runs else None
 
 
 def _epochs(epochs: dict[str, Any]) -> list[str]:
@@ -59,16 +68,14 @@ def _epochs(epochs: dict[str, Any]) -> list[str]:
     ]
     for name, r in epochs.items():
         f, t, p = r["fcnn"], r.get("torch"), r.get("fcnn_parallel")
-        f_s = statistics.median([x["seconds"] for x in f])
-        cells = [name, f"{f_s:.1f}", f"{statistics.median([x['images_per_s'] for x in f]):.0f}"]
+        cells = [name, f"{_median(f, 'seconds'):.1f}", f"{_median(f, 'images_per_s'):.0f}"]
         if t:
-            cells += [f"{statistics.median([x['seconds'] for x in t]):.1f}"]
-            cells += [f"{statistics.median([x['images_per_s'] for x in t]):.0f}"]
+            cells += [f"{_median(t, 'seconds'):.1f}", f"{_median(t, 'images_per_s'):.0f}"]
         else:
             cells += ["–", "–"]
-        cells.append(_ratios(f, t))
+        cells.append(_median_ratio(_seconds(f), _seconds(t)))
         if p:
-            cells += [f"{statistics.median([x['seconds'] for x in p]):.1f}", _ratios(p, t)]
+            cells += [f"{_median(p, 'seconds'):.1f}", _median_ratio(_seconds(p), _seconds(t))]
         else:
             cells += ["–", "–"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -76,9 +83,7 @@ def _epochs(epochs: dict[str, Any]) -> list[str]:
 
 
 def _inference(inference: dict[str, Any]) -> list[str]:
-    rounds = max(
-        (len(f.get("rounds_ms", [0])) for r in inference.values() for f in r["fcnn"]), default=1
-    )
+    rounds = max((len(_rounds_ms(f)) for r in inference.values() for f in r["fcnn"]), default=1)
     lines = [
         "",
         "## Inference (eval mode)",
@@ -95,18 +100,17 @@ def _inference(inference: dict[str, Any]) -> list[str]:
     for name, r in inference.items():
         for i, f in enumerate(r["fcnn"]):
             t = r["torch"][i] if "torch" in r else None
-            torch_cells = f"{t['ms']:.2f} | {_round_ratios(f, t)}" if t else "– | –"
+            torch_cells = "– | –"
+            if t:
+                torch_cells = f"{t['ms']:.2f} | {_median_ratio(_rounds_ms(f), _rounds_ms(t))}"
             fcnn_cells = f"{f['ms']:.2f} | {f['images_per_s']:.0f}"
             lines.append(f"| {name} | {f['batch']} | {fcnn_cells} | {torch_cells} |")
     return lines
 
 
-def _round_ratios(fcnn: dict[str, Any], torch: dict[str, Any]) -> str:
-    """Median (and range) of the per-round fcnn/PyTorch ratios of one inference figure."""
-    if "rounds_ms" not in fcnn or "rounds_ms" not in torch:
-        return _ratio(fcnn["ms"], torch["ms"])
-    runs = [{"seconds": ms} for ms in fcnn["rounds_ms"]]
-    return _ratios(runs, [{"seconds": ms} for ms in torch["rounds_ms"]])
+def _rounds_ms(figure: dict[str, Any]) -> list[float]:
+    """The per-round times of one inference figure (one round when it has no rounds)."""
+    return figure.get("rounds_ms", [figure["ms"]])
 
 
 def _gflops(row: dict[str, Any], peak: float) -> str:

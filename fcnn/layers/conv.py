@@ -215,9 +215,10 @@ def dx_by_patches(c_in: int, c_out: int) -> bool:
     (a GEMM of C_in*KH*KW rows, then KH*KW additions); both give the same result.
 
     Patches are the faster when C_out <= C_in: measured per input gradient at batch 64 on
-    one BLAS thread, 3x3 "same", patches vs col2im: 32->32 channels at 28x28 18 vs 26 ms,
-    64->64 at 14x14 12.5 vs 17 ms, 128->128 at 8x8 14 vs 17 ms; but 32->64 at 14x14 12 vs
-    10.5 ms, 64->128 at 16x16 37 vs 32 ms and LeNet's 6->16 (5x5) 3.9 vs 2.3 ms.
+    one BLAS thread, 3x3 "same", CPU time, median of 5, patches vs col2im: 32->32 channels
+    at 28x28 18.0 vs 26.5 ms, 64->64 at 14x14 12.8 vs 17.8, 128->128 at 8x8 14.9 vs 18.7;
+    but 32->64 at 14x14 9.7 vs 9.3, 64->128 at 16x16 33.2 vs 31.3 and LeNet's 6->16 (5x5)
+    4.0 vs 2.4.
     """
     return c_out <= c_in
 
