@@ -60,33 +60,54 @@ def _leaf_fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in attrs.fields(cls) if not _is_static(f))
 
 
+@functools.cache
+def _kind(cls: type) -> str:
+    """How a node of type ``cls`` holds its children (decided once per type: tree walks
+    run several times per training step)."""
+    if cls is type(None):
+        return "none"
+    if issubclass(cls, tuple):
+        return "namedtuple" if hasattr(cls, "_fields") else "tuple"
+    if issubclass(cls, list):
+        return "list"
+    if issubclass(cls, dict):
+        return "dict"
+    if attrs.has(cls):
+        return "attrs"
+    return "leaf"
+
+
 def _children(node: Any) -> list[tuple[str, Any]] | None:
     """(name, child) pairs of a container node, or None when ``node`` is a leaf."""
-    if node is None:
+    kind = _kind(type(node))
+    if kind == "leaf":
+        return None
+    if kind == "none":
         return []
-    if isinstance(node, tuple) and hasattr(node, "_fields"):  # NamedTuple
+    if kind == "namedtuple":
         return list(zip(node._fields, node, strict=True))
-    if isinstance(node, (tuple, list)):
+    if kind in ("tuple", "list"):
         return [(str(i), child) for i, child in enumerate(node)]
-    if isinstance(node, dict):
+    if kind == "dict":
         return [(str(k), node[k]) for k in sorted(node)]
-    if attrs.has(type(node)):
-        return [(name, getattr(node, name)) for name in _leaf_fields(type(node))]
-    return None
+    return [(name, getattr(node, name)) for name in _leaf_fields(type(node))]
 
 
 def _rebuild(node: Any, children: list[Any]) -> Any:
     """A container of the same kind as ``node`` with ``children`` in place of its own."""
-    if node is None:
+    kind = _kind(type(node))
+    if kind == "none":
         return None
-    if isinstance(node, tuple):
-        if hasattr(node, "_fields"):  # NamedTuple
-            return type(node)(*children)
+    if kind == "namedtuple":
+        return type(node)(*children)
+    if kind == "tuple":
         return tuple(children)
-    if isinstance(node, list):
+    if kind == "list":
         return list(children)
-    if isinstance(node, dict):
+    if kind == "dict":
         return dict(zip(sorted(node), children, strict=True))
+    if not children:  # only static fields: frozen, so the node itself serves
+        return node
     return attrs.evolve(node, **dict(zip(_leaf_fields(type(node)), children, strict=True)))
 
 
@@ -132,8 +153,13 @@ _HOLE = _Hole()
 
 def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     """Split ``tree`` into its leaves and a :class:`TreeDef` describing the rest."""
-    flat = leaves(tree)
-    skeleton = map(lambda _: _HOLE, tree)
+    flat: list[Any] = []
+
+    def hole(leaf: Any) -> _Hole:
+        flat.append(leaf)  # _map visits the leaves in canonical order
+        return _HOLE
+
+    skeleton = _map(hole, tree, ())
     return flat, TreeDef(skeleton, len(flat))
 
 
@@ -160,13 +186,19 @@ def structure_repr(tree: Any) -> str:
     return f"{type(tree).__name__}({inner})"
 
 
+def _same_kind(a: Any, b: Any, ca: list[tuple[str, Any]], cb: list[tuple[str, Any]]) -> bool:
+    """Whether containers ``a`` and ``b`` (children ``ca``, ``cb``) match at this level:
+    the same type (any two lists match) and the same child names."""
+    if type(a) is not type(b) and not (isinstance(a, list) and isinstance(b, list)):
+        return False
+    return len(ca) == len(cb) and all(na == nb for (na, _), (nb, _) in zip(ca, cb))
+
+
 def _same_node(a: Any, b: Any) -> bool:
     ca, cb = _children(a), _children(b)
     if ca is None or cb is None:
         return ca is None and cb is None
-    if type(a) is not type(b) and not (isinstance(a, list) and isinstance(b, list)):
-        return False
-    if [n for n, _ in ca] != [n for n, _ in cb]:
+    if not _same_kind(a, b, ca, cb):
         return False
     return all(_same_node(x, y) for (_, x), (_, y) in zip(ca, cb, strict=True))
 
@@ -176,13 +208,8 @@ def same_structure(a: Any, b: Any) -> bool:
     return _same_node(a, b)
 
 
-def _check_same(trees: tuple[Any, ...], what: str) -> None:
-    for other in trees[1:]:
-        if not _same_node(trees[0], other):
-            raise TypeError(
-                f"{what}: tree structures differ:\n  {structure_repr(trees[0])}\n"
-                f"  {structure_repr(other)}"
-            )
+class _Mismatch(Exception):
+    """Raised inside :func:`_map` where the trees' structures part; :func:`map` reports it."""
 
 
 def map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:  # noqa: A001 - tree.map reads well
@@ -190,16 +217,28 @@ def map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:  # noqa: A001 - t
 
     Raises ``TypeError`` showing both structures when the trees differ.
     """
-    if rest:
-        _check_same((tree, *rest), "tree.map")
-    return _map(fn, tree, rest)
+    try:
+        return _map(fn, tree, rest)
+    except _Mismatch:
+        other = next(r for r in rest if not _same_node(tree, r))
+        raise TypeError(
+            f"tree.map: tree structures differ:\n  {structure_repr(tree)}\n"
+            f"  {structure_repr(other)}"
+        ) from None
 
 
 def _map(fn: Callable[..., Any], tree: Any, rest: tuple[Any, ...]) -> Any:
+    """:func:`map`, checking as it walks that ``rest`` matches ``tree`` (one walk, not two:
+    optimizers map over several trees every step)."""
     children = _children(tree)
+    others = [_children(r) for r in rest]
     if children is None:
+        if any(o is not None for o in others):
+            raise _Mismatch
         return fn(tree, *rest)
-    others = [_children(r) or [] for r in rest]
+    for r, o in zip(rest, others):
+        if o is None or not _same_kind(tree, r, children, o):
+            raise _Mismatch
     new_children = [
         _map(fn, child, tuple(o[i][1] for o in others)) for i, (_, child) in enumerate(children)
     ]

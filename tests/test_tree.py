@@ -15,6 +15,11 @@ class P:
     stride: int = tree.static_field(default=2)
 
 
+@attrs.frozen(eq=False)
+class Hyper:
+    rate: float = tree.static_field(default=0.5)
+
+
 class S(NamedTuple):
     count: int
     mu: object
@@ -57,6 +62,40 @@ def test_map_over_mismatched_trees_raises_type_error_with_both_structures():
     with pytest.raises(TypeError, match="structures differ") as info:
         tree.map(lambda a, b: a + b, (np.ones(1),), (np.ones(1), np.ones(1)))
     assert "tuple(0=(1,))" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        (np.ones(1), np.ones(1)),  # a leaf where the first tree has a dict
+        (np.ones(1), [np.ones(1)]),  # a list where the first tree has a dict
+        (np.ones(1), {"b": np.ones(1)}),  # another key
+        ((np.ones(1),), {"a": np.ones(1)}),  # a tuple where the first tree has a leaf
+    ],
+)
+def test_map_finds_mismatches_below_the_root(other):
+    first = (np.ones(1), {"a": np.ones(1)})
+    with pytest.raises(TypeError, match="structures differ") as info:
+        tree.map(lambda a, b: a + b, first, other)
+    assert tree.structure_repr(first) in str(info.value)
+    assert tree.structure_repr(other) in str(info.value)
+
+
+def test_map_keeps_leafless_attrs_nodes_and_rebuilds_the_rest():
+    t = (P(np.ones(2), np.zeros(1)), None, [np.ones(1)])
+    hyper = Hyper()
+    mapped = tree.map(lambda x: x * 2, (*t, hyper))
+    assert mapped[3] is hyper  # only static fields: frozen, nothing to rebuild
+    assert isinstance(mapped[0], P) and mapped[0] is not t[0] and mapped[1] is None
+    assert isinstance(mapped[2], list) and mapped[2] is not t[2]
+    np.testing.assert_array_equal(mapped[0].w, [2.0, 2.0])
+
+
+def test_flatten_order_is_the_leaves_order():
+    t = sample()
+    leaves, treedef = tree.flatten(t)
+    assert [id(x) for x in leaves] == [id(x) for x in tree.leaves(t)]
+    assert treedef.num_leaves == 4
 
 
 def test_zeros_like_and_astype_and_allclose():
