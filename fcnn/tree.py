@@ -191,7 +191,7 @@ def _same_kind(a: Any, b: Any, ca: list[tuple[str, Any]], cb: list[tuple[str, An
     the same type (any two lists match) and the same child names."""
     if type(a) is not type(b) and not (isinstance(a, list) and isinstance(b, list)):
         return False
-    return len(ca) == len(cb) and all(na == nb for (na, _), (nb, _) in zip(ca, cb))
+    return len(ca) == len(cb) and all(na == nb for (na, _), (nb, _) in zip(ca, cb, strict=True))
 
 
 def _same_node(a: Any, b: Any) -> bool:
@@ -236,7 +236,7 @@ def _map(fn: Callable[..., Any], tree: Any, rest: tuple[Any, ...]) -> Any:
         if any(o is not None for o in others):
             raise _Mismatch
         return fn(tree, *rest)
-    for r, o in zip(rest, others):
+    for r, o in zip(rest, others, strict=True):
         if o is None or not _same_kind(tree, r, children, o):
             raise _Mismatch
     new_children = [
