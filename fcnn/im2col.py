@@ -315,6 +315,45 @@ def nchw_to_grid(y: np.ndarray, g: Grid) -> np.ndarray:
     return out.reshape(k, g.out_size)
 
 
+def nchw_to_slots(y: np.ndarray, g: Grid) -> np.ndarray:
+    """(N, K, OH, OW) -> (K, N*Hq*Wq) at the pitch of the input's slots: output (oh, ow) of
+    image n at ``n*Hq*Wq + oh*Wq + ow``, zeros everywhere else.
+
+    The patch-matrix gradient ``w2d.T @ nchw_to_slots(dy, g)`` then has, for each kernel
+    offset, one contiguous run per input channel that :func:`slot_col2im` adds in one call
+    (instead of one run of OH*Wq per image); the GEMM has Hq/OH times the columns.
+    """
+    n, k, oh, ow = y.shape
+    hq, wq = g.pitch
+    out = np.zeros((k, n, hq, wq), dtype=y.dtype)
+    out[:, :, :oh, :ow] = y.transpose(1, 0, 2, 3)  # (N, K, OH, OW) -> (K, N, OH, OW)
+    return out.reshape(k, n * hq * wq)
+
+
+def slot_col2im(
+    cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry, g: Grid
+) -> np.ndarray:
+    """Patch-matrix gradient at slot pitch (C*KH*KW, N*Hq*Wq) -> input gradient (N, C, H, W).
+
+    Column ``n*Hq*Wq + r*Wq + c`` is the window whose first value is padded pixel (r, c) of
+    image n; the values at kernel offset (i, j) are added ``i*dh*Wq + j*dw`` further on, one
+    contiguous add per offset. When the columns outside the OH x OW outputs are zero (as in
+    ``w2d.T @ nchw_to_slots(dy, g)``) the result is :func:`grid_col2im` of the same gradient
+    at grid pitch.
+    """
+    n, c, h, w = input_shape
+    (kh, kw), (dh, dw), (hq, wq) = geo.kernel, geo.dilation, g.pitch
+    size = n * hq * wq
+    blocks = cols.reshape(c, kh * kw, size)  # (C*KH*KW, N*Hq*Wq) -> (C, KH*KW, N*Hq*Wq)
+    flat = np.zeros((c, g.size), dtype=cols.dtype)
+    for k in range(kh * kw):
+        i, j = divmod(k, kw)
+        start = i * dh * wq + j * dw
+        flat[:, start : start + size] += blocks[:, k]
+    pixels = _pixels(flat, n, g, geo, (h, w))  # (C, N, H, W) view
+    return np.ascontiguousarray(pixels.transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)
+
+
 def grid_col2im(
     cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry, g: Grid
 ) -> np.ndarray:

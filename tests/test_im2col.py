@@ -15,7 +15,9 @@ from fcnn.im2col import (
     grid_to_nchw,
     im2col,
     nchw_to_grid,
+    nchw_to_slots,
     resolve_padding,
+    slot_col2im,
     window_view,
 )
 
@@ -154,6 +156,24 @@ def test_gradient_patches_give_col2im_of_the_gradient_columns(data):
     assert g2 == g and patches.shape == (k * kh * kw, n * shape[2] * g.pitch[1])
     wt = w.transpose(1, 0, 2, 3).reshape(c, -1)  # (C, K*KH*KW)
     got = grid_rows_to_nchw(wt @ patches, n, g, geo, shape[2:])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@given(st.data())
+def test_col2im_at_the_slots_pitch_equals_col2im_on_the_grid(data):
+    shape, geo = data.draw(stride_one_geometry(), label="geometry")
+    n, c = shape[:2]
+    (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
+    k = data.draw(st.integers(1, 3), label="output channels")
+    dy = data.draw(smooth_arrays((n, k, oh, ow)), label="dy")
+    w2d = data.draw(smooth_arrays((k, c * kh * kw)), label="w")
+    g = grid(shape, geo)
+    slots = nchw_to_slots(dy, g)
+    assert slots.shape == (k, n * g.pitch[0] * g.pitch[1])
+    assert np.count_nonzero(slots) == np.count_nonzero(dy)  # dy's values, zeros elsewhere
+    want = grid_col2im(w2d.T @ nchw_to_grid(dy, g), shape, geo, g)
+    got = slot_col2im(w2d.T @ slots, shape, geo, g)
+    assert got.shape == shape
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 

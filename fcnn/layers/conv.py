@@ -5,8 +5,7 @@ im2col followed by a GEMM; the backward pass is two GEMMs and col2im. Stride 1 (
 convolution of the presets) runs them on the grid layout of :mod:`fcnn.im2col`, chunk by
 chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
 rebuilds the patch matrices from the input instead of keeping them from the forward pass,
-and when C_out <= C_in computes the input gradient from the patch matrix of ``dy`` (a
-copy and a GEMM) instead of col2im (see :func:`dx_by_patches`).
+and picks the fastest of three ways to the input gradient (see :func:`dx_method`).
 """
 
 from __future__ import annotations
@@ -30,7 +29,9 @@ from fcnn.im2col import (
     grid_to_nchw,
     im2col,
     nchw_to_grid,
+    nchw_to_slots,
     pair,
+    slot_col2im,
 )
 from fcnn.tree import static_field
 
@@ -193,34 +194,52 @@ def _grid_backward(
     dw2d_t = np.zeros(w2d.T.shape, dtype=np.result_type(dy, w2d))  # (C_in*KH*KW, C_out)
     dx = np.empty(x.shape, dtype=dw2d_t.dtype) if need_dx else None
     c_in, c_out = x.shape[1], w2d.shape[0]
-    wt = _patch_weights(w2d, c_in) if need_dx and dx_by_patches(c_in, c_out) else None
+    method = dx_method(c_in, c_out) if need_dx else None
+    wt = _patch_weights(w2d, c_in) if method == "patches" else None
     for part in _chunks(x.shape[0], cache.chunk):
+        k = part.stop - part.start
         cols, g = grid_im2col(x[part], geo)  # (C_in*KH*KW, k*OH*Wq)
         dy_grid = nchw_to_grid(dy[part], g)  # (C_out, k*OH*Wq)
         dw2d_t += cols @ dy_grid.T  # in this order OpenBLAS runs 1.2-1.8x faster than dy @ cols.T
-        if dx is None:
-            continue
-        if wt is None:  # col2im of the patch-matrix gradient
+        if method == "grid":  # col2im of the patch-matrix gradient
             dx[part] = grid_col2im(w2d.T @ dy_grid, x[part].shape, geo, g)
-        else:  # the patch matrix of dy
+        elif method == "slots":  # the same at the slots' pitch: one add per kernel offset
+            dx[part] = slot_col2im(w2d.T @ nchw_to_slots(dy[part], g), x[part].shape, geo, g)
+        elif method == "patches":  # the patch matrix of dy
             patches, gx = grid_gradient_patches(dy[part], x[part].shape, geo)
             dx_grid = wt @ patches  # (C_in, C_out*KH*KW) @ (C_out*KH*KW, k*H*Wq)
-            dx[part] = grid_rows_to_nchw(dx_grid, part.stop - part.start, gx, geo, x.shape[2:])
+            dx[part] = grid_rows_to_nchw(dx_grid, k, gx, geo, x.shape[2:])
     return dw2d_t.T, dx  # (C_in*KH*KW, C_out) -> (C_out, C_in*KH*KW) view
 
 
-def dx_by_patches(c_in: int, c_out: int) -> bool:
-    """Whether the stride-1 input gradient is computed from the patch matrix of ``dy``
-    (a copy, then a GEMM of C_in rows) rather than by col2im of the patch-matrix gradient
-    (a GEMM of C_in*KH*KW rows, then KH*KW additions); both give the same result.
+# With at most this many input channels, col2im at the slots' pitch beats col2im at the
+# grid's (see dx_method).
+FEW_INPUT_CHANNELS = 16
 
-    Patches are the faster when C_out <= C_in: measured per input gradient at batch 64 on
-    one BLAS thread, 3x3 "same", CPU time, median of 5, patches vs col2im: 32->32 channels
-    at 28x28 18.0 vs 26.5 ms, 64->64 at 14x14 12.8 vs 17.8, 128->128 at 8x8 14.9 vs 18.7;
-    but 32->64 at 14x14 9.7 vs 9.3, 64->128 at 16x16 33.2 vs 31.3 and LeNet's 6->16 (5x5)
-    4.0 vs 2.4.
+
+def dx_method(c_in: int, c_out: int) -> str:
+    """How the stride-1 input gradient is computed; all three give the same result.
+
+    - ``"patches"`` when C_out <= C_in: from the patch matrix of ``dy`` (a copy, then a GEMM
+      of C_in rows) rather than by col2im (a GEMM of C_in*KH*KW rows, then KH*KW additions).
+      Measured per input gradient at batch 64 on one BLAS thread, 3x3 "same", CPU time,
+      median of 5, patches vs col2im: 32->32 channels at 28x28 18.0 vs 26.5 ms, 64->64 at
+      14x14 12.8 vs 17.8, 128->128 at 8x8 14.9 vs 18.7; but 32->64 at 14x14 9.7 vs 9.3,
+      64->128 at 16x16 33.2 vs 31.3 and LeNet's 6->16 (5x5) 4.0 vs 2.4.
+    - ``"slots"`` when C_in <= :data:`FEW_INPUT_CHANNELS`: col2im with ``dy`` at the input
+      slots' pitch (:func:`fcnn.im2col.slot_col2im`), one contiguous addition per kernel
+      offset and channel row, for a GEMM with Hq/OH times the columns. Same measurement
+      (median of 15-25 interleaved rounds), slots vs grid: LeNet's 6->16 (5x5 valid, 14x14)
+      1.56-2.29 vs 2.11-2.80 ms, 6->16 5x5 "same" 2.57 vs 3.74, 16->32 3x3 "same" 2.55 vs
+      3.77, 3->32 5x5 "same" at 32x32 8.2 vs 11.3, but 16->32 5x5 "same" 11.6 vs 11.3;
+      with more input channels no gain or a loss: 32->64 at 14x14 12.10 vs 12.08,
+      64->128 at 16x16 33.0 vs 31.8.
+    - ``"grid"`` otherwise: col2im of the patch-matrix gradient on the output grid
+      (:func:`fcnn.im2col.grid_col2im`).
     """
-    return c_out <= c_in
+    if c_out <= c_in:
+        return "patches"
+    return "slots" if c_in <= FEW_INPUT_CHANNELS else "grid"
 
 
 def _patch_weights(w2d: np.ndarray, c_in: int) -> np.ndarray:

@@ -92,23 +92,24 @@ def test_chunks_of_one_image_give_the_whole_batch_results(data):
     np.testing.assert_allclose(grads1.b, grads.b, rtol=1e-12, atol=1e-12)
 
 
-@given(st.data(), st.booleans())
-def test_both_input_gradients_of_the_stride_one_path_agree(data, by_patches):
+@given(st.data(), st.sampled_from(["patches", "slots", "grid"]))
+def test_every_input_gradient_method_of_the_stride_one_path_agrees(data, method):
     params, x = _draw_conv(data)
     y, cache = conv.forward(params, x)
     dy = data.draw(smooth_arrays(y.shape), label="dy")
     dx, grads = conv.backward(params, cache, dy)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv, "dx_by_patches", lambda c_in, c_out: by_patches)
+        mp.setattr(conv, "dx_method", lambda c_in, c_out: method)
         dx1, grads1 = conv.backward(params, cache, dy)
         assert set(check_grad(conv.forward, conv.backward, params, x)) == {"x", "w", "b"}
     np.testing.assert_allclose(dx1, dx, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(grads1.w, grads.w)
 
 
-def test_input_gradient_path_follows_the_channel_counts():
-    assert conv.dx_by_patches(32, 32) and conv.dx_by_patches(64, 32)
-    assert not conv.dx_by_patches(32, 64) and not conv.dx_by_patches(6, 16)
+def test_input_gradient_method_follows_the_channel_counts():
+    assert conv.dx_method(32, 32) == conv.dx_method(64, 32) == conv.dx_method(6, 6) == "patches"
+    assert conv.dx_method(6, 16) == conv.dx_method(16, 32) == "slots"
+    assert conv.dx_method(32, 64) == conv.dx_method(64, 128) == "grid"
 
 
 def test_init_predicts_forward_shape_for_same_padding():
