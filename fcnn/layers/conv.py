@@ -229,8 +229,9 @@ def dx_method(c_in: int, c_out: int) -> str:
       64->128 at 16x16 33.2 vs 31.3 and LeNet's 6->16 (5x5) 4.0 vs 2.4.
     - ``"slots"`` when C_in <= :data:`FEW_INPUT_CHANNELS`: col2im with ``dy`` at the input
       slots' pitch (:func:`fcnn.im2col.slot_col2im`), one contiguous addition per kernel
-      offset and channel row, for a GEMM with Hq/OH times the columns. Same measurement
-      (median of 15-25 interleaved rounds), slots vs grid: LeNet's 6->16 (5x5 valid, 14x14)
+      offset and channel row, for a GEMM with Hq/OH times the columns. Per input gradient
+      at batch 64 on one BLAS thread, CPU time, median of 15-25 interleaved rounds (all
+      at 14x14 unless stated), slots vs grid: LeNet's 6->16 (5x5 valid, 14x14)
       1.56-2.29 vs 2.11-2.80 ms, 6->16 5x5 "same" 2.57 vs 3.74, 16->32 3x3 "same" 2.55 vs
       3.77, 3->32 5x5 "same" at 32x32 8.2 vs 11.3, but 16->32 5x5 "same" 11.6 vs 11.3;
       with more input channels no gain or a loss: 32->64 at 14x14 12.10 vs 12.08,
