@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import distinct_values, pool_geometry, smooth_arrays
 
@@ -91,6 +91,26 @@ def test_max_pool_with_many_ties_matches_the_loop_oracle(data):
     dx, _ = pooling.backward(params, cache, dy)
     # equal up to the order in which overlapping windows add into a shared pixel
     np.testing.assert_allclose(dx, _max_pool_grad_naive(x, win, stride, pad, dy), atol=1e-12)
+
+
+@given(
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)),
+    st.integers(0, 2**32 - 1),
+)
+def test_tiled_max_pool_matches_the_loop_oracle(win, shape, seed):
+    """stride = window, no padding: the row-then-column fast path, sides that the windows
+    do not cover included, with many tied maxima."""
+    assume(shape[2] >= win[0] and shape[3] >= win[1])
+    rng = np.random.default_rng(seed)
+    x = np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float64)
+    params = _params("max", win, win, 0, shape)
+    y, cache = pooling.forward(params, x)
+    assert cache.argmax is None  # the tiled path
+    np.testing.assert_array_equal(y, _pool_naive(x, win, win, (0, 0), np.max))
+    dy = rng.standard_normal(y.shape)
+    dx, _ = pooling.backward(params, cache, dy)
+    np.testing.assert_array_equal(dx, _max_pool_grad_naive(x, win, win, (0, 0), dy))
 
 
 def test_overlapping_max_pool_accumulates_shared_pixels():
