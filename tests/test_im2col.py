@@ -142,16 +142,23 @@ def test_grid_col2im_is_adjoint_of_grid_im2col(data):
     )
 
 
-@given(st.data())
-def test_gradient_patches_give_col2im_of_the_gradient_columns(data):
+def _input_gradient_case(data):
+    """A stride-1 geometry, an output gradient dy (N, K, OH, OW), weights w (K, C, KH, KW),
+    the grid, and the input gradient by col2im on the grid (the reference)."""
     shape, geo = data.draw(stride_one_geometry(), label="geometry")
-    n, c = shape[:2]
     (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
     k = data.draw(st.integers(1, 3), label="output channels")
-    dy = data.draw(smooth_arrays((n, k, oh, ow)), label="dy")
-    w = data.draw(smooth_arrays((k, c, kh, kw)), label="w")
+    dy = data.draw(smooth_arrays((shape[0], k, oh, ow)), label="dy")
+    w = data.draw(smooth_arrays((k, shape[1], kh, kw)), label="w")
     g = grid(shape, geo)
     want = grid_col2im(w.reshape(k, -1).T @ nchw_to_grid(dy, g), shape, geo, g)
+    return shape, geo, dy, w, g, want
+
+
+@given(st.data())
+def test_gradient_patches_give_col2im_of_the_gradient_columns(data):
+    shape, geo, dy, w, g, want = _input_gradient_case(data)
+    (n, c), k, (kh, kw) = shape[:2], dy.shape[1], geo.kernel
     patches, g2 = grid_gradient_patches(dy, shape, geo)
     assert g2 == g and patches.shape == (k * kh * kw, n * shape[2] * g.pitch[1])
     wt = w.transpose(1, 0, 2, 3).reshape(c, -1)  # (C, K*KH*KW)
@@ -161,18 +168,11 @@ def test_gradient_patches_give_col2im_of_the_gradient_columns(data):
 
 @given(st.data())
 def test_col2im_at_the_slots_pitch_equals_col2im_on_the_grid(data):
-    shape, geo = data.draw(stride_one_geometry(), label="geometry")
-    n, c = shape[:2]
-    (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
-    k = data.draw(st.integers(1, 3), label="output channels")
-    dy = data.draw(smooth_arrays((n, k, oh, ow)), label="dy")
-    w2d = data.draw(smooth_arrays((k, c * kh * kw)), label="w")
-    g = grid(shape, geo)
+    shape, geo, dy, w, g, want = _input_gradient_case(data)
     slots = nchw_to_slots(dy, g)
-    assert slots.shape == (k, n * g.pitch[0] * g.pitch[1])
+    assert slots.shape == (dy.shape[1], shape[0] * g.pitch[0] * g.pitch[1])
     assert np.count_nonzero(slots) == np.count_nonzero(dy)  # dy's values, zeros elsewhere
-    want = grid_col2im(w2d.T @ nchw_to_grid(dy, g), shape, geo, g)
-    got = slot_col2im(w2d.T @ slots, shape, geo, g)
+    got = slot_col2im(w.reshape(dy.shape[1], -1).T @ slots, shape, geo, g)
     assert got.shape == shape
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
