@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(torch_side.train_epoch(spec, shape, mnist.images, mnist.labels, 128)))
         return 0
     from fcnn.distributed.mpi import world
+    from fcnn.runtime import keep_freed_memory
 
+    keep_freed_memory()  # as the fcnn command does for fcnn train
     replicas = world()
     result = fcnn_side.train_epoch(preset, mnist, 128, replicas=replicas)
     if replicas.rank == 0:
