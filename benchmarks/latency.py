@@ -28,7 +28,7 @@ from fcnn.inference import load
 from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
-from webapp.service import Predictor, decode_image, load_conditions
+from webapp.service import Predictor, load_conditions
 from webapp.settings import DEFAULT_MODEL, Settings
 
 
@@ -60,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor(load(args.model), load_conditions(), Settings().confidence_threshold)
     photos, source = _photos(args.config, args.data_dir, 100)
     for data in photos[:20]:  # warm-up
-        predictor.predict(decode_image(data, "image/jpeg", 10**8))
+        predictor.predict(data)
     times_ms = []
     for i in range(args.repeats):
         data = photos[i % len(photos)]
         t0 = time.perf_counter()
-        predictor.predict(decode_image(data, "image/jpeg", 10**8))
+        predictor.predict(data)
         times_ms.append(1e3 * (time.perf_counter() - t0))
     times_ms.sort()
     result = {

@@ -23,7 +23,7 @@ from fcnn.inference import load
 from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
-from webapp.service import Predictor, decode_image, load_conditions
+from webapp.service import Predictor, load_conditions
 from webapp.settings import DEFAULT_MODEL, Settings
 
 
@@ -36,7 +36,7 @@ def _jpeg(arr_hwc: np.ndarray) -> bytes:
 def _share(predictor: Predictor, images: list[bytes]) -> dict[str, float]:
     reasons = []
     for data in images:
-        answer = predictor.predict(decode_image(data, "image/jpeg", 10**8))
+        answer = predictor.predict(data)
         reasons.append(answer["uncertain_reason"])
     n = len(reasons)
     return {

@@ -32,12 +32,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
     ] = False,
 ) -> None:
     """fcnn: a CNN library written from scratch in NumPy."""
-    keep_freed_memory()
+    if ctx.invoked_subcommand != "serve":
+        # training and evaluation reuse their big arrays; a server must instead give a
+        # large upload's memory back to the system once the request is done
+        keep_freed_memory()
 
 
 app.command("train")(train_command)

@@ -59,4 +59,7 @@ def serve_command(
         workers=settings.workers,
         log_level="info",
         access_log=False,
+        # h11 rather than httptools when both are installed: one parser, the one the tests
+        # run against (the app refuses conflicting framing under either)
+        http="h11",
     )

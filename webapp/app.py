@@ -2,13 +2,18 @@
 
 - The model is loaded once, in the lifespan, into ``app.state``; the app holds no
   per-user state, so several uvicorn workers can run side by side.
-- Inference runs in a worker thread, at most ``max_in_flight`` at a time, and a request
-  that waits longer than ``request_timeout_s`` gets 503.
 - Uploads are read into memory (size-limited) and parsed there; nothing is written
-  to disk and nothing about an upload is logged but its size and the outcome.
-- Every error is JSON ``{"status_code", "detail"}`` with a detail that says what to do;
-  no traceback ever leaves the server. Security headers and a content security policy
-  (which the page itself satisfies) go on every response.
+  to disk and nothing about an upload is logged but its size and the outcome. At most
+  ``max_uploads`` bodies are received at once (503 with ``Retry-After`` beyond); a body
+  must arrive within ``body_timeout_s`` with no pause over ``body_idle_s`` (408, and the
+  connection is closed).
+- Decoding and inference run in a worker thread, at most ``max_in_flight`` at a time; the
+  decodes under way share ``decode_memory_mb`` (:mod:`webapp.images`); a request that waits
+  longer than ``request_timeout_s`` gets 503.
+- Every error is JSON ``{"status_code", "detail"}`` with a detail that says what to do and
+  never echoes the request; no traceback ever leaves the server. Security headers and a
+  content security policy (which the page itself satisfies) go on every response, and HEAD
+  works on every GET route (:mod:`webapp.guard`).
 """
 
 from __future__ import annotations
@@ -22,23 +27,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 import anyio.to_thread
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException
-from litestar.openapi import OpenAPIConfig
+from litestar.exceptions import HTTPException, InternalServerException, NotFoundException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.params import FromPath
+from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from fcnn.inference import load
-from fcnn.runtime import keep_freed_memory
+from fcnn.runtime import return_freed_memory
+from webapp.guard import guard
+from webapp.images import DecodeBudget, ImageProblem
 from webapp.multipart import FormError, parse_form
-from webapp.service import ImageProblem, Predictor, decode_image, load_conditions
+from webapp.service import Predictor, load_conditions
 from webapp.settings import Settings
 
 __all__ = ["create_app"]
@@ -47,18 +55,8 @@ STATIC = Path(__file__).parent / "static"
 MODEL_CARD = Path(__file__).parent / "model" / "MODEL_CARD.md"
 log = logging.getLogger("dermascan")
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        "form-action 'self'"
-    ),
-}
+NO_STORE = {"Cache-Control": "no-store"}  # an answer about someone's skin is never cached
+CLOSE = {"Connection": "close"}  # the rest of the body is not read: the connection is done
 
 
 # ----------------------------------------------------------------------------- schemas
@@ -123,11 +121,12 @@ class _PredictOperation(Operation):
                             "file": Schema(
                                 type="string",
                                 format="binary",  # type: ignore[arg-type]
-                                description="The photo (JPEG, PNG, WebP...)",
+                                description="The photo: JPEG, PNG or WebP",
                             ),
                             "explain": Schema(
                                 type="boolean",  # type: ignore[arg-type]
-                                description="Add saliency_png, a base64 overlay",
+                                description="true adds saliency_png, a base64 overlay "
+                                "(true or false; default false)",
                             ),
                         },
                     )
@@ -156,53 +155,138 @@ def conditions(state: State) -> list[Condition]:
     return [Condition(code=code, **info) for code, info in _predictor(state).conditions.items()]
 
 
-@get("/api/conditions/{code:str}", sync_to_thread=False)
+def _errors(**described: str) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for error statuses, each with the error body's schema."""
+    return {
+        int(status[1:]): ResponseSpec(ErrorBody, description=text, generate_examples=False)
+        for status, text in described.items()
+    }
+
+
+@get(
+    "/api/conditions/{code:str}",
+    sync_to_thread=False,
+    responses=_errors(s404="No condition has that code"),
+)
 def condition(state: State, code: FromPath[str]) -> Condition:
     """One condition by its code (akiec, bcc, bkl, df, mel, nv, vasc)."""
     info = _predictor(state).conditions.get(code)
     if info is None:
+        # the unknown code is not echoed back: a reflected string is an injection vector
         known = ", ".join(_predictor(state).conditions)
-        raise NotFoundException(f"No condition with code {code!r}. Known codes: {known}.")
+        raise NotFoundException(f"No condition has that code. Known codes: {known}.")
     return Condition(code=code, **info)
 
 
-@post("/api/predict", operation_class=_PredictOperation, status_code=200)
+def _explain_flag(form: dict) -> bool:
+    field = form.get("explain")
+    if field is None:
+        return False
+    value = field.data.strip().lower()
+    if value not in (b"true", b"false"):
+        raise HTTPException(
+            status_code=400, detail="The field 'explain' must be true or false.", headers=NO_STORE
+        )
+    return value == b"true"
+
+
+async def _receive_body(request: Request, settings: Settings) -> bytes:
+    """The request body, read within the body deadline and the idle timeout between chunks
+    (408 and a closed connection otherwise); the body-size limit still applies (413)."""
+    chunks: list[bytes] = []
+    deadline = anyio.current_time() + settings.body_timeout_s
+    stream = request.stream()
+    try:
+        while True:
+            wait = min(settings.body_idle_s, deadline - anyio.current_time())
+            with anyio.move_on_after(max(wait, 0.0)) as waited:
+                try:
+                    chunk = await anext(stream, None)
+                except InternalServerException:  # Litestar's word for a client that left
+                    raise HTTPException(
+                        status_code=400,
+                        detail="The upload was cut off before it ended.",
+                        headers={**CLOSE, **NO_STORE},
+                    ) from None
+            if waited.cancelled_caught:
+                raise HTTPException(
+                    status_code=408,
+                    detail="The upload stalled or took too long. Check the connection and "
+                    "try again.",
+                    headers={**CLOSE, **NO_STORE},
+                )
+            if chunk is None:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        await stream.aclose()
+
+
+@asynccontextmanager
+async def _upload_slot(state: State) -> AsyncIterator[None]:
+    """One of ``max_uploads`` places for a body being received; 503 when none is free."""
+    if state.uploads >= state.settings.max_uploads:
+        raise HTTPException(
+            status_code=503,
+            detail="The server is receiving too many uploads. Please try again in a moment.",
+            headers={"Retry-After": "5", **CLOSE, **NO_STORE},
+        )
+    state.uploads += 1  # one event loop per worker: no lock needed
+    try:
+        yield
+    finally:
+        state.uploads -= 1
+
+
+@post(
+    "/api/predict",
+    operation_class=_PredictOperation,
+    status_code=200,
+    response_headers=NO_STORE,
+    responses=_errors(
+        s400="The upload is not a readable photo, or the form is malformed",
+        s408="The upload stalled or took longer than the body deadline",
+        s413="The upload, or the image's pixel count or decoded size, is over the limit",
+        s415="The file is not a JPEG, PNG or WebP image",
+        s503="Too many uploads or predictions at once; retry after a moment",
+    ),
+)
 async def predict(request: Request, state: State) -> PredictResponse:
     """Classify one photo sent as multipart field ``file`` (``explain=true`` adds saliency)."""
     started = time.perf_counter()
-    body = await request.body()  # bounded by request_max_body_size (413 above it)
+    settings: Settings = state.settings
+    async with _upload_slot(state):
+        body = await _receive_body(request, settings)  # bounded by request_max_body_size
     try:
         form = parse_form(body, request.headers.get("content-type"))
     except FormError as exc:
-        raise HTTPException(status_code=400, detail=f"Could not read the upload: {exc}.") from None
+        raise HTTPException(
+            status_code=400, detail=f"Could not read the upload: {exc}.", headers=NO_STORE
+        ) from None
+    del body  # the form holds the file's own copy
     upload = form.get("file")
     if upload is None:
         raise HTTPException(
             status_code=400,
             detail="No file was uploaded. Send the photo in a form field named 'file'.",
+            headers=NO_STORE,
         )
-    explain_it = form.get("explain") is not None and form["explain"].data.strip().lower() in (
-        b"true",
-        b"1",
-        b"yes",
-        b"on",
-    )
-    settings: Settings = state.settings
+    explain = _explain_flag(form)
     predictor = _predictor(state)
-
-    def work() -> dict[str, Any]:
-        img = decode_image(upload.data, upload.content_type, settings.max_pixels)
-        return predictor.predict(img, explain_it)
 
     try:
         with anyio.fail_after(settings.request_timeout_s):
-            answer = await anyio.to_thread.run_sync(work, limiter=state.limiter)
+            answer = await anyio.to_thread.run_sync(
+                predictor.predict, upload.data, explain, limiter=state.limiter
+            )
     except ImageProblem as exc:
         log.info(json.dumps({"event": "predict", "status": exc.status, "bytes": len(upload.data)}))
-        raise HTTPException(status_code=exc.status, detail=exc.detail) from None
+        raise HTTPException(status_code=exc.status, detail=exc.detail, headers=NO_STORE) from None
     except TimeoutError:
         raise HTTPException(
-            status_code=503, detail="The server is busy. Please try again in a moment."
+            status_code=503,
+            detail="The server is busy. Please try again in a moment.",
+            headers={"Retry-After": "5", **NO_STORE},
         ) from None
     log.info(
         json.dumps(
@@ -235,6 +319,14 @@ def index() -> str:
 @get("/about", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
 def about(state: State) -> str:
     return state.about_html
+
+
+@get("/favicon.ico", include_in_schema=False, sync_to_thread=False)
+def favicon() -> File:
+    """Browsers ask for it whatever the page says; answering saves a console error."""
+    return File(
+        STATIC / "favicon.ico", media_type="image/x-icon", content_disposition_type="inline"
+    )
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -311,25 +403,30 @@ def _about_page(card: Path) -> str:
 
 
 def _error_response(request: Request, exc: Exception) -> Response:
+    headers: dict[str, str] = {}
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, str(exc.detail)
+        headers = dict(exc.headers or {})
         if status == 413 and "request entity" in detail.lower():
             limit = request.app.state.settings.max_body_bytes / 1024 / 1024
             detail = f"The upload is larger than {limit:g} MB. Choose a smaller photo."
+            headers.update(CLOSE)  # the rest of the body is not read
         elif status == 404 and detail == "Not Found":
             detail = "There is nothing at this address. The API lives under /api/."
         elif status == 405:
-            detail = f"{request.method} is not allowed here."
+            allow = [m.strip() for m in headers.pop("allow", "").split(",") if m.strip()]
+            if "GET" in allow and "HEAD" not in allow:
+                allow.append("HEAD")  # webapp.guard answers HEAD for every GET route
+            headers["Allow"] = ", ".join(sorted(allow))
+            detail = f"This method is not allowed here. Allowed: {headers['Allow']}."
+        elif status >= 500 and status != 503:
+            detail = "Something went wrong on our side. Please try again."
     else:
         log.exception("unhandled error")  # details go to the server log only
         status, detail = 500, "Something went wrong on our side. Please try again."
-    return Response(ErrorBody(status, detail), status_code=status, media_type=MediaType.JSON)
-
-
-async def _security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+    return Response(
+        ErrorBody(status, detail), status_code=status, media_type=MediaType.JSON, headers=headers
+    )
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -338,11 +435,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        keep_freed_memory()
+        # a server gives a large decode's memory back (fcnn's training processes keep it)
+        return_freed_memory()
         model = load(settings.model_path)
-        app.state.predictor = Predictor(model, load_conditions(), settings.confidence_threshold)
+        app.state.predictor = Predictor(
+            model,
+            load_conditions(),
+            settings.confidence_threshold,
+            max_pixels=settings.max_pixels,
+            budget=DecodeBudget(settings.decode_memory_bytes, wait_s=settings.request_timeout_s),
+        )
         app.state.settings = settings
         app.state.limiter = anyio.CapacityLimiter(settings.max_in_flight)
+        app.state.uploads = 0
         app.state.about_html = _about_page(settings.model_path.with_name("MODEL_CARD.md"))
         log.info(
             json.dumps(
@@ -355,7 +460,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             conditions,
@@ -363,13 +468,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             predict,
             index,
             about,
+            favicon,
             create_static_files_router(
                 path="/static", directories=[STATIC], include_in_schema=False
             ),
         ],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
-        after_request=_security_headers,
         exception_handlers={Exception: _error_response},
         openapi_config=OpenAPIConfig(
             title="DermaScan API",
@@ -380,3 +485,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    app.asgi_handler = guard(app.asgi_handler)  # in front of routing: see webapp.guard
+    return app

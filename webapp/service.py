@@ -1,4 +1,7 @@
-"""The prediction service: safe image decoding, the model's answer in plain terms, saliency.
+"""The prediction service: the model's answer in plain terms, and saliency.
+
+Uploaded bytes become pixels through :func:`webapp.images.read_image` (allow-listed
+formats, bounded memory, the training loader's preprocessing).
 
 Everything here works on bytes in memory and returns plain data; the Litestar layer in
 :mod:`webapp.app` only moves it over HTTP.
@@ -9,93 +12,38 @@ from __future__ import annotations
 import base64
 import io
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from fcnn import explain
-from fcnn.data.preprocess import prepare_image
 from fcnn.inference import Model
+from webapp.images import DecodeBudget, read_image
 
-__all__ = ["CONDITIONS_FILE", "ImageProblem", "Predictor", "decode_image", "load_conditions"]
+__all__ = ["CONDITIONS_FILE", "Predictor", "load_conditions"]
 
 CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
 MALIGNANT = ("akiec", "bcc", "mel")
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
-
-
-class ImageProblem(Exception):
-    """An upload that cannot be used; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, detail: str):
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+OVERLAY_SIDE = 224
+DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_DECODE_MEMORY = 320 * 2**20
 
 
 def load_conditions(path: Path = CONDITIONS_FILE) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def decode_image(data: bytes, content_type: str | None, max_pixels: int) -> Image.Image:
-    """Open and fully decode ``data``; :class:`ImageProblem` with 400/413/415 otherwise."""
-    if not data:
-        raise ImageProblem(
-            400, "The uploaded file is empty. Choose a photo of the skin lesion and try again."
-        )
-    too_big = ImageProblem(
-        413, f"The image has more than the {max_pixels:,} pixels allowed. Resize it and try again."
-    )
-    try:
-        with warnings.catch_warnings():
-            # Pillow's own bomb limit is process-wide; DermaScan applies its setting below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        raise too_big from None
-    except UnidentifiedImageError:
-        if content_type and content_type.startswith("image/"):
-            raise ImageProblem(
-                400,
-                "The file says it is an image but cannot be read; it may "
-                "be corrupt. Try another photo (JPEG, PNG or WebP).",
-            ) from None
-        raise ImageProblem(
-            415,
-            "This file is not an image DermaScan can read. Upload a photo "
-            "in JPEG, PNG or WebP format.",
-        ) from None
-    width, height = img.size
-    if width * height > max_pixels:
-        raise ImageProblem(
-            413,
-            f"The image has {width}×{height} pixels, more than the "
-            f"{max_pixels:,} allowed. Resize it and try again.",
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked above
-            img.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageProblem(
-            400, f"The image is damaged or truncated ({exc}). Try another photo."
-        ) from None
-    return img
-
-
-def _overlay_png(img: Image.Image, saliency: np.ndarray, side: int = 224) -> str:
-    """The photo (upright, RGB, no metadata) with the saliency map in red over it, as base64."""
-    photo = (
-        ImageOps.exif_transpose(img).convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
-    )
+def _overlay_png(photo: np.ndarray, saliency: np.ndarray) -> str:
+    """``photo`` (3, S, S) uint8 with the saliency map in red over it, as base64 PNG."""
+    side = photo.shape[-1]
     heat = Image.fromarray((saliency * 255).astype(np.uint8)).resize(
         (side, side), Image.Resampling.BILINEAR
     )
-    base = np.asarray(photo, dtype=np.float32)
+    base = photo.transpose(1, 2, 0).astype(np.float32)  # (3, S, S) -> (S, S, 3)
     alpha = np.asarray(heat, dtype=np.float32)[..., None] / 255.0 * 0.65
     red = np.array([255.0, 40.0, 40.0])
     out = (base * (1 - alpha) + red * alpha).clip(0, 255).astype(np.uint8)
@@ -106,11 +54,15 @@ def _overlay_png(img: Image.Image, saliency: np.ndarray, side: int = 224) -> str
 
 @attrs.frozen(eq=False)
 class Predictor:
-    """A loaded model plus the conditions database and the confidence threshold."""
+    """A loaded model, the conditions database, the confidence threshold, and the limits on
+    what uploads may cost to decode (see :func:`webapp.images.read_image`; one budget is
+    shared by every request of a worker)."""
 
     model: Model
     conditions: dict[str, dict[str, str]]
     confidence_threshold: float
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    budget: DecodeBudget = attrs.field(factory=lambda: DecodeBudget(DEFAULT_DECODE_MEMORY))
 
     @property
     def version(self) -> str:
@@ -128,9 +80,22 @@ class Predictor:
         top = float(np.percentile(s, 99)) or 1.0
         return np.clip(s / top, 0.0, 1.0)
 
-    def predict(self, img: Image.Image, explain_it: bool = False) -> dict[str, Any]:
-        """The answer for one decoded image, as the API returns it."""
-        arr = prepare_image(img, self.model.input_shape[1:], self.model.input_shape[0])[None]
+    def read(self, data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Uploaded bytes as (C, H, W) uint8 pixels of ``size`` (the model's by default);
+        :class:`webapp.images.ImageProblem` for a file that is not a usable photo."""
+        channels, *model_size = self.model.input_shape
+        return read_image(
+            data,
+            size or tuple(model_size),
+            channels,
+            max_pixels=self.max_pixels,
+            budget=self.budget,
+        )
+
+    def predict(self, data: bytes, explain: bool = False) -> dict[str, Any]:
+        """The answer for one uploaded photo, as the API returns it; ``explain`` adds the
+        saliency overlay (the photo decoded again at the overlay's size)."""
+        arr = self.read(data)[None]  # (1, C, H, W)
         probs_batch, reasons = self.model.analyse(arr)  # one forward pass
         probs = probs_batch[0]
         codes = self.model.class_names
@@ -165,7 +130,14 @@ class Predictor:
             "malignant_probability": malignant,
             "model_version": self.version,
         }
-        if explain_it:
+        if explain:
             x = self.model.preprocess(arr)
-            answer["saliency_png"] = _overlay_png(img, self.saliency(x, codes.index(top["code"])))
+            photo = read_image(
+                data,
+                (OVERLAY_SIDE, OVERLAY_SIDE),
+                3,
+                max_pixels=self.max_pixels,
+                budget=self.budget,
+            )
+            answer["saliency_png"] = _overlay_png(photo, self.saliency(x, codes.index(top["code"])))
         return answer

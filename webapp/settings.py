@@ -34,8 +34,20 @@ class Settings:
         default=0.35,  # chosen on validation: <= 10 % of real lesions answered "uncertain"
         validator=attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0)),
     )
+    # the decodes under way share decode_memory_mb: with the bodies being received, a worker
+    # stays within ~500 MB of its idle size (a 24-megapixel RGB photo needs 92 MB)
+    decode_memory_mb: float = attrs.field(default=320.0, validator=_positive)
     max_in_flight: int = attrs.field(default=4, validator=_positive)
     request_timeout_s: float = attrs.field(default=30.0, validator=_positive)
+    # a body must arrive within body_timeout_s, with no gap between chunks longer than
+    # body_idle_s; at most max_uploads bodies are received at once (503 beyond)
+    body_timeout_s: float = attrs.field(default=30.0, validator=_positive)
+    body_idle_s: float = attrs.field(default=10.0, validator=_positive)
+    max_uploads: int = attrs.field(default=8, validator=_positive)
+
+    @property
+    def decode_memory_bytes(self) -> int:
+        return int(self.decode_memory_mb * 2**20)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -43,7 +55,10 @@ class Settings:
 
         ``DERMASCAN_HOST`` (127.0.0.1), ``DERMASCAN_PORT`` (8000), ``DERMASCAN_MODEL``
         (the shipped model), ``DERMASCAN_WORKERS`` (1), ``DERMASCAN_MAX_BODY_MB`` (10),
-        ``DERMASCAN_MAX_PIXELS`` (100000000), ``DERMASCAN_THRESHOLD`` (0.35).
+        ``DERMASCAN_MAX_PIXELS`` (100000000), ``DERMASCAN_DECODE_MEMORY_MB`` (320),
+        ``DERMASCAN_THRESHOLD`` (0.35), ``DERMASCAN_MAX_IN_FLIGHT`` (4),
+        ``DERMASCAN_REQUEST_TIMEOUT_S`` (30), ``DERMASCAN_BODY_TIMEOUT_S`` (30),
+        ``DERMASCAN_BODY_IDLE_S`` (10), ``DERMASCAN_MAX_UPLOADS`` (8).
         """
         env = os.environ if env is None else env
         values: dict[str, object] = {}
@@ -54,6 +69,12 @@ class Settings:
             "DERMASCAN_WORKERS": ("workers", int),
             "DERMASCAN_MAX_PIXELS": ("max_pixels", int),
             "DERMASCAN_THRESHOLD": ("confidence_threshold", float),
+            "DERMASCAN_DECODE_MEMORY_MB": ("decode_memory_mb", float),
+            "DERMASCAN_MAX_IN_FLIGHT": ("max_in_flight", int),
+            "DERMASCAN_REQUEST_TIMEOUT_S": ("request_timeout_s", float),
+            "DERMASCAN_BODY_TIMEOUT_S": ("body_timeout_s", float),
+            "DERMASCAN_BODY_IDLE_S": ("body_idle_s", float),
+            "DERMASCAN_MAX_UPLOADS": ("max_uploads", int),
         }
         for var, (field, kind) in spec.items():
             if env.get(var):

@@ -122,7 +122,7 @@ def load(root: Path, *, image_size: tuple[int, int] = (64, 64), use_cache: bool 
     if not present:
         raise DataError(f"{folder}: none of the metadata's images were found")
     paths = [index[r.image_id] for r in present]
-    digest = hashlib.sha256(f"{folder.resolve()}|{image_size}|v1".encode())
+    digest = hashlib.sha256(f"{folder.resolve()}|{image_size}|v2".encode())
     for r, p in zip(present, paths, strict=True):
         st = p.stat()
         digest.update(f"{r.image_id}|{r.dx}|{st.st_size}|{st.st_mtime_ns}\n".encode())

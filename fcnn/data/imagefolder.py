@@ -49,7 +49,7 @@ def _listing(folder: Path, class_names: tuple[str, ...]) -> list[tuple[Path, int
 
 
 def _cache_key(folder: Path, files, size, mode) -> str:
-    digest = hashlib.sha256(f"{folder.resolve()}|{size}|{mode}|v1".encode())
+    digest = hashlib.sha256(f"{folder.resolve()}|{size}|{mode}|v2".encode())
     for path, label, st in files:
         digest.update(f"{path.name}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]

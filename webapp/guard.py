@@ -1,0 +1,91 @@
+"""ASGI wrapper around the whole DermaScan app: what must hold for every response.
+
+Litestar's own middleware runs per route, after routing, so a 404, a 405 or a body
+that is too large would pass it by. This wrapper sits in front of routing instead:
+- the security headers go on every response, errors and static files included;
+- HEAD is answered for every GET route, as the GET without its body (RFC 9110 §9.3.2);
+- a request with both ``Content-Length`` and ``Transfer-Encoding`` is refused with 400
+  and the connection closed (RFC 9112 §6.3: the two framings disagree, which is how
+  request smuggling between a proxy and a server works).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+__all__ = ["SECURITY_HEADERS", "guard"]
+
+ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        "form-action 'self'"
+    ),
+}
+_ENCODED = [
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in SECURITY_HEADERS.items()
+]
+
+
+def _with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    present = {name.lower() for name, _ in headers}
+    return list(headers) + [(k, v) for k, v in _ENCODED if k not in present]
+
+
+def _conflicting_framing(headers: list[tuple[bytes, bytes]]) -> bool:
+    names = {name.lower() for name, _ in headers}
+    return b"content-length" in names and b"transfer-encoding" in names
+
+
+async def _refuse_framing(send: Callable) -> None:
+    body = json.dumps(
+        {
+            "status_code": 400,
+            "detail": "The request has both Content-Length and Transfer-Encoding; send one.",
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send(
+        {"type": "http.response.start", "status": 400, "headers": _with_security_headers(headers)}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def guard(app: ASGIApp) -> ASGIApp:
+    """``app`` with the rules above applied to every HTTP request."""
+
+    async def guarded(scope: Mapping[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        if _conflicting_framing(scope["headers"]):
+            await _refuse_framing(send)
+            return
+        head = scope["method"] == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
+
+        async def send_guarded(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": _with_security_headers(message["headers"])}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}  # the GET's headers, Content-Length too
+            await send(message)
+
+        await app(scope, receive, send_guarded)
+
+    return guarded
