@@ -4,7 +4,8 @@
   per-user state, so several uvicorn workers can run side by side.
 - Uploads are read into memory (size-limited) and parsed there; nothing is written
   to disk and nothing about an upload is logged but its size and the outcome. At most
-  ``max_uploads`` bodies are received at once (503 with ``Retry-After`` beyond); a body
+  ``max_uploads`` bodies are received at once (a request waits ``upload_wait_s`` for a
+  place, then gets 503 with ``Retry-After``); a body
   must arrive within ``body_timeout_s`` with no pause over ``body_idle_s`` (408, and the
   connection is closed).
 - Decoding and inference run in a worker thread, at most ``max_in_flight`` at a time; the
@@ -224,18 +225,23 @@ async def _receive_body(request: Request, settings: Settings) -> bytes:
 
 @asynccontextmanager
 async def _upload_slot(state: State) -> AsyncIterator[None]:
-    """One of ``max_uploads`` places for a body being received; 503 when none is free."""
-    if state.uploads >= state.settings.max_uploads:
+    """One of ``max_uploads`` places for a body being received, waited for at most
+    ``upload_wait_s`` (a burst of honest uploads queues briefly; when stalled clients hold
+    every place the wait ends in 503)."""
+    acquired = False
+    with anyio.move_on_after(state.settings.upload_wait_s):
+        await state.upload_slots.acquire()
+        acquired = True
+    if not acquired:
         raise HTTPException(
             status_code=503,
             detail="The server is receiving too many uploads. Please try again in a moment.",
             headers={"Retry-After": "5", **CLOSE, **NO_STORE},
         )
-    state.uploads += 1  # one event loop per worker: no lock needed
     try:
         yield
     finally:
-        state.uploads -= 1
+        state.upload_slots.release()
 
 
 @post(
@@ -447,7 +453,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.settings = settings
         app.state.limiter = anyio.CapacityLimiter(settings.max_in_flight)
-        app.state.uploads = 0
+        app.state.upload_slots = anyio.Semaphore(settings.max_uploads)
         app.state.about_html = _about_page(settings.model_path.with_name("MODEL_CARD.md"))
         log.info(
             json.dumps(

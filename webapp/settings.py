@@ -40,10 +40,12 @@ class Settings:
     max_in_flight: int = attrs.field(default=4, validator=_positive)
     request_timeout_s: float = attrs.field(default=30.0, validator=_positive)
     # a body must arrive within body_timeout_s, with no gap between chunks longer than
-    # body_idle_s; at most max_uploads bodies are received at once (503 beyond)
+    # body_idle_s; at most max_uploads bodies are received at once, and a request waits
+    # upload_wait_s for a place before it gets 503
     body_timeout_s: float = attrs.field(default=30.0, validator=_positive)
     body_idle_s: float = attrs.field(default=10.0, validator=_positive)
-    max_uploads: int = attrs.field(default=8, validator=_positive)
+    max_uploads: int = attrs.field(default=16, validator=_positive)
+    upload_wait_s: float = attrs.field(default=2.0, validator=_positive)
 
     @property
     def decode_memory_bytes(self) -> int:
@@ -58,7 +60,8 @@ class Settings:
         ``DERMASCAN_MAX_PIXELS`` (100000000), ``DERMASCAN_DECODE_MEMORY_MB`` (320),
         ``DERMASCAN_THRESHOLD`` (0.35), ``DERMASCAN_MAX_IN_FLIGHT`` (4),
         ``DERMASCAN_REQUEST_TIMEOUT_S`` (30), ``DERMASCAN_BODY_TIMEOUT_S`` (30),
-        ``DERMASCAN_BODY_IDLE_S`` (10), ``DERMASCAN_MAX_UPLOADS`` (8).
+        ``DERMASCAN_BODY_IDLE_S`` (10), ``DERMASCAN_MAX_UPLOADS`` (16),
+        ``DERMASCAN_UPLOAD_WAIT_S`` (2).
         """
         env = os.environ if env is None else env
         values: dict[str, object] = {}
@@ -75,6 +78,7 @@ class Settings:
             "DERMASCAN_BODY_TIMEOUT_S": ("body_timeout_s", float),
             "DERMASCAN_BODY_IDLE_S": ("body_idle_s", float),
             "DERMASCAN_MAX_UPLOADS": ("max_uploads", int),
+            "DERMASCAN_UPLOAD_WAIT_S": ("upload_wait_s", float),
         }
         for var, (field, kind) in spec.items():
             if env.get(var):

@@ -86,6 +86,7 @@ def browser(tmp_path):
         f"--user-data-dir={tmp_path / 'profile'}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
@@ -144,6 +145,9 @@ def test_upload_a_lesion_then_a_non_image(server, browser, tmp_path):
         note = browser.find_element(By.ID, "weighting-note")
         assert note.is_displayed() == (top != first)
     assert disclaimer.is_displayed()
+    # no console errors: no failed request (the favicon included), no CSP violation
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
     shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(shots / "dermascan-e2e.png"))
@@ -153,7 +157,7 @@ def test_upload_a_lesion_then_a_non_image(server, browser, tmp_path):
     browser.find_element(By.ID, "file-input").send_keys(str(notes))
     _click(browser, wait.until(ec.element_to_be_clickable((By.ID, "analyse"))))
     error = wait.until(ec.visibility_of_element_located((By.ID, "error")))
-    assert "not an image" in error.text
+    assert "JPEG, PNG or WebP" in error.text
     assert not result.is_displayed()
     browser.save_screenshot(str(shots / "dermascan-e2e-error.png"))
     assert (shots / "dermascan-e2e-error.png").stat().st_size > 0

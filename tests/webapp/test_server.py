@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import image_bytes, lesion_like
@@ -30,6 +31,7 @@ def server(tiny_model):
         "DERMASCAN_BODY_IDLE_S": str(IDLE_S),
         "DERMASCAN_BODY_TIMEOUT_S": str(BODY_S),
         "DERMASCAN_MAX_UPLOADS": str(MAX_UPLOADS),
+        "DERMASCAN_UPLOAD_WAIT_S": "0.5",
     }
     with Server(tiny_model, env) as s:
         yield s
@@ -99,6 +101,13 @@ def test_uploads_beyond_the_cap_get_503_with_retry_after(server):
             s.close()
     status, _ = post(server, image_bytes(lesion_like()), "image/jpeg")
     assert status == 200  # the places are free again
+
+
+def test_a_burst_of_honest_uploads_beyond_the_cap_waits_instead_of_failing(server):
+    photo = image_bytes(lesion_like(size=256), "PNG")  # ~200 kB: several reads each
+    with ThreadPoolExecutor(4 * MAX_UPLOADS) as pool:
+        statuses = list(pool.map(lambda _: post(server, photo)[0], range(4 * MAX_UPLOADS)))
+    assert statuses == [200] * (4 * MAX_UPLOADS)
 
 
 def test_many_stalled_connections_are_all_closed(server):
