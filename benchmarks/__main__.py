@@ -57,7 +57,7 @@ def _parallel_procs(requested: int | None) -> tuple[int, str | None]:
     if mpiexec is None or importlib.util.find_spec("mpi4py") is None:
         if requested is not None:
             raise SystemExit(
-                "--procs needs mpiexec and mpi4py; install them with: pip install -e '.[mpi]'"
+                "--procs needs mpiexec and mpi4py; install them with: pip install -e ."
             )
         return 1, None
     return procs, mpiexec

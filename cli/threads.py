@@ -4,11 +4,17 @@ A process that ``mpiexec`` started gets its share of the cores, and ``fcnn serve
 thread per process, since a server's parallelism comes from concurrent requests and
 workers and BLAS threads on top of them oversubscribe the cores (measured with 2 workers
 on 2 cores: 24 instead of 136 predictions/s). A thread count the user set is always kept.
-Only ``os`` and ``sys`` are imported here, so importing this module never loads NumPy.
+Only the standard library is imported here, so importing this module never loads NumPy.
+
+"Usable cores" are the CPUs this process may run on (``os.sched_getaffinity``), capped by
+a cgroup CPU quota (a container's ``--cpus``), not ``os.cpu_count()``: a process pinned to
+one core of a 64-core host that starts 64 BLAS threads runs them all on that core.
 """
 
+import math
 import os
 import sys
+from pathlib import Path
 
 # Set by mpiexec in every process it starts: processes on this machine, and world size.
 _LOCAL_PROCS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
@@ -23,13 +29,84 @@ def _procs_on_this_machine(env) -> int:
     return 1
 
 
+def _cgroup_v2_quota(root: Path, path: str) -> float | None:
+    """The tightest ``cpu.max`` quota (in CPUs) from the process's cgroup up to the root."""
+    quotas = []
+    here = root / path.lstrip("/")
+    while True:
+        try:
+            limit, period = (here / "cpu.max").read_text().split()[:2]
+            if limit != "max":
+                quotas.append(int(limit) / int(period))
+        except (OSError, ValueError):
+            pass
+        if here == root or root not in here.parents:
+            break
+        here = here.parent
+    return min(quotas, default=None)
+
+
+def _cgroup_v1_quota(root: Path, path: str) -> float | None:
+    """``cpu.cfs_quota_us / cpu.cfs_period_us`` of the cpu controller's cgroup, or None."""
+    for mount in (root / "cpu", root / "cpu,cpuacct"):
+        folder = mount / path.lstrip("/")
+        try:
+            quota = int((folder / "cpu.cfs_quota_us").read_text())
+            period = int((folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
+def cgroup_cpu_quota(
+    root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")
+) -> float | None:
+    """The CPU quota of this process's cgroups in CPUs (1.5 for ``--cpus 1.5``), or None.
+
+    Reads both hierarchies (a hybrid host mounts v1's cpu controller beside v2) and takes
+    the tighter quota.
+    """
+    try:
+        lines = (proc_self / "cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    quotas = []
+    for line in lines:
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and not controllers:
+            quotas.append(_cgroup_v2_quota(root, path))
+        elif "cpu" in controllers.split(","):
+            quotas.append(_cgroup_v1_quota(root, path))
+    if not lines:
+        quotas.append(_cgroup_v2_quota(root, "/"))
+    return min((q for q in quotas if q is not None), default=None)
+
+
+def usable_cores(root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")) -> int:
+    """CPUs this process may run on, capped by its cgroup CPU quota (rounded down: a
+    quota of 1.5 CPUs keeps one busy thread unthrottled, not two); at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(root, proc_self)
+    if quota is not None:
+        cores = min(cores, math.floor(quota))
+    return max(1, cores)
+
+
 def pin_blas_threads(env=os.environ, cores: int | None = None) -> int | None:
-    """Under mpiexec, give each process ``cores / processes on this machine`` BLAS
-    threads (at least 1), unless the user set a thread count; returns the count set."""
-    procs = _procs_on_this_machine(env)
-    if procs <= 1 or any(name in env for name in BLAS_THREAD_VARIABLES):
+    """Give each process ``usable cores / processes on this machine`` BLAS threads (at
+    least 1) under mpiexec, or the usable cores in a lone process that may not use every
+    CPU of the machine; never when the user set a thread count. Returns the count set."""
+    if any(name in env for name in BLAS_THREAD_VARIABLES):
         return None
-    threads = max(1, (cores or os.cpu_count() or 1) // procs)
+    procs = _procs_on_this_machine(env)
+    cores = cores or usable_cores()
+    if procs <= 1 and cores >= (os.cpu_count() or 1):
+        return None  # the BLAS's own default (one thread per CPU) is right
+    threads = max(1, cores // procs)
     for name in BLAS_THREAD_VARIABLES:
         env[name] = str(threads)
     return threads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -9,22 +10,26 @@ from typing import Annotated
 import typer
 
 from cli.common import USER_ERRORS, RichEpochProgress, console, fail, friendly_errors
+from cli.threads import usable_cores
 from fcnn.distributed import Replicas
-from fcnn.distributed.launch import find_mpiexec, mpiexec_command
+from fcnn.distributed.launch import auto_procs, find_mpiexec, mpi_missing, mpiexec_command
 from fcnn.distributed.mpi import MPIUnavailable, launched_by_mpi, world
 from fcnn.training.config import load_config
 from fcnn.training.run import TrainingDiverged, TrainingInterrupted, train
 
+LAUNCH_NOTE = "FCNN_LAUNCH_NOTE"  # how the process count was chosen, for the ranks' log
 
-def _relaunch(procs: int, args: list[str]) -> None:
+
+def _relaunch(procs: int, args: list[str], note: str) -> None:
     """Run this same command in ``procs`` processes through mpiexec and exit with its code."""
     mpiexec = find_mpiexec()
     if mpiexec is None:
         raise fail(
-            "--procs needs MPI: install the extra with pip install -e '.[mpi]' (it brings "
-            "mpi4py and an mpiexec), or use a cluster's mpiexec -n N fcnn train ..."
+            "--procs needs MPI: reinstall with pip install -e . (it brings mpi4py and an "
+            "mpiexec), or use a cluster's mpiexec -n N fcnn train ..."
         )
-    child = subprocess.Popen(mpiexec_command(mpiexec, procs, args))
+    env = {**os.environ, LAUNCH_NOTE: note}
+    child = subprocess.Popen(mpiexec_command(mpiexec, procs, args), env=env)
     while True:
         try:
             code = child.wait()
@@ -45,7 +50,30 @@ def _train_args(config, set_, data_dir, resume, progress) -> list[str]:
     return [*args, "--progress" if progress else "--no-progress"]
 
 
-def _run(config, set_, data_dir, resume, progress, replicas: Replicas) -> None:
+def _procs(requested: str, cfg, echo) -> tuple[int, str]:
+    """The process count for ``--procs`` (a number or ``auto``) and a line saying why."""
+    if requested != "auto":
+        try:
+            n = int(requested)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise fail(f"--procs takes a number of processes or 'auto', not {requested!r}")
+        return n, f"{n} process(es), as --procs {n} asks"
+    cores = usable_cores()
+    n = auto_procs(cfg.train.batch_size, cores)
+    why = f"{cores} usable core(s), batch {cfg.train.batch_size}"
+    if n == 1:
+        return 1, f"one process (--procs auto: {why})"
+    missing = mpi_missing()
+    if missing is not None:
+        note = f"one process, not {n}: {missing} (--procs auto: {why})"
+        echo(note)
+        return 1, note
+    return n, f"{n} data-parallel processes (--procs auto: {why}; --procs 1 for one)"
+
+
+def _run(config, set_, data_dir, resume, progress, replicas: Replicas, note=None) -> None:
     cfg = load_config(config, set_)
     lead = replicas.rank == 0
     bar = RichEpochProgress(enabled=progress and lead)
@@ -57,6 +85,7 @@ def _run(config, set_, data_dir, resume, progress, replicas: Replicas) -> None:
             progress=bar,
             echo=lambda s: console.print(s, highlight=False, markup=False),
             replicas=replicas,
+            launch_note=note,
         )
     except TrainingInterrupted as exc:
         bar.close()
@@ -92,29 +121,34 @@ def train_command(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per epoch")] = True,
     procs: Annotated[
-        int,
+        str | None,
         typer.Option(
-            min=1,
-            help="Train data-parallel in this many processes on this machine (runs mpiexec; "
-            "needs the [mpi] extra). Under your own mpiexec -n N, leave it at 1.",
+            help="Processes to train in, data-parallel, on this machine: 'auto' (default: one "
+            "per usable core, none with a shard under 32 images of the batch) or a number; "
+            "--procs 1 trains in this process. Under your own mpiexec -n N, leave it out.",
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Train the model a config describes; writes a run folder, checkpoints and reports."""
-    under_mpi = launched_by_mpi()
-    if procs > 1 and under_mpi:
-        raise fail("--procs starts its own mpiexec; under mpiexec -n N, leave --procs out")
-    if procs > 1:
-        _relaunch(procs, _train_args(config, set_ or [], data_dir, resume, progress))
+    if launched_by_mpi():
+        if procs is not None:
+            raise fail("--procs starts its own mpiexec; under mpiexec -n N, leave --procs out")
+        note = os.environ.get(LAUNCH_NOTE)
+    else:
+        echo = lambda s: console.print(s, highlight=False, markup=False)  # noqa: E731
+        n, note = _procs(procs or "auto", load_config(config, set_ or []), echo)
+        if n > 1:
+            _relaunch(n, _train_args(config, set_ or [], data_dir, resume, progress), note)
     try:
         replicas = world()
     except MPIUnavailable as exc:
         raise fail(str(exc)) from None
     if replicas.size == 1:
-        _run(config, set_ or [], data_dir, resume, progress, replicas)
+        _run(config, set_ or [], data_dir, resume, progress, replicas, note)
         return
     try:
-        _run(config, set_ or [], data_dir, resume, progress, replicas)
+        _run(config, set_ or [], data_dir, resume, progress, replicas, note)
     except typer.Exit as exc:
         if exc.exit_code not in (0, 130):  # an error on this rank: stop the other ranks too
             replicas.abort(exc.exit_code)

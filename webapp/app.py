@@ -43,7 +43,6 @@ from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from fcnn.inference import load
-from fcnn.runtime import return_freed_memory
 from webapp.guard import guard
 from webapp.images import DecodeBudget, ImageProblem
 from webapp.multipart import FormError, parse_form
@@ -441,8 +440,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # a server gives a large decode's memory back (fcnn's training processes keep it)
-        return_freed_memory()
+        # not keep_freed_memory() as fcnn's training does: webapp.images gives a large
+        # decode's memory back to the system after the request
         model = load(settings.model_path)
         app.state.predictor = Predictor(
             model,

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from fcnn.data.preprocess import decoded_bytes, draft, to_pixels
+from fcnn.runtime import release_free_memory
 
 __all__ = ["ALLOWED", "DecodeBudget", "ImageProblem", "read_image", "sniff"]
 
@@ -47,6 +48,10 @@ log = logging.getLogger("dermascan")
 # large, old attack surfaces; so neither is taken.
 ALLOWED = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
 ACCEPTED_WORDS = "JPEG, PNG or WebP"
+
+# a decode this large gives its memory back to the system when done (a photo at the model's
+# size, a few MB, does not pay for the heap walk)
+TRIM_AFTER_BYTES = 32 * 2**20
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 
@@ -187,6 +192,10 @@ def read_image(
                 raise
             except Exception as exc:  # as above
                 raise _damaged(fmt, exc) from None
-            return to_pixels(img, size, channels)
+            pixels = to_pixels(img, size, channels)
+            img.close()  # the full-size image's memory is free from here
     except TimeoutError:
         raise ImageProblem(503, "The server is busy. Please try again in a moment.") from None
+    if need >= TRIM_AFTER_BYTES:
+        release_free_memory()  # or the freed pages stay with this thread's malloc heap
+    return pixels

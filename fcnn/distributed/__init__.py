@@ -10,7 +10,7 @@ replica then applies the same optimizer update, so parameters stay identical.
   single-process one;
 - :mod:`fcnn.distributed.sharding`: which part of a batch a replica takes;
 - :mod:`fcnn.distributed.buffers`: a tree of arrays as one contiguous buffer;
-- :mod:`fcnn.distributed.mpi`: replicas over MPI (needs the ``[mpi]`` extra);
+- :mod:`fcnn.distributed.mpi`: replicas over MPI (mpi4py);
 - :mod:`fcnn.distributed.launch`: the ``mpiexec`` command line of ``--procs N``;
 - :mod:`fcnn.distributed.threads`: inference batches split over threads of one process.
 """

@@ -1,4 +1,4 @@
-"""Replicas over MPI (``mpi4py``, from the ``[mpi]`` extra), and how to tell we run under it."""
+"""Replicas over MPI (``mpi4py``), and how to tell we run under it."""
 
 from __future__ import annotations
 
@@ -65,6 +65,6 @@ def world() -> Replicas:
     except ImportError as exc:
         raise MPIUnavailable(
             "this process was started by mpiexec but mpi4py is not installed; install the "
-            "MPI extra with: pip install -e '.[mpi]'"
+            "MPI support with: pip install -e . (it brings mpi4py)"
         ) from exc
     return MPIReplicas(MPI.COMM_WORLD)

@@ -284,12 +284,14 @@ def train(
     progress: EpochProgress | None = None,
     echo: Callable[[str], None] = print,
     replicas: distributed.Replicas = distributed.SINGLE,
+    launch_note: str | None = None,
 ) -> RunResult:
     """Train ``config``'s model; see the module docstring for what is written where.
 
     With ``resume``, the config stored in the checkpoint is used (so the run
     continues exactly), whatever ``config`` says. Every one of several ``replicas``
-    calls this; ranks other than 0 show no progress and write nothing.
+    calls this; ranks other than 0 show no progress and write nothing. ``launch_note``
+    (how the process count was chosen) goes to the log.
     """
     t_start = time.perf_counter()
     config, setup, prog, saved = _build(config, data_dir, resume, replicas)
@@ -298,6 +300,7 @@ def train(
     handler = _attach_log(setup.run_dir) if lead else None
     try:
         run = _Run(setup, prog, saved, display, echo if lead else _silent, t_start, replicas)
+        log.info("processes: %d (%s)", replicas.size, launch_note or "one process")
         return run.run()
     finally:
         if handler is not None:
@@ -634,6 +637,7 @@ class _Run:
             "best_val_acc": best_val,
             "epochs_run": len(self.history),
             "wall_time_s": wall,
+            "processes": self.replicas.size,
             "calibration": cal.to_dict(),
             "decision": rule.to_dict(),
             "best_checkpoint": str(best_path) if best_path else None,

@@ -40,6 +40,8 @@ def test_missing_data_says_where_to_put_it(tmp_path, monkeypatch):
         [
             "train",
             "configs/mnist.yaml",
+            "--procs",
+            "1",  # the download is patched in this process only
             "--data-dir",
             str(tmp_path),
             "--set",
@@ -56,6 +58,8 @@ def trained(fake_mnist_root, tmp_path):
     args = [
         "train",
         "configs/mnist.yaml",
+        "--procs",
+        "1",  # the fake data's checksums are patched in this process only
         "--data-dir",
         str(fake_mnist_root),
         "--no-progress",
@@ -159,6 +163,8 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
     args = [
         "train",
         "configs/dermascan.yaml",
+        "--procs",
+        "1",
         "--data-dir",
         str(tmp_path / "data"),
         "--no-progress",

@@ -1,5 +1,6 @@
-"""Real multi-process runs through mpiexec (the ``[mpi]`` extra, part of ``[dev]``)."""
+"""Real multi-process runs through mpiexec (mpi4py and the mpich wheel, dependencies of fcnn)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ except ImportError:
 
 pytestmark = pytest.mark.skipif(
     MPIEXEC is None or not HAVE_MPI4PY,
-    reason="MPI is not installed: pip install -e '.[mpi]' (mpi4py and an mpiexec)",
+    reason="MPI is not installed: pip install -e . (it brings mpi4py and an mpiexec)",
 )
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,6 +137,23 @@ def test_mpiexec_without_procs_and_procs_under_mpiexec_is_refused(tmp_path):
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "leave --procs out" in done.stderr
+
+
+@pytest.mark.data
+def test_train_without_procs_uses_every_usable_core(real_data_root, tmp_path):
+    from cli.threads import usable_cores
+
+    sets = [*_overrides(tmp_path, "auto"), "train.epochs=1"]
+    done = _fcnn(
+        "train", "configs/mnist.yaml", "--no-progress", "--data-dir", str(real_data_root),
+        *[a for s in sets for a in ("--set", s)],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    expected = min(usable_cores(), 64 // 32)
+    run = _one_run(tmp_path, "auto")
+    assert json.loads((run / "summary.json").read_text())["processes"] == expected
+    log = (run / "log.txt").read_text()
+    assert f"processes: {expected} (" in log and "--procs auto" in log
 
 
 @pytest.mark.data
