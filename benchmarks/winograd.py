@@ -1,0 +1,179 @@
+"""Does Winograd F(2×2, 3×3) beat fcnn's im2col convolution in NumPy? A measurement.
+
+    python -m benchmarks.winograd [--rounds 7] [--chunks 4 8 16]
+
+Times the forward pass of a stride-1, "same" 3×3 convolution at the shapes of the
+presets' 3×3 layers (BatchNorm net and tiny VGG at batch 128 and 64) two ways, on one BLAS
+thread, in interleaved rounds (CPU time, medians): fcnn's :func:`fcnn.layers.conv.forward`
+and a Winograd forward written as carefully as NumPy allows (below: de-interleaved
+columns so every transform pass reads contiguous runs, chunks of images so the transformed
+tiles stay in the cache, the 16 products as one stacked ``matmul``). It also reports where
+the Winograd time goes and its float32 error against the im2col result.
+
+Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016):
+``Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`` for each 4×4 input tile ``d`` and 3×3 kernel ``g``
+gives a 2×2 output tile with 16 multiplications instead of 36; over channels the
+products become 16 GEMMs ``(C_out, C_in) @ (C_in, tiles)``.
+
+The library's convolution does not use it: see the measurements in the note of the
+performance issue and ``reports/winograd.md`` (written by this script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+# one BLAS thread, set before NumPy loads its BLAS: the comparison is of the algorithms
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+from fcnn import random as fr
+from fcnn.io import atomic_write_text
+from fcnn.layers import conv
+
+# F(2x2, 3x3): kernel transform G (4x3); the input (B^T) and output (A^T) transforms are
+# written out as the additions they are, in winograd_forward
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
+# (batch, C_in, C_out, side): the 3x3 layers of bn_net_mnist (28x28) and tiny_vgg_cifar
+SHAPES = [
+    (128, 32, 32, 28),
+    (128, 32, 64, 14),
+    (128, 64, 64, 14),
+    (128, 32, 32, 32),
+    (128, 64, 64, 16),
+    (128, 128, 128, 8),
+]
+
+
+def winograd_forward(w, b, x, chunk=8, spent=None):
+    """Stride-1, padding-1 3x3 correlation of ``x`` (N, C, H, W) with ``w`` (C_out, C, 3, 3)
+    plus ``b``, by F(2x2, 3x3); ``spent`` (a dict) collects seconds per stage."""
+    n, c, h, wd = x.shape
+    co, pad = w.shape[0], 1
+    oh, ow = h, wd
+    th, tw = (oh + 1) // 2, (ow + 1) // 2  # output tiles per column and row
+    hp = 2 * th + 2
+    u = np.einsum("ai,ocij,bj->aboc", G, w, G).reshape(16, co, c).astype(x.dtype)
+    y = np.empty((n, co, oh, ow), x.dtype)
+    clock = [time.perf_counter()]
+
+    def tick(stage):
+        if spent is not None:
+            now = time.perf_counter()
+            spent[stage] = spent.get(stage, 0.0) + now - clock[0]
+            clock[0] = now
+
+    for start in range(0, n, chunk):
+        xs = x[start : start + chunk]
+        k = xs.shape[0]
+        # the padded input with its columns de-interleaved: xq[q] holds padded columns
+        # q, q+2, q+4, ... so that each tile column is a contiguous slice
+        xq = np.zeros((2, c, k, hp, tw + 1), x.dtype)
+        xt = xs.transpose(1, 0, 2, 3)  # (k, C, H, W) -> (C, k, H, W) view
+        for q in (0, 1):
+            first = (q - pad) % 2  # first input column that lands on parity q
+            cols = xt[..., first::2]
+            at = (first + pad) // 2
+            xq[q, :, :, pad : pad + h, at : at + cols.shape[-1]] = cols
+        tick("pad and de-interleave")
+        e0, e1, o0, o1 = xq[0, ..., :tw], xq[0, ..., 1:], xq[1, ..., :tw], xq[1, ..., 1:]
+        s = np.empty((4, c, k, hp, tw), x.dtype)  # B^T applied along the columns
+        np.subtract(e0, e1, out=s[0])
+        np.add(o0, e1, out=s[1])
+        np.subtract(e1, o0, out=s[2])
+        np.subtract(o0, o1, out=s[3])
+        tick("input transform, columns")
+        v = np.empty((4, 4, c, k, th, tw), x.dtype)  # and along the rows
+        r = [s[:, :, :, a : a + 2 * th : 2, :] for a in range(4)]  # (4, C, k, th, tw) views
+        np.subtract(r[0], r[2], out=v[0])
+        np.add(r[1], r[2], out=v[1])
+        np.subtract(r[2], r[1], out=v[2])
+        np.subtract(r[1], r[3], out=v[3])
+        tick("input transform, rows")
+        m = np.matmul(u, v.reshape(16, c, k * th * tw))  # (16, C_out, k*th*tw)
+        m = m.reshape(4, 4, co, k, th, tw)
+        tick("16 GEMMs")
+        r0 = m[0] + m[1]
+        r0 += m[2]
+        r1 = m[1] - m[2]
+        r1 -= m[3]
+        tiles = np.empty((k, co, th, 2, tw, 2), x.dtype)
+        for i, rows in enumerate((r0, r1)):
+            out = tiles[:, :, :, i, :, 0].transpose(1, 0, 2, 3)  # (C_out, k, th, tw) view
+            np.add(rows[0], rows[1], out=out)
+            out += rows[2]
+            out = tiles[:, :, :, i, :, 1].transpose(1, 0, 2, 3)
+            np.subtract(rows[1], rows[2], out=out)
+            out -= rows[3]
+        tick("output transform")
+        # (k, C_out, th, 2, tw, 2) -> (k, C_out, 2*th, 2*tw), cropped to (OH, OW)
+        y[start : start + k] = tiles.reshape(k, co, 2 * th, 2 * tw)[:, :, :oh, :ow]
+        y[start : start + k] += b.reshape(1, co, 1, 1)
+        tick("copy out and bias")
+    return y
+
+
+def _row(shape, chunks, rounds, rng) -> str:
+    """The report's table row for one (batch, C_in, C_out, side)."""
+    n, c, co, side = shape
+    x = rng.standard_normal((n, c, side, side)).astype(np.float32)
+    _, p = conv.init(fr.key(0), (c, side, side), co, 3, padding=1)
+    b = rng.standard_normal(co).astype(np.float32)
+    p = conv.Conv2DParams(w=p.w, b=b, padding=p.padding)
+    reference = conv.forward(p, x)[0]
+    error = float(np.abs(winograd_forward(p.w, b, x) - reference).max() / np.abs(reference).max())
+    runs = {"im2col": lambda: conv.forward(p, x)}
+    for chunk in chunks:
+        runs[chunk] = lambda chunk=chunk: winograd_forward(p.w, b, x, chunk)
+    times: dict = {name: [] for name in runs}
+    for _ in range(rounds):  # interleaved: every way once per round
+        for name, run in runs.items():
+            t0 = time.process_time()
+            run()
+            times[name].append(time.process_time() - t0)
+    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    spent: dict[str, float] = {}
+    winograd_forward(p.w, b, x, 8, spent)
+    best = min(ms[chunk] for chunk in chunks) / ms["im2col"]
+    stages = ", ".join(f"{k} {1e3 * v:.1f}" for k, v in spent.items())
+    return (
+        f"| ({n}, {c}, {co}, {side}) | {ms['im2col']:.1f} | "
+        + " | ".join(f"{ms[chunk]:.1f}" for chunk in chunks)
+        + f" | {best:.2f}× | {error:.1e} | {stages} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.winograd", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--out", default="reports")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    lines = [
+        "# Winograd F(2×2, 3×3) in NumPy against fcnn's im2col convolution (forward)",
+        "",
+        f"`python -m benchmarks.winograd --rounds {args.rounds}`: one BLAS thread, CPU time, "
+        f"median of {args.rounds} interleaved rounds, milliseconds.",
+        "",
+        "| shape (N, C_in, C_out, side) | im2col | "
+        + " | ".join(f"Winograd, {c}-image chunks" for c in args.chunks)
+        + " | best ratio | float32 error | Winograd stages (chunk 8) |",
+        "| --- | --- | " + " | ".join("---" for _ in args.chunks) + " | --- | --- | --- |",
+    ]
+    for shape in SHAPES:
+        lines.append(_row(shape, args.chunks, args.rounds, rng))
+        print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    os.makedirs(args.out, exist_ok=True)
+    atomic_write_text(os.path.join(args.out, "winograd.md"), text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
