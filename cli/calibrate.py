@@ -1,4 +1,4 @@
-"""``fcnn calibrate CONFIG --weights W --method temperature|bias|vector``."""
+"""``fcnn calibrate [CONFIG] --weights W --method temperature|bias|vector``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,22 @@ import typer
 
 from cli.common import console, fail, friendly_errors
 from fcnn import calibration, checkpoint
-from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
 from fcnn.training.finalize import finalize_model
+from fcnn.training.run_config import model_config
 
 
 @friendly_errors
 def calibrate_command(
-    config: Annotated[Path, typer.Argument(help="The YAML config the model was trained with")],
     weights: Annotated[Path, typer.Option(help="Checkpoint .npz to (re)calibrate in place")],
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Optional: the validation split comes from the config stored in the "
+            "checkpoint; a CONFIG given must agree with it on dataset, model and data",
+            show_default=False,
+        ),
+    ] = None,
     method: Annotated[str, typer.Option(help="none, temperature, bias or vector")] = "temperature",
     ood_quantile: Annotated[
         float | None, typer.Option(help="Also refit the out-of-distribution detector")
@@ -29,10 +36,10 @@ def calibrate_command(
     """Fit calibration (and optionally the OOD detector) on the validation split, in place."""
     if method not in calibration.METHODS:
         raise fail(f"--method must be one of {', '.join(calibration.METHODS)}; got {method!r}")
-    cfg = attrs.evolve(
-        load_config(config, set_ or []), calibration=method, ood_quantile=ood_quantile
-    )
-    net, params, state = checkpoint.build(checkpoint.load(weights))
+    stored = checkpoint.load(weights)
+    cfg = model_config(stored.manifest.get("config"), config, set_ or [], str(weights))
+    cfg = attrs.evolve(cfg, calibration=method, ood_quantile=ood_quantile)
+    net, params, state = checkpoint.build(stored)
     fitted = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)
     for line in fitted.lines:
         console.print(line, highlight=False)

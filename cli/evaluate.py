@@ -1,4 +1,4 @@
-"""``fcnn evaluate CONFIG --weights W``."""
+"""``fcnn evaluate [CONFIG] --weights W``: the model's own stored config decides the split."""
 
 from __future__ import annotations
 
@@ -15,15 +15,22 @@ from fcnn.decision import DecisionRule
 from fcnn.evaluation import evaluate_model, plot_reliability, report_markdown
 from fcnn.inference import load
 from fcnn.io import atomic_write_text
-from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
 from fcnn.training.reports import plot_confusion
+from fcnn.training.run_config import model_config
 
 
 @friendly_errors
 def evaluate_command(
-    config: Annotated[Path, typer.Argument(help="The YAML config the model was trained with")],
     weights: Annotated[Path, typer.Option(help="Checkpoint .npz or exported folder")],
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Optional: the config is read from the checkpoint; a CONFIG given must agree "
+            "with it on dataset, model and data (needed only for exported folders)",
+            show_default=False,
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="test or val")] = "test",
     data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
@@ -32,42 +39,46 @@ def evaluate_command(
         Path | None, typer.Option(help="Also write the metrics as Markdown tables to this file")
     ] = None,
     figures: Annotated[
-        Path | None, typer.Option(help="Folder for the confusion matrix and reliability diagram")
-    ] = Path("reports/figures"),
+        Path | None,
+        typer.Option(
+            help="Folder for the confusion matrix and reliability diagram [default: "
+            "runs/evaluations/<weights>-<split>]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a held-out split."""
     if split not in ("test", "val"):
         raise fail(f"--split must be test or val, got {split!r}")
-    cfg = load_config(config, set_ or [])
     model = load(weights)
+    cfg = model_config(model.manifest.get("config"), config, set_ or [], str(weights))
     if model.manifest.get("dataset") not in (None, cfg.dataset):
         raise fail(
             f"{weights} was trained on {model.manifest['dataset']}, the config uses {cfg.dataset}"
         )
+    if figures is None:
+        figures = Path("runs") / "evaluations" / f"{weights.stem}-{split}"
+    outputs = [figures / "confusion.png", figures / "reliability.png"] if figures else []
+    outputs += [markdown] if markdown is not None else []
+    replaced = {p for p in outputs if p.exists()}
     data = prepare_data(cfg, data_dir)
     report = evaluate_model(model, data.test if split == "test" else data.val)
     report["split"] = split
     report["weights"] = str(weights)
-    if figures is not None:
-        stem = f"{cfg.name}-{split}"
-        title = f"{cfg.name} ({split} split)"
-        plot_confusion(
-            np.array(report["confusion_matrix"]),
-            report["class_names"],
-            figures / f"{stem}-confusion.png",
-            title,
-        )
-        plot_reliability(report, figures / f"{stem}-reliability.png", title)
-        report["figures"] = [
-            str(figures / f"{stem}-confusion.png"),
-            str(figures / f"{stem}-reliability.png"),
-        ]
+    title = f"{cfg.name} ({split} split)"
+    plot_confusion(np.array(report["confusion_matrix"]), report["class_names"], outputs[0], title)
+    plot_reliability(report, outputs[1], title)
+    report["figures"] = [str(outputs[0]), str(outputs[1])]
     report = {k: v for k, v in report.items() if not k.startswith("_")}
     if markdown is not None:
         atomic_write_text(markdown, report_markdown(report))
     if json_:
         typer.echo(json.dumps(report, indent=2))
         return
+    console.print(
+        "wrote " + ", ".join(f"{p} (replaced)" if p in replaced else str(p) for p in outputs),
+        highlight=False,
+    )
     console.print(
         f"{split} split, {report['n']} images: accuracy [bold]{report['accuracy']:.4f}[/], "
         f"balanced accuracy {report['balanced_accuracy']:.4f}, "

@@ -1,8 +1,11 @@
-"""``fcnn export CONFIG --weights W --out DIR``."""
+"""``fcnn export [CONFIG] --weights W --out OUT [--format folder|onnx] [--force]``."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -10,36 +13,107 @@ import typer
 
 from cli.common import console, fail, friendly_errors
 from fcnn import checkpoint, models
-from fcnn.inference import EXPORT_ARCHITECTURE, EXPORT_WEIGHTS, load
+from fcnn.inference import EXPORT_ARCHITECTURE, EXPORT_WEIGHTS, Model, load
 from fcnn.io import atomic_write_text
-from fcnn.training.config import load_config
+from fcnn.onnx_export import OnnxExportError, export_onnx
+from fcnn.training.run_config import model_config
+
+# what an exported folder keeps of the manifest: enough for fcnn.load(DIR) to answer exactly
+# as fcnn.load(W) does (calibration, decision rule, out-of-distribution detector included)
+_KEEP = (
+    "architecture",
+    "model",
+    "input_shape",
+    "class_names",
+    "dataset",
+    "normalization",
+    "metrics",
+    "calibration",
+    "decision",
+    "ood",
+    "config",
+    "fcnn_version",
+)
+
+
+def _export_folder(model: Model, stored: checkpoint.Checkpoint, out: Path, force: bool) -> None:
+    """model.json + weights.npz, written into a new folder beside ``out`` and renamed into
+    place: an existing ``out`` is replaced whole (with ``force``) or not at all."""
+    description = {k: model.manifest[k] for k in _KEEP if k in model.manifest}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        trees = {"params": model.params, "state": model.state}
+        if stored.group("ood"):
+            trees["ood"] = stored.group("ood")
+        checkpoint.save(staging / EXPORT_WEIGHTS, description, **trees)
+        atomic_write_text(staging / EXPORT_ARCHITECTURE, json.dumps(description, indent=2))
+        load(staging)  # prove it loads back without the config
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 @friendly_errors
 def export_command(
-    config: Annotated[Path, typer.Argument(help="The YAML config the model was trained with")],
-    weights: Annotated[Path, typer.Option(help="Checkpoint .npz to export")],
-    out: Annotated[Path, typer.Option(help="Folder to write model.json and weights.npz into")],
+    weights: Annotated[Path, typer.Option(help="Checkpoint .npz (or exported folder) to export")],
+    out: Annotated[
+        Path, typer.Option(help="Folder (--format folder) or .onnx file (--format onnx)")
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Optional: the architecture comes from the checkpoint; a CONFIG given must "
+            "agree with it",
+            show_default=False,
+        ),
+    ] = None,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="folder: model.json + weights.npz, read by fcnn.load(DIR); onnx: one ONNX "
+            "graph from raw pixels to probabilities and the decision (needs the [onnx] extra)",
+        ),
+    ] = "folder",
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
 ) -> None:
-    """Write the architecture as JSON and the weights as .npz; fcnn.load(DIR) reads them back."""
-    cfg = load_config(config)
+    """Write a trained model for use outside fcnn's training code: a folder or ONNX."""
+    if format_ not in ("folder", "onnx"):
+        raise fail(f"--format must be folder or onnx, got {format_!r}")
+    if out.exists() and not force:
+        raise fail(f"{out} exists; pass --force to replace it, or choose another --out")
     model = load(weights)
-    preset = models.get(cfg.model, num_classes=len(model.class_names), **cfg.model_options)
-    if preset.network.spec != model.manifest["architecture"]:
-        raise fail(f"{weights} does not match the architecture of model {cfg.model!r} in {config}")
-    keep = (
-        "architecture",
-        "model",
-        "input_shape",
-        "class_names",
-        "dataset",
-        "normalization",
-        "metrics",
-        "fcnn_version",
+    if config is not None or set_:
+        cfg = model_config(model.manifest.get("config"), config, set_ or [], str(weights))
+        preset = models.get(cfg.model, num_classes=len(model.class_names), **cfg.model_options)
+        if preset.network.spec != model.manifest["architecture"]:
+            raise fail(f"{weights} does not match the architecture of model {cfg.model!r}")
+    name = model.manifest.get("model", "model")
+    if format_ == "onnx":
+        if out.is_dir():
+            raise fail(f"{out} is a folder; --format onnx writes one file, e.g. --out model.onnx")
+        try:
+            export_onnx(model, out)
+        except OnnxExportError as exc:
+            raise fail(str(exc)) from None
+        console.print(
+            f"exported {name} to {out} (ONNX opset 17: input 'pixels' (N, "
+            f"{', '.join(map(str, model.input_shape))}) raw 0-255, outputs 'probabilities' "
+            "and 'decision')",
+            highlight=False,
+        )
+        return
+    stored = checkpoint.load(weights / EXPORT_WEIGHTS if weights.is_dir() else weights)
+    _export_folder(model, stored, out, force)
+    console.print(
+        f"exported {name} to {out}/ ({EXPORT_ARCHITECTURE}, {EXPORT_WEIGHTS})", highlight=False
     )
-    description = {k: model.manifest[k] for k in keep if k in model.manifest}
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(out / EXPORT_WEIGHTS, description, params=model.params, state=model.state)
-    atomic_write_text(out / EXPORT_ARCHITECTURE, json.dumps(description, indent=2))
-    load(out)  # prove it loads back without the config
-    console.print(f"exported {cfg.model} to {out}/ ({EXPORT_ARCHITECTURE}, {EXPORT_WEIGHTS})")

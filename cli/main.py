@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
 from cli.calibrate import calibrate_command
+from cli.common import fail
 from cli.evaluate import evaluate_command
 from cli.export import export_command
 from cli.predict import predict_command
 from cli.serve import serve_command
 from cli.train import train_command
+from fcnn.plugins import ENV as PLUGINS_ENV
+from fcnn.plugins import PluginError, load_plugins
 from fcnn.runtime import keep_freed_memory
 from fcnn.version import __version__
 
@@ -36,8 +40,24 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
     ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plugin",
+            metavar="MODULE",
+            help="Import this module first, for the layers it registers (repeatable; also "
+            "FCNN_PLUGINS=mod1,mod2). Checkpoints never import code themselves.",
+        ),
+    ] = None,
 ) -> None:
     """fcnn: a CNN library written from scratch in NumPy."""
+    try:
+        names = load_plugins(plugin or [])
+    except PluginError as exc:
+        raise fail(str(exc)) from None
+    if names:
+        # processes this one starts (mpiexec ranks, uvicorn workers) import them too
+        os.environ[PLUGINS_ENV] = ",".join(names)
     if ctx.invoked_subcommand != "serve":
         # training and evaluation reuse their big arrays; a server must instead give a
         # large upload's memory back to the system once the request is done

@@ -11,11 +11,13 @@ import typer
 
 from cli.common import USER_ERRORS, RichEpochProgress, console, fail, friendly_errors
 from cli.threads import usable_cores
+from fcnn import checkpoint
 from fcnn.distributed import Replicas
 from fcnn.distributed.launch import auto_procs, find_mpiexec, mpi_missing, mpiexec_command
 from fcnn.distributed.mpi import MPIUnavailable, launched_by_mpi, world
-from fcnn.training.config import load_config
+from fcnn.training.config import load_config, parse_config
 from fcnn.training.run import TrainingDiverged, TrainingInterrupted, train
+from fcnn.training.run_config import requested_config
 
 LAUNCH_NOTE = "FCNN_LAUNCH_NOTE"  # how the process count was chosen, for the ranks' log
 
@@ -40,7 +42,7 @@ def _relaunch(procs: int, args: list[str], note: str) -> None:
 
 
 def _train_args(config, set_, data_dir, resume, progress) -> list[str]:
-    args = ["train", str(config)]
+    args = ["train"] + ([str(config)] if config is not None else [])
     for item in set_:
         args += ["--set", item]
     if data_dir is not None:
@@ -73,8 +75,22 @@ def _procs(requested: str, cfg, echo) -> tuple[int, str]:
     return n, f"{n} data-parallel processes (--procs auto: {why}; --procs 1 for one)"
 
 
+def _config(config: Path | None, set_: list[str], resume: Path | None):
+    """(the config the command line asks for or None, the config the run will use)."""
+    if resume is None:
+        if config is None:
+            raise fail("give a CONFIG to train, or --resume RUN/last.npz to continue a run")
+        cfg = load_config(config, set_)
+        return cfg, cfg
+    stored = checkpoint.load(resume).manifest.get("config")
+    if stored is None:
+        raise fail(f"{resume} is not resumable (it has no stored config); use a run's last.npz")
+    requested = requested_config(stored, config, set_)
+    return requested, requested or parse_config(stored)
+
+
 def _run(config, set_, data_dir, resume, progress, replicas: Replicas, note=None) -> None:
-    cfg = load_config(config, set_)
+    cfg, _ = _config(config, set_, resume)
     lead = replicas.rank == 0
     bar = RichEpochProgress(enabled=progress and lead)
     try:
@@ -91,8 +107,7 @@ def _run(config, set_, data_dir, resume, progress, replicas: Replicas, note=None
         bar.close()
         if lead:
             console.print(
-                f"interrupted: saved {exc.path}; continue with "
-                f"fcnn train {config} --resume {exc.path}",
+                f"interrupted: saved {exc.path}; continue with fcnn train --resume {exc.path}",
                 highlight=False,
             )
         raise typer.Exit(130) from None
@@ -107,7 +122,14 @@ def _run(config, set_, data_dir, resume, progress, replicas: Replicas, note=None
 
 @friendly_errors
 def train_command(
-    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/mnist.yaml")],
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="YAML config, e.g. configs/mnist.yaml; with --resume it may be left out (the "
+            "run's own config is used)",
+            show_default=False,
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config field: --set train.epochs=3 (repeatable)"),
@@ -117,7 +139,13 @@ def train_command(
         typer.Option(help="Folder holding mnist/, cifar10/, ham10000/ (default: $FCNN_DATA)"),
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue exactly from a run's last.npz")
+        Path | None,
+        typer.Option(
+            help="Continue exactly from a run's last.npz, with the config stored in it. A "
+            "CONFIG or --set may change only train.epochs (to extend the run: the learning-"
+            "rate schedule is rebuilt for the new total from the current step); --data-dir, "
+            "--progress and --procs may differ. Anything else is refused."
+        ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per epoch")] = True,
     procs: Annotated[
@@ -137,7 +165,7 @@ def train_command(
         note = os.environ.get(LAUNCH_NOTE)
     else:
         echo = lambda s: console.print(s, highlight=False, markup=False)  # noqa: E731
-        n, note = _procs(procs or "auto", load_config(config, set_ or []), echo)
+        n, note = _procs(procs or "auto", _config(config, set_ or [], resume)[1], echo)
         if n > 1:
             _relaunch(n, _train_args(config, set_ or [], data_dir, resume, progress), note)
     try:

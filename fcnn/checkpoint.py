@@ -15,6 +15,8 @@ Files are written atomically (temporary file + rename) and read with
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -65,27 +67,56 @@ def save(path: str | Path, manifest: dict[str, Any], **trees: Any) -> Path:
     return path
 
 
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive at ``path``; :class:`CheckpointError` for a file that is
+    not a complete ``.npz``. The file is opened here, so it is closed whatever happens."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if not head:
+            raise CheckpointError(f"{path} is empty: not a checkpoint (was its writing cut off?)")
+        if head != b"PK\x03\x04":
+            raise CheckpointError(f"{path} is not a checkpoint (not an .npz archive)")
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except zipfile.BadZipFile:
+            raise CheckpointError(
+                f"{path} is truncated or damaged (an incomplete .npz archive); use another "
+                "copy, or the run's last.npz"
+            ) from None
+        except (OSError, ValueError, EOFError, KeyError, zlib.error) as exc:
+            raise CheckpointError(
+                f"{path} is damaged: an array in it cannot be read ({type(exc).__name__})"
+            ) from None
+
+
 def load(path: str | Path) -> Checkpoint:
-    """Read a checkpoint; :class:`CheckpointError` says what is wrong with a bad file."""
+    """Read a checkpoint; :class:`CheckpointError` says in one line what is wrong with a bad
+    file (missing, empty, truncated, not a checkpoint, written by a newer fcnn)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise CheckpointError(f"{path} is not a readable fcnn checkpoint ({exc})") from None
+        arrays = _read_arrays(path)
+    except OSError as exc:  # opening or reading the file itself
+        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from None
     if _MANIFEST not in arrays:
         raise CheckpointError(f"{path} has no manifest: it was not written by fcnn")
     try:
         manifest = json.loads(str(arrays.pop(_MANIFEST)))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: the manifest is not valid JSON ({exc})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path}: the manifest is not a JSON object")
+    version = manifest.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format {manifest.get('format_version')} is not supported "
-            f"(this fcnn reads format {FORMAT_VERSION})"
+            f"{path} was written by a newer fcnn ({manifest.get('fcnn_version')}, checkpoint "
+            f"format {version}; this fcnn reads format {FORMAT_VERSION}): upgrade fcnn"
         )
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {version!r} is not one fcnn wrote")
     return Checkpoint(manifest, arrays)
 
 

@@ -75,9 +75,11 @@ class Model:
             return probs, [None] * len(probs)
         return probs, self.ood.reasons(np.asarray(images), feats)
 
-    def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    def features(
+        self, images: np.ndarray, batch_size: int = 500, *, scale: float | None = None
+    ) -> np.ndarray:
         """Penultimate (global-average-pooled) features of raw-pixel images."""
-        images = self._checked(images)
+        images = self._checked(images, scale)
         return features(self.net, self.params, self.state, images, self.normalization, batch_size)
 
     def unfamiliar(self, images: np.ndarray) -> list[str | None]:
@@ -87,41 +89,66 @@ class Model:
             return [None] * len(images)
         return self.ood.reasons(np.asarray(images), self.features(images))
 
-    def _checked(self, images: np.ndarray) -> np.ndarray:
-        """``images`` as (N, C, H, W), or ValueError naming the shape the model takes."""
+    def _checked(self, images: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """``images`` as a non-empty (N, C, H, W) batch of 0..255 pixels, or ValueError saying
+        what is wrong. One (C, H, W) image is taken as a batch of one. ``scale`` multiplies
+        the values first (``scale=255`` for images in 0..1)."""
         images = np.asarray(images)
-        if images.ndim == 3:
+        want = f"(N, {', '.join(map(str, self.input_shape))})"
+        if images.ndim == 3 and images.shape == self.input_shape:
             images = images[None]
-        if images.shape[1:] != self.input_shape:
-            raise ValueError(
-                f"this model takes images of shape (N, {', '.join(map(str, self.input_shape))}), "
-                f"got {images.shape}"
-            )
+        if images.ndim != 4 or images.shape[1:] != self.input_shape:
+            hint = ""
+            if images.ndim == 3 and images.shape[1:] == self.input_shape[1:]:
+                hint = "; a batch of one-channel images needs its channel axis: images[:, None]"
+            raise ValueError(f"this model takes images of shape {want}, got {images.shape}{hint}")
+        if len(images) == 0:
+            raise ValueError(f"the batch is empty: pass at least one image of shape {want}")
+        if not (
+            np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
+        ):
+            raise ValueError(f"images must be numbers (uint8 or float), got dtype {images.dtype}")
+        if scale is not None:
+            images = images.astype(np.float32) * np.float32(scale)
+        if np.issubdtype(images.dtype, np.floating):
+            _check_pixel_values(images, scale)
         return images
 
-    def preprocess(self, images: np.ndarray) -> np.ndarray:
-        """Raw pixels (N, C, H, W) in 0..255 -> normalized float32, shape checked."""
-        return normalize(self._checked(images), self.normalization)
+    def preprocess(self, images: np.ndarray, *, scale: float | None = None) -> np.ndarray:
+        """Raw pixels (N, C, H, W) in 0..255 -> normalized float32, checked."""
+        return normalize(self._checked(images, scale), self.normalization)
 
-    def raw_logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    def raw_logits(
+        self, images: np.ndarray, batch_size: int = 500, *, scale: float | None = None
+    ) -> np.ndarray:
         """The network's logits (N, K) before calibration."""
-        images = self._checked(images)
+        images = self._checked(images, scale)
         return predict_logits(
             self.net, self.params, self.state, images, self.normalization, batch_size
         )
 
-    def logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    def logits(
+        self, images: np.ndarray, batch_size: int = 500, *, scale: float | None = None
+    ) -> np.ndarray:
         """Calibrated logits (N, K) (the raw ones when the model has no calibration)."""
-        return self.calibration.apply(self.raw_logits(images, batch_size))
+        return self.calibration.apply(self.raw_logits(images, batch_size, scale=scale))
 
-    def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        """Calibrated class probabilities (N, K) for raw-pixel images (N, C, H, W)."""
-        return self.calibration.probabilities(self.raw_logits(images, batch_size))
+    def predict(
+        self, images: np.ndarray, batch_size: int = 500, *, scale: float | None = None
+    ) -> np.ndarray:
+        """Calibrated class probabilities (N, K) for raw-pixel images (N, C, H, W), 0..255.
 
-    def classify(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        Images scaled to 0..1 are refused (a model trained on 0..255 pixels answers them
+        wrongly, without a sign); pass ``scale=255`` for those.
+        """
+        return self.calibration.probabilities(self.raw_logits(images, batch_size, scale=scale))
+
+    def classify(
+        self, images: np.ndarray, batch_size: int = 500, *, scale: float | None = None
+    ) -> np.ndarray:
         """The answered class index of each raw-pixel image: the model's decision rule on the
         calibrated probabilities (their argmax unless it stores a prior correction)."""
-        return self.decision.decide(self.predict(images, batch_size))
+        return self.decision.decide(self.predict(images, batch_size, scale=scale))
 
     def load_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         """Image files decoded and resized to the model's input: uint8 (N, C, H, W)."""
@@ -142,6 +169,24 @@ class Model:
             [(self.class_names[j], float(p[j])) for j in row]
             for p, row in zip(probs, top, strict=True)
         ]
+
+
+def _check_pixel_values(images: np.ndarray, scale: float | None) -> None:
+    """ValueError for float pixels that are not finite, outside 0..255, or (without an
+    explicit ``scale``) all in 0..1 with a fraction among them: images scaled to 0..1."""
+    if not np.isfinite(images).all():
+        raise ValueError("the images contain NaN or infinite values")
+    low, high = float(images.min()), float(images.max())
+    if low < 0.0 or high > 255.0:
+        raise ValueError(
+            f"pixel values must lie in 0..255 (raw pixels; the model normalizes them itself), "
+            f"got {low:g}..{high:g}"
+        )
+    if scale is None and high <= 1.0 and not np.array_equal(images, np.round(images)):
+        raise ValueError(
+            "the images look scaled to 0..1, but this model takes 0..255 pixels: multiply "
+            "them by 255, or pass scale=255 (an all-black image of zeros is fine as it is)"
+        )
 
 
 def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:

@@ -43,6 +43,7 @@ from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from fcnn.inference import load
+from fcnn.plugins import load_plugins
 from webapp.guard import guard
 from webapp.images import DecodeBudget, ImageProblem
 from webapp.multipart import FormError, parse_form
@@ -442,6 +443,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # not keep_freed_memory() as fcnn's training does: webapp.images gives a large
         # decode's memory back to the system after the request
+        load_plugins()  # a model with user layers: their modules, named by FCNN_PLUGINS
         model = load(settings.model_path)
         app.state.predictor = Predictor(
             model,

@@ -49,6 +49,7 @@ from fcnn.layers.catalog import (
     from_spec,
 )
 from fcnn.layers.combinators import residual, serial
+from fcnn.layers.registry import register
 
 __all__ = [
     "AvgPool2D",
@@ -67,6 +68,7 @@ __all__ = [
     "Softmax",
     "Tanh",
     "from_spec",
+    "register",
     "residual",
     "serial",
 ]

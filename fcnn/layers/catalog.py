@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from fcnn.layers import activations, batchnorm, conv, dense, dropout, flatten, pooling
+from fcnn.layers import activations, batchnorm, conv, dense, dropout, flatten, pooling, registry
 from fcnn.layers.base import Layer, module_backward, stateless
 from fcnn.layers.combinators import residual, serial
 
@@ -169,7 +168,7 @@ def Softmax() -> Layer:  # noqa: N802
     return _activation("Softmax", "softmax")
 
 
-_CONSTRUCTORS: dict[str, Callable[..., Layer]] = {
+for _name, _ctor in {
     "Conv2D": Conv2D,
     "Dense": Dense,
     "MaxPool2D": MaxPool2D,
@@ -184,7 +183,8 @@ _CONSTRUCTORS: dict[str, Callable[..., Layer]] = {
     "Sigmoid": Sigmoid,
     "Tanh": Tanh,
     "Softmax": Softmax,
-}
+}.items():
+    registry.builtin(_name, _ctor)
 
 
 def _tupled(value: Any) -> Any:
@@ -192,7 +192,8 @@ def _tupled(value: Any) -> Any:
 
 
 def from_spec(spec: dict[str, Any]) -> Layer:
-    """Rebuild a layer or network from ``layer.spec`` (as stored in checkpoints and exports)."""
+    """Rebuild a layer or network from ``layer.spec`` (as stored in checkpoints and exports);
+    every type must be registered (:mod:`fcnn.layers.registry`)."""
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError(f"a layer spec is a dict with a 'type' key, got {spec!r}")
     kind = spec["type"]
@@ -201,9 +202,7 @@ def from_spec(spec: dict[str, Any]) -> Layer:
     if kind == "residual":
         shortcut = spec.get("shortcut")
         return residual(from_spec(spec["block"]), None if shortcut is None else from_spec(shortcut))
-    ctor = _CONSTRUCTORS.get(kind)
-    if ctor is None:
-        raise ValueError(f"unknown layer type {kind!r}; known: {sorted(_CONSTRUCTORS)}")
+    ctor = registry.constructor(kind)  # ValueError for a type nobody registered
     hyper = {k: _tupled(v) for k, v in spec.items() if k != "type"}
     try:
         return ctor(**hyper)

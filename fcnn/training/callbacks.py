@@ -67,11 +67,19 @@ class EarlyStopping:
 
 
 class BestCheckpoint:
-    """Calls ``save(path, metrics)`` whenever the monitored metric improves."""
+    """Calls ``save(path, metrics)`` whenever the monitored metric improves; ``path`` is
+    the run's own file (``<run>/best.npz``), ``cfg.filepath`` by default."""
 
-    def __init__(self, cfg: CheckpointConfig, save: Callable[[Path, dict[str, float]], None]):
+    def __init__(
+        self,
+        cfg: CheckpointConfig,
+        save: Callable[[Path, dict[str, float]], None],
+        path: Path | None = None,
+    ):
         self.cfg = cfg
-        self.path = Path(cfg.filepath)
+        if path is None and cfg.filepath is None:
+            raise ValueError("BestCheckpoint needs a path, or a filepath in its config")
+        self.path = Path(path if path is not None else cfg.filepath)
         self.tracker = Monitor(cfg.monitor, cfg.mode)
         self.save = save
         self.best_epoch: int | None = None

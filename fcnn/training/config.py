@@ -127,7 +127,7 @@ class EarlyStoppingConfig:
 
 @attrs.frozen
 class CheckpointConfig:
-    filepath: str = "checkpoints/best.npz"
+    filepath: str | None = None  # a copy of the run's final model (the run keeps best.npz)
     monitor: Monitor = "val_acc"
     mode: Literal["auto", "min", "max"] = "auto"
 
@@ -180,7 +180,7 @@ class Config:
     decision: DecisionConfig = DecisionConfig()
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
-    reports_dir: str = "reports"
+    reports_dir: str = "runs"  # results.csv; the project's own reports/ only when asked
     name: str = ""  # filled from the file name when empty
 
     def to_dict(self) -> dict[str, Any]:

@@ -47,8 +47,8 @@ def _pyplot():
     return plt
 
 
-def plot_curves(history: Sequence[dict[str, float]], path: Path, title: str) -> None:
-    """Loss and accuracy per epoch (train and validation) as one PNG."""
+def plot_curves(history: Sequence[dict[str, float]], path: Path, title: str) -> Path:
+    """Loss and accuracy per epoch (train and validation) as one PNG; returns ``path``."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
@@ -63,13 +63,13 @@ def plot_curves(history: Sequence[dict[str, float]], path: Path, title: str) -> 
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path, plt)
+    return _save(fig, path, plt)
 
 
 def plot_confusion(
     confusion: np.ndarray, class_names: Sequence[str], path: Path, title: str
-) -> None:
-    """Row-normalized confusion matrix with counts, as a PNG."""
+) -> Path:
+    """Row-normalized confusion matrix with counts, as a PNG; returns ``path``."""
     plt = _pyplot()
     k = len(class_names)
     rows = confusion.sum(axis=1, keepdims=True)
@@ -91,10 +91,11 @@ def plot_confusion(
     ax.set_yticks(range(k), class_names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    _save(fig, path, plt)
+    return _save(fig, path, plt)
 
 
-def _save(fig, path: Path, plt) -> None:
+def _save(fig, path: Path, plt) -> Path:
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    return Path(path)

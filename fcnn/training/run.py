@@ -4,14 +4,18 @@
 :mod:`fcnn.training.loop` and keeps the side effects here:
 
 - each run gets its own folder ``<runs_dir>/<date>-<time>-<config name>/`` with the
-  resolved config, ``log.txt``, ``metrics.csv``, ``last.npz`` and figures;
+  resolved config, ``log.txt``, ``metrics.csv``, ``last.npz``, ``best.npz`` and figures;
 - ``last.npz`` is a resumable checkpoint written at the end of every epoch and on
   Ctrl-C; ``train(..., resume=path)`` continues from it exactly (same batches,
-  same optimizer state, same random keys);
+  same optimizer state, same random keys), with the config stored in it
+  (:mod:`fcnn.training.run_config`); the run folder is the folder that holds it;
+- a ``checkpoint`` callback keeps the run's best model in ``<run>/best.npz``; its
+  ``filepath`` only receives a copy of the final model at the end (nothing reads it back);
 - a loss that becomes NaN or infinite stops the run (:class:`TrainingDiverged`)
   without touching the last good checkpoints;
-- at the end the best checkpoint (if a ``checkpoint`` callback is configured) is
-  evaluated on the test split and a row is appended to ``<reports_dir>/results.csv``.
+- at the end the run's best model is evaluated on the test split and a row is appended
+  to ``<reports_dir>/results.csv`` (``runs/results.csv`` by default, outside the
+  project's tracked ``reports/``).
 
 With several ``replicas`` (processes started by ``mpiexec``) every replica runs
 this same code on the same global batches (see :mod:`fcnn.training.loop`); only
@@ -30,6 +34,7 @@ import datetime as dt
 import json
 import logging
 import math
+import shutil
 import signal
 import threading
 import time
@@ -45,7 +50,7 @@ from fcnn import checkpoint, distributed, metrics, models, optim, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
 from fcnn.data.transforms import Augmentation
-from fcnn.io import atomic_write_text
+from fcnn.io import atomic_write, atomic_write_text
 from fcnn.optim import schedules
 from fcnn.training import reports
 from fcnn.training.callbacks import BestCheckpoint, CsvLogger, EarlyStopping
@@ -55,11 +60,11 @@ from fcnn.training.config import (
     CsvLoggerConfig,
     EarlyStoppingConfig,
     TrainConfig,
-    parse_config,
 )
 from fcnn.training.data import PreparedData, class_weights, prepare_data
 from fcnn.training.finalize import finalize_model
 from fcnn.training.loop import Trainer, evaluate, train_step
+from fcnn.training.run_config import resumed_config
 
 __all__ = [
     "EpochProgress",
@@ -189,6 +194,10 @@ class _Setup:
     def last_path(self) -> Path:
         return self.run_dir / "last.npz"
 
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.npz"
+
 
 @attrs.frozen(eq=False)
 class _Progress:
@@ -205,18 +214,22 @@ class _Progress:
 
 
 def _build(
-    config: Config, data_dir, resume, replicas: distributed.Replicas
-) -> tuple[Config, _Setup, _Progress, dict | None]:
+    config: Config | None, data_dir, resume, replicas: distributed.Replicas
+) -> tuple[Config, _Setup, _Progress, dict | None, list[str]]:
     resumed = checkpoint.load(resume) if resume is not None else None
-    saved = None
+    saved, notes = None, []
     if resumed is not None:
         saved = resumed.manifest.get("training")
-        if saved is None:
+        if saved is None or "config" not in resumed.manifest:
             raise checkpoint.CheckpointError(
                 f"{resume} is not resumable (it has no training progress); resume from a "
                 "run's last.npz"
             )
-        config = parse_config(resumed.manifest["config"])
+        config, notes = resumed_config(
+            resumed.manifest["config"], config, saved["progress"]["epoch"]
+        )
+    elif config is None:
+        raise ValueError("train needs a config, or resume= a run's last.npz")
 
     # rank 0 downloads or decodes into the cache first; the others then read the cache
     data = prepare_data(config, data_dir) if replicas.rank == 0 else None
@@ -259,9 +272,11 @@ def _build(
             checkpoint.fill(progress.opt_state, resumed.group("opt_state"), "optimizer state"),
             **saved["progress"],
         )
-        run_dir = Path(saved["run_dir"])
-        if replicas.rank == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
+        if replicas.rank == 0 and notes:  # the run's config changed: its folder says so
+            atomic_write_text(
+                run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+            )
     elif replicas.rank == 0:
         run_dir = _new_run_dir(config)
         atomic_write_text(
@@ -273,11 +288,11 @@ def _build(
     setup = _Setup(
         config, data, trainer, steps_per_epoch, schedule, k_order, k_steps, manifest, run_dir
     )
-    return config, setup, progress, saved
+    return config, setup, progress, saved, notes
 
 
 def train(
-    config: Config,
+    config: Config | None,
     *,
     data_dir: str | Path | None = None,
     resume: str | Path | None = None,
@@ -288,19 +303,23 @@ def train(
 ) -> RunResult:
     """Train ``config``'s model; see the module docstring for what is written where.
 
-    With ``resume``, the config stored in the checkpoint is used (so the run
-    continues exactly), whatever ``config`` says. Every one of several ``replicas``
-    calls this; ranks other than 0 show no progress and write nothing. ``launch_note``
+    With ``resume``, the config stored in the checkpoint is used (so the run continues
+    exactly); ``config`` may then be None, and if given must agree with it except in
+    ``train.epochs`` (:func:`fcnn.training.run_config.resumed_config`). Every one of several
+    ``replicas`` calls this; ranks other than 0 show no progress and write nothing. ``launch_note``
     (how the process count was chosen) goes to the log.
     """
     t_start = time.perf_counter()
-    config, setup, prog, saved = _build(config, data_dir, resume, replicas)
+    config, setup, prog, saved, notes = _build(config, data_dir, resume, replicas)
     lead = replicas.rank == 0
     display = (progress or EpochProgress()) if lead else EpochProgress()
     handler = _attach_log(setup.run_dir) if lead else None
     try:
         run = _Run(setup, prog, saved, display, echo if lead else _silent, t_start, replicas)
         log.info("processes: %d (%s)", replicas.size, launch_note or "one process")
+        for note in notes:
+            log.info("resumed: %s", note)
+            run.echo(note)
         return run.run()
     finally:
         if handler is not None:
@@ -348,7 +367,8 @@ class _Run:
             if isinstance(cb_cfg, EarlyStoppingConfig):
                 callbacks.append(EarlyStopping(cb_cfg))
             elif isinstance(cb_cfg, CheckpointConfig):
-                self.best_cb = BestCheckpoint(cb_cfg, self._save_best)
+                # the run's own best model; cb_cfg.filepath only gets a copy at the end
+                self.best_cb = BestCheckpoint(cb_cfg, self._save_best, self.s.best_path)
                 callbacks.append(self.best_cb)
             elif isinstance(cb_cfg, CsvLoggerConfig):
                 callbacks.append(CsvLogger(cb_cfg, self.s.run_dir / "metrics.csv", self.writes))
@@ -367,6 +387,20 @@ class _Run:
             params=self.prog.params,
             state=self.prog.state,
         )
+
+    def _copy_model(self, best_path: Path) -> tuple[Path, str] | None:
+        """Copy the finished model to the checkpoint callback's ``filepath`` (atomically), a
+        convenience for scripts; nothing reads it back as the run's own. (path, log line)."""
+        filepath = self.best_cb.cfg.filepath if self.best_cb else None
+        target = Path(filepath) if filepath else None
+        if target is None or target.resolve() == best_path.resolve():
+            return None
+        replaced = target.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(target) as tmp:
+            shutil.copyfile(best_path, tmp)
+        what = "replaced the file there" if replaced else "a new file"
+        return target, f"copied this run's model {best_path} to {target} ({what})"
 
     def _save_last(self) -> None:
         if not self.writes:
@@ -584,8 +618,8 @@ class _Run:
     def _finish(self, stopped_early: bool) -> RunResult:
         cfg, data = self.s.config, self.s.data
         best_path = None  # only rank 0 wrote it: it decides, and sends the weights
-        if self.writes and self.best_cb and self.best_cb.path.exists():
-            best_path = self.best_cb.path
+        if self.writes and self.best_cb and self.s.best_path.exists():
+            best_path = self.s.best_path
         best_path = self.replicas.broadcast(best_path)
         params, state = self.prog.params, self.prog.state
         if best_path is not None:
@@ -603,7 +637,8 @@ class _Run:
                 best_path or self.s.last_path,
             )
         cal, rule, lines = self.replicas.broadcast(fitted)
-        for line in lines:
+        copy = self._copy_model(best_path) if self.writes and best_path else None
+        for line in [*lines, *([copy[1]] if copy else [])]:
             log.info(line)
             self.echo(line)
         net, batch = self.s.trainer.net, cfg.train.eval_batch_size
@@ -641,10 +676,11 @@ class _Run:
             "calibration": cal.to_dict(),
             "decision": rule.to_dict(),
             "best_checkpoint": str(best_path) if best_path else None,
+            "model_copy": str(copy[0]) if copy else None,
         }
         if self.writes:
             atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
-            _write_reports(
+            written = _write_reports(
                 cfg,
                 self.s.run_dir,
                 self.history,
@@ -654,6 +690,8 @@ class _Run:
                 best_val,
                 wall,
             )
+            files = [self.s.run_dir / "summary.json", *written]
+            self.echo("wrote " + ", ".join(str(f) for f in files))
         return RunResult(
             self.s.run_dir,
             self.history,
@@ -666,10 +704,14 @@ class _Run:
         )
 
 
-def _write_reports(config, run_dir, history, confusion, class_names, test_acc, best_val, wall):
-    reports_dir = Path(config.reports_dir)
+def _write_reports(
+    config, run_dir, history, confusion, class_names, test_acc, best_val, wall
+) -> list[Path]:
+    """The run's ledger row (``<reports_dir>/results.csv``) and its figures (in the run
+    folder); returns the files written."""
+    ledger = Path(config.reports_dir) / "results.csv"
     reports.append_result(
-        reports_dir / "results.csv",
+        ledger,
         {
             "time": dt.datetime.now().isoformat(timespec="seconds"),
             "config": config.name,
@@ -684,12 +726,12 @@ def _write_reports(config, run_dir, history, confusion, class_names, test_acc, b
         },
     )
     title = f"{config.name} ({config.model}, seed {config.seed})"
-    for folder, prefix in (
-        (run_dir / "figures", ""),
-        (reports_dir / "figures", f"{run_dir.name}-"),
-    ):
-        if history:
-            reports.plot_curves(history, folder / f"{prefix}curves.png", title)
+    written = [ledger]
+    if history:
+        written.append(reports.plot_curves(history, run_dir / "figures" / "curves.png", title))
+    written.append(
         reports.plot_confusion(
-            confusion, class_names, folder / f"{prefix}confusion.png", f"{title}: test split"
+            confusion, class_names, run_dir / "figures" / "confusion.png", f"{title}: test split"
         )
+    )
+    return written

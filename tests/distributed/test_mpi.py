@@ -108,7 +108,7 @@ def test_a_one_process_run_resumes_on_two_processes(real_data_root, tmp_path):
     with pytest.raises(TrainingInterrupted) as stopped:
         train(cfg, data_dir=real_data_root, echo=lambda _: None, progress=_StopMidEpoch(5))
     resumed = _fcnn(
-        "train", "configs/mnist.yaml", "--no-progress", "--procs", "2",
+        "train", "--no-progress", "--procs", "2",
         "--data-dir", str(real_data_root), "--resume", str(stopped.value.path),
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout

@@ -22,16 +22,19 @@ def test_run_writes_folder_checkpoints_reports_and_learns(fake_mnist_root, tiny_
     cfg = tiny_config(f"callbacks=[{{checkpoint: {{filepath: '{best}', monitor: val_acc}}}}]")
     result = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
     assert result.test_accuracy > 0.9  # the blocks are easy; chance is 0.1
-    assert result.best_checkpoint == best and best.exists() and result.last_checkpoint.exists()
+    # the run keeps its own best model; the callback's filepath gets a copy at the end
+    assert result.best_checkpoint == result.run_dir / "best.npz" and result.last_checkpoint.exists()
+    assert best.read_bytes() == result.best_checkpoint.read_bytes()
     files = {p.name for p in result.run_dir.iterdir()}
-    assert {"config.yaml", "log.txt", "metrics.csv", "last.npz", "summary.json", "figures"} <= files
+    assert {"config.yaml", "log.txt", "metrics.csv", "last.npz", "best.npz", "summary.json",
+            "figures"} <= files  # fmt: skip
     rows = list(csv.DictReader((tmp_path / "reports" / "results.csv").open()))
     assert rows[-1]["config"] == "mnist" and float(rows[-1]["test_acc"]) == pytest.approx(
         result.test_accuracy, abs=1e-4
     )
-    figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
-    assert any(f.endswith("curves.png") for f in figures)
-    assert any(f.endswith("confusion.png") for f in figures)
+    figures = sorted(p.name for p in (result.run_dir / "figures").iterdir())
+    assert figures == ["confusion.png", "curves.png"]
+    assert not (tmp_path / "reports" / "figures").exists()
     assert len(list(csv.DictReader((result.run_dir / "metrics.csv").open()))) == 2
 
 
@@ -88,11 +91,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     with pytest.raises(TrainingDiverged, match="the loss became nan at epoch 2, batch 4") as info:
         train(cfg, data_dir=fake_mnist_root, echo=_quiet)
     assert "best.npz" in str(info.value) and "last.npz" in str(info.value)
-    last = next((tmp_path / "runs").iterdir()) / "last.npz"
+    run_dir = next((tmp_path / "runs").iterdir())
+    last = run_dir / "last.npz"
     assert checkpoint.load(last).manifest["training"]["progress"]["epoch"] == 1
     good = _params(last)
     assert all(np.all(np.isfinite(leaf)) for leaf in tree.leaves(good))
-    assert_trees_all_close(_params(best), good, rtol=0)  # the best is epoch 1's params
+    assert_trees_all_close(_params(run_dir / "best.npz"), good, rtol=0)  # epoch 1's params
+    assert not best.exists()  # the copy is made only when a run finishes
 
 
 def test_resuming_from_a_best_checkpoint_is_refused(fake_mnist_root, tiny_config, tmp_path):
