@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -36,13 +38,39 @@ def test_architecture_mismatch_is_a_clear_error(tmp_path):
 
 def test_unreadable_or_foreign_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(checkpoint.CheckpointError, match="not a readable fcnn checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError, match="not a checkpoint"):
         checkpoint.load(tmp_path / "junk.npz")
     np.savez(tmp_path / "plain.npz", a=np.ones(2))
     with pytest.raises(checkpoint.CheckpointError, match="no manifest"):
         checkpoint.load(tmp_path / "plain.npz")
     with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
         checkpoint.load(tmp_path / "none.npz")
+
+
+def test_damaged_and_newer_files_say_what_is_wrong(tmp_path):
+    preset, params, _ = _lenet()
+    whole = checkpoint.save(tmp_path / "m.npz", {"a": 1}, params=params).read_bytes()
+    for cut in (10, len(whole) // 3, len(whole) - 5):
+        (tmp_path / "cut.npz").write_bytes(whole[:cut])
+        with pytest.raises(checkpoint.CheckpointError, match="truncated or damaged"):
+            checkpoint.load(tmp_path / "cut.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match="is empty"):
+        checkpoint.load(tmp_path / "empty.npz")
+    checkpoint.save(tmp_path / "new.npz", {}, params=params)
+    ckpt = checkpoint.load(tmp_path / "new.npz")
+    newer = {**ckpt.manifest, "format_version": checkpoint.FORMAT_VERSION + 1}
+    np.savez(tmp_path / "newer.npz", __manifest__=np.array(json.dumps(newer)), **ckpt.arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="newer fcnn.*upgrade fcnn"):
+        checkpoint.load(tmp_path / "newer.npz")
+
+
+def test_todays_shipped_model_still_loads():
+    # the format this fcnn writes is the one the shipped model (and users' last.npz) has
+    ckpt = checkpoint.load("webapp/model/dermascan.npz")
+    assert ckpt.manifest["format_version"] == checkpoint.FORMAT_VERSION
+    net, params, state = checkpoint.build(ckpt)
+    assert net.spec == ckpt.manifest["architecture"]
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):

@@ -180,7 +180,7 @@ class Config:
     decision: DecisionConfig = DecisionConfig()
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
-    reports_dir: str = "runs"  # results.csv; the project's own reports/ only when asked
+    reports_dir: str | None = None  # where results.csv gets a row; None: runs_dir
     name: str = ""  # filled from the file name when empty
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,8 +14,8 @@
 - a loss that becomes NaN or infinite stops the run (:class:`TrainingDiverged`)
   without touching the last good checkpoints;
 - at the end the run's best model is evaluated on the test split and a row is appended
-  to ``<reports_dir>/results.csv`` (``runs/results.csv`` by default, outside the
-  project's tracked ``reports/``).
+  to ``<reports_dir>/results.csv`` (by default ``<runs_dir>/results.csv``, never the
+  project's tracked ``reports/`` unless asked).
 
 With several ``replicas`` (processes started by ``mpiexec``) every replica runs
 this same code on the same global batches (see :mod:`fcnn.training.loop`); only
@@ -709,7 +709,7 @@ def _write_reports(
 ) -> list[Path]:
     """The run's ledger row (``<reports_dir>/results.csv``) and its figures (in the run
     folder); returns the files written."""
-    ledger = Path(config.reports_dir) / "results.csv"
+    ledger = Path(config.reports_dir or config.runs_dir) / "results.csv"
     reports.append_result(
         ledger,
         {
