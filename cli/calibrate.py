@@ -37,7 +37,7 @@ def calibrate_command(
     if method not in calibration.METHODS:
         raise fail(f"--method must be one of {', '.join(calibration.METHODS)}; got {method!r}")
     stored = checkpoint.load(weights)
-    cfg = model_config(stored.manifest.get("config"), config, set_ or [], str(weights))
+    cfg = model_config(stored.info.config, config, set_ or [], str(weights))
     cfg = attrs.evolve(cfg, calibration=method, ood_quantile=ood_quantile)
     net, params, state = checkpoint.build(stored)
     fitted = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)

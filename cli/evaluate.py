@@ -51,10 +51,10 @@ def evaluate_command(
     if split not in ("test", "val"):
         raise fail(f"--split must be test or val, got {split!r}")
     model = load(weights)
-    cfg = model_config(model.manifest.get("config"), config, set_ or [], str(weights))
-    if model.manifest.get("dataset") not in (None, cfg.dataset):
+    cfg = model_config(model.manifest.config, config, set_ or [], str(weights))
+    if model.manifest.dataset not in (None, cfg.dataset):
         raise fail(
-            f"{weights} was trained on {model.manifest['dataset']}, the config uses {cfg.dataset}"
+            f"{weights} was trained on {model.manifest.dataset}, the config uses {cfg.dataset}"
         )
     if figures is None:
         figures = Path("runs") / "evaluations" / f"{weights.stem}-{split}"

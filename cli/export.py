@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
+import attrs
 import typer
 
 from cli.common import console, fail, friendly_errors
@@ -18,28 +19,14 @@ from fcnn.io import atomic_write_text
 from fcnn.onnx_export import OnnxExportError, export_onnx
 from fcnn.training.run_config import model_config
 
-# what an exported folder keeps of the manifest: enough for fcnn.load(DIR) to answer exactly
-# as fcnn.load(W) does (calibration, decision rule, out-of-distribution detector included)
-_KEEP = (
-    "architecture",
-    "model",
-    "input_shape",
-    "class_names",
-    "dataset",
-    "normalization",
-    "metrics",
-    "calibration",
-    "decision",
-    "ood",
-    "config",
-    "fcnn_version",
-)
-
 
 def _export_folder(model: Model, stored: checkpoint.Checkpoint, out: Path, force: bool) -> None:
     """model.json + weights.npz, written into a new folder beside ``out`` and renamed into
     place: an existing ``out`` is replaced whole (with ``force``) or not at all."""
-    description = {k: model.manifest[k] for k in _KEEP if k in model.manifest}
+    # all fcnn.load(DIR) needs to answer exactly as fcnn.load(W) (calibration, decision rule
+    # and out-of-distribution detector included), without the training state
+    kept = attrs.evolve(model.manifest, training=None, kind=None, extra={})
+    description = {k: v for k, v in kept.to_dict().items() if k != "format_version"}
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -93,11 +80,11 @@ def export_command(
         raise fail(f"{out} exists; pass --force to replace it, or choose another --out")
     model = load(weights)
     if config is not None or set_:
-        cfg = model_config(model.manifest.get("config"), config, set_ or [], str(weights))
+        cfg = model_config(model.manifest.config, config, set_ or [], str(weights))
         preset = models.get(cfg.model, num_classes=len(model.class_names), **cfg.model_options)
-        if preset.network.spec != model.manifest["architecture"]:
+        if preset.network.spec != model.manifest.architecture:
             raise fail(f"{weights} does not match the architecture of model {cfg.model!r}")
-    name = model.manifest.get("model", "model")
+    name = model.manifest.model or "model"
     if format_ == "onnx":
         if out.is_dir():
             raise fail(f"{out} is a folder; --format onnx writes one file, e.g. --out model.onnx")

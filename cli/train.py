@@ -82,7 +82,7 @@ def _config(config: Path | None, set_: list[str], resume: Path | None):
             raise fail("give a CONFIG to train, or --resume RUN/last.npz to continue a run")
         cfg = load_config(config, set_)
         return cfg, cfg
-    stored = checkpoint.load(resume).manifest.get("config")
+    stored = checkpoint.load(resume).info.config
     if stored is None:
         raise fail(f"{resume} is not resumable (it has no stored config); use a run's last.npz")
     requested = requested_config(stored, config, set_)

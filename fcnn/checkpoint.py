@@ -28,7 +28,16 @@ from fcnn import random as fr
 from fcnn.io import atomic_write
 from fcnn.version import __version__
 
-__all__ = ["Checkpoint", "CheckpointError", "build", "fill", "load", "save"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "ModelManifest",
+    "ResumeState",
+    "build",
+    "fill",
+    "load",
+    "save",
+]
 
 FORMAT_VERSION = 1
 _MANIFEST = "__manifest__"
@@ -38,12 +47,132 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, or does not match the expected architecture."""
 
 
+@attrs.frozen
+class ResumeState:
+    """Where a resumable checkpoint (``last.npz``) stopped: the loop's progress (epoch, next
+    batch, running sums), the epoch history, the callbacks' states and the run folder it
+    was written in."""
+
+    progress: dict[str, Any]
+    history: tuple[dict[str, Any], ...] = ()
+    callbacks: tuple[dict[str, Any], ...] = ()
+    run_dir: str | None = None
+
+    @property
+    def epoch(self) -> int:
+        return int(self.progress["epoch"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "progress": dict(self.progress),
+            "history": [dict(h) for h in self.history],
+            "run_dir": self.run_dir,
+            "callbacks": [dict(c) for c in self.callbacks],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResumeState:
+        return cls(
+            dict(d["progress"]),
+            tuple(d.get("history", ())),
+            tuple(d.get("callbacks", ())),
+            d.get("run_dir"),
+        )
+
+
+# the manifest's keys that ModelManifest names; any other key is kept in ``extra``
+_NAMED = (
+    "architecture",
+    "input_shape",
+    "class_names",
+    "normalization",
+    "model",
+    "dataset",
+    "config",
+    "metrics",
+    "calibration",
+    "decision",
+    "ood",
+    "kind",
+    "model_version",
+    "training",
+    "fcnn_version",
+    "format_version",
+)
+
+
+@attrs.frozen
+class ModelManifest:
+    """A checkpoint's manifest, typed. Sections that have their own types elsewhere
+    (normalization, calibration, decision rule, detector, config) stay plain data here and
+    are parsed by their owners; ``training`` is the :class:`ResumeState` of a ``last.npz``.
+    ``to_dict(from_dict(d)) == d`` for every manifest fcnn has written (format 1), unknown
+    keys included (``extra``)."""
+
+    architecture: dict[str, Any] | None = None
+    input_shape: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] = ()
+    normalization: dict[str, Any] | None = None
+    model: str | None = None
+    dataset: str | None = None
+    config: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    decision: dict[str, Any] | None = None
+    ood: dict[str, Any] | None = None
+    kind: str | None = None
+    model_version: str | None = None
+    training: ResumeState | None = None
+    fcnn_version: str | None = None
+    format_version: int | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelManifest:
+        named = {k: d[k] for k in _NAMED if k in d}
+        if named.get("input_shape") is not None:
+            named["input_shape"] = tuple(named["input_shape"])
+        named["class_names"] = tuple(named.get("class_names") or ())
+        if named.get("training") is not None:
+            named["training"] = ResumeState.from_dict(named["training"])
+        return cls(**named, extra={k: v for k, v in d.items() if k not in _NAMED})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as written into checkpoints (keys that are None left out)."""
+        out: dict[str, Any] = {}
+        for key in _NAMED:
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if key in ("input_shape", "class_names"):
+                value = list(value)
+            elif key == "training":
+                value = value.to_dict()
+            out[key] = value
+        if not self.class_names:
+            out.pop("class_names", None)
+        return {**out, **self.extra}
+
+    @property
+    def resumable(self) -> bool:
+        return self.training is not None and self.config is not None
+
+    def describe(self) -> str:
+        """A short name for messages and the web app's ``model_version``."""
+        return self.model_version or f"{self.model or 'model'}-fcnn{self.fcnn_version}"
+
+
 @attrs.frozen(eq=False)
 class Checkpoint:
-    """What a checkpoint holds once loaded; ``arrays`` maps archive keys to arrays."""
+    """What a checkpoint holds once loaded; ``arrays`` maps archive keys to arrays,
+    ``manifest`` is the stored JSON and :attr:`info` the same typed."""
 
     manifest: dict[str, Any]
     arrays: dict[str, np.ndarray]
+
+    @property
+    def info(self) -> ModelManifest:
+        return ModelManifest.from_dict(self.manifest)
 
     def group(self, prefix: str) -> dict[str, np.ndarray]:
         """The arrays stored under ``prefix/``, keyed by tree path."""
@@ -51,9 +180,11 @@ class Checkpoint:
         return {k[len(start) :]: v for k, v in self.arrays.items() if k.startswith(start)}
 
 
-def save(path: str | Path, manifest: dict[str, Any], **trees: Any) -> Path:
+def save(path: str | Path, manifest: dict[str, Any] | ModelManifest, **trees: Any) -> Path:
     """Write ``trees`` (e.g. ``params=..., state=...``) and ``manifest`` atomically to ``path``."""
     path = Path(path)
+    if isinstance(manifest, ModelManifest):
+        manifest = {k: v for k, v in manifest.to_dict().items() if k != "format_version"}
     if path.suffix != ".npz":
         raise CheckpointError(f"checkpoint paths end in .npz, got {path}")
     arrays: dict[str, np.ndarray] = {}
@@ -145,8 +276,7 @@ def fill(template: Any, stored: dict[str, np.ndarray], what: str) -> Any:
 
 def build(ckpt: Checkpoint) -> tuple[layers.Layer, Any, Any]:
     """The network, params and state of a checkpoint, rebuilt from its architecture spec."""
-    spec = ckpt.manifest.get("architecture")
-    shape = ckpt.manifest.get("input_shape")
+    spec, shape = ckpt.info.architecture, ckpt.info.input_shape
     if spec is None or shape is None:
         raise CheckpointError("the checkpoint's manifest has no architecture or input_shape")
     try:

@@ -48,7 +48,7 @@ class Model:
     class_names: tuple[str, ...]
     input_shape: tuple[int, int, int]
     normalization: Normalization
-    manifest: dict[str, Any]
+    manifest: checkpoint.ModelManifest
     calibration: Calibration = Calibration()
     ood: OodDetector | None = None
     decision: DecisionRule = DecisionRule()
@@ -191,19 +191,22 @@ def _check_pixel_values(images: np.ndarray, scale: float | None) -> None:
 
 def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
     net, params, state = checkpoint.build(ckpt)
-    m = ckpt.manifest
+    m = ckpt.info
+    if not m.class_names or m.normalization is None:
+        missing = "class_names" if not m.class_names else "normalization"
+        raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {missing!r}")
     try:
         return Model(
             net,
             params,
             state,
-            tuple(m["class_names"]),
-            tuple(m["input_shape"]),
-            Normalization.from_dict(m["normalization"]),
+            m.class_names,
+            tuple(m.input_shape),
+            Normalization.from_dict(m.normalization),
             m,
-            Calibration.from_dict(m.get("calibration")),
-            OodDetector.from_manifest(m["ood"], ckpt.group("ood")) if "ood" in m else None,
-            DecisionRule.from_dict(m.get("decision")),
+            Calibration.from_dict(m.calibration),
+            OodDetector.from_manifest(m.ood, ckpt.group("ood")) if m.ood is not None else None,
+            DecisionRule.from_dict(m.decision),
         )
     except KeyError as exc:
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None

@@ -242,7 +242,7 @@ def model_graph(model: Any) -> Any:
     k = len(model.class_names)
     onnx_graph = helper.make_graph(
         graph.nodes,
-        f"fcnn_{model.manifest.get('model', 'model')}",
+        f"fcnn_{model.manifest.model or 'model'}",
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *model.input_shape])],
         [
             helper.make_tensor_value_info(PROBABILITIES, TensorProto.FLOAT, ["N", k]),

@@ -91,3 +91,22 @@ def test_no_pickle_is_ever_loaded(tmp_path):
     np.savez(tmp_path / "obj.npz", __manifest__=np.array([{"a": 1}], dtype=object))
     with pytest.raises(checkpoint.CheckpointError):
         checkpoint.load(tmp_path / "obj.npz")
+
+
+def test_the_typed_manifest_round_trips_what_fcnn_writes(fake_mnist_root, tiny_config):
+    from fcnn.training.run import train
+
+    result = train(
+        tiny_config("train.epochs=1", "callbacks=[{checkpoint: {monitor: val_acc}}]"),
+        data_dir=fake_mnist_root,
+        echo=lambda _: None,
+    )
+    for path in ("webapp/model/dermascan.npz", result.last_checkpoint, result.best_checkpoint):
+        raw = checkpoint.load(path).manifest
+        typed = checkpoint.ModelManifest.from_dict(raw)
+        assert typed.to_dict() == raw
+    last = checkpoint.load(result.last_checkpoint).info
+    assert last.resumable and last.training.epoch == 1 and last.kind == "last"
+    best = checkpoint.load(result.best_checkpoint).info
+    assert not best.resumable and best.class_names == tuple(str(d) for d in range(10))
+    assert best.calibration is None or "method" in best.calibration

@@ -66,10 +66,7 @@ class Predictor:
 
     @property
     def version(self) -> str:
-        m = self.model.manifest
-        return str(
-            m.get("model_version") or f"{m.get('model', 'model')}-fcnn{m.get('fcnn_version')}"
-        )
+        return self.model.manifest.describe()
 
     def saliency(self, x: np.ndarray, class_index: int) -> np.ndarray:
         """|d score / d input| (max over channels) of normalized ``x`` (1, C, H, W), in 0..1."""

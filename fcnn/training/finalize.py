@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import attrs
 import numpy as np
 
 from fcnn import calibration, checkpoint, decision, ood
@@ -74,7 +75,7 @@ def finalize_model(
             f"{chosen['accuracy']:.4f}, balanced accuracy {chosen['balanced_accuracy']:.4f} "
             f"({floors}{met})"
         )
-    manifest_extra: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
+    fitted: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
     trees_extra: dict[str, Any] = {}
     if config.ood_quantile is not None:
         detector = ood.fit(
@@ -85,7 +86,7 @@ def finalize_model(
             config.ood_quantile,
             data.train.num_classes,
         )
-        manifest_extra["ood"], trees_extra["ood"] = detector.to_manifest()
+        fitted["ood"], trees_extra["ood"] = detector.to_manifest()
         lines.append(
             f"out-of-distribution detector: distance threshold {detector.threshold:.1f} "
             f"(validation quantile {config.ood_quantile})"
@@ -94,6 +95,5 @@ def finalize_model(
     groups = {key.split("/", 1)[0] for key in stored.arrays}
     trees: dict[str, Any] = {g: stored.group(g) for g in groups}  # keep what is not refitted
     trees.update(params=params, state=state, **trees_extra)  # a refit replaces the old one
-    manifest = {k: v for k, v in stored.manifest.items() if k != "format_version"}
-    checkpoint.save(model_path, {**manifest, **manifest_extra}, **trees)
+    checkpoint.save(model_path, attrs.evolve(stored.info, **fitted), **trees)
     return Finalized(cal, rule, [f"{line}; stored in {model_path}" for line in lines])

@@ -187,7 +187,7 @@ class _Setup:
     schedule: schedules.Schedule  # learning rate per optimizer step (logged per epoch)
     order_key: fr.Key
     step_key: fr.Key
-    manifest: dict[str, Any]
+    manifest: checkpoint.ModelManifest
     run_dir: Path
 
     @property
@@ -219,15 +219,14 @@ def _build(
     resumed = checkpoint.load(resume) if resume is not None else None
     saved, notes = None, []
     if resumed is not None:
-        saved = resumed.manifest.get("training")
-        if saved is None or "config" not in resumed.manifest:
+        info = resumed.info
+        if not info.resumable:
             raise checkpoint.CheckpointError(
                 f"{resume} is not resumable (it has no training progress); resume from a "
                 "run's last.npz"
             )
-        config, notes = resumed_config(
-            resumed.manifest["config"], config, saved["progress"]["epoch"]
-        )
+        saved = info.training
+        config, notes = resumed_config(info.config, config, saved.epoch)
     elif config is None:
         raise ValueError("train needs a config, or resume= a run's last.npz")
 
@@ -254,23 +253,23 @@ def _build(
     k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
     _, params, state = net.init(k_init, preset.input_shape)
     progress = _Progress(params, state, optimizer.init(params))
-    manifest = {
-        "architecture": net.spec,
-        "model": config.model,
-        "input_shape": list(preset.input_shape),
-        "class_names": list(data.train.class_names),
-        "dataset": config.dataset,
-        "normalization": data.normalization.to_dict(),
-        "config": config.to_dict(),
-    }
+    manifest = checkpoint.ModelManifest(
+        architecture=net.spec,
+        model=config.model,
+        input_shape=tuple(preset.input_shape),
+        class_names=tuple(data.train.class_names),
+        dataset=config.dataset,
+        normalization=data.normalization.to_dict(),
+        config=config.to_dict(),
+    )
     if resumed is not None:
-        if resumed.manifest.get("architecture") != net.spec:
+        if resumed.info.architecture != net.spec:
             raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
         progress = _Progress(
             checkpoint.fill(params, resumed.group("params"), "params"),
             checkpoint.fill(state, resumed.group("state"), "state"),
             checkpoint.fill(progress.opt_state, resumed.group("opt_state"), "optimizer state"),
-            **saved["progress"],
+            **saved.progress,
         )
         run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
         if replicas.rank == 0 and notes:  # the run's config changed: its folder says so
@@ -354,11 +353,11 @@ class _Run:
         self.replicas = replicas
         self.writes = replicas.rank == 0  # only rank 0 touches files
         self.interrupted = False  # Ctrl-C seen (several replicas: acted on after the step)
-        self.history: list[dict[str, float]] = list(saved["history"]) if saved else []
+        self.history: list[dict[str, float]] = list(saved.history) if saved else []
         self.best_cb: BestCheckpoint | None = None
         self.callbacks = self._make_callbacks()
         if saved:
-            for cb, cb_state in zip(self.callbacks, saved["callbacks"], strict=False):
+            for cb, cb_state in zip(self.callbacks, saved.callbacks, strict=False):
                 cb.load_state_dict(cb_state)
 
     def _make_callbacks(self) -> list[Any]:
@@ -383,7 +382,7 @@ class _Run:
             return
         checkpoint.save(
             path,
-            {**self.s.manifest, "metrics": epoch_metrics, "kind": "best"},
+            attrs.evolve(self.s.manifest, metrics=epoch_metrics, kind="best"),
             params=self.prog.params,
             state=self.prog.state,
         )
@@ -406,21 +405,21 @@ class _Run:
         if not self.writes:
             return
         p = self.prog
-        training = {
-            "progress": {
+        training = checkpoint.ResumeState(
+            progress={
                 "epoch": p.epoch,
                 "batch": p.batch,
                 "loss_sum": p.loss_sum,
                 "correct": p.correct,
                 "seen": p.seen,
             },
-            "history": self.history,
-            "run_dir": str(self.s.run_dir),
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
-        }
+            history=tuple(self.history),
+            callbacks=tuple(cb.state_dict() for cb in self.callbacks),
+            run_dir=str(self.s.run_dir),
+        )
         checkpoint.save(
             self.s.last_path,
-            {**self.s.manifest, "kind": "last", "training": training},
+            attrs.evolve(self.s.manifest, kind="last", training=training),
             params=p.params,
             state=p.state,
             opt_state=p.opt_state,
