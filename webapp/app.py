@@ -287,7 +287,8 @@ async def predict(request: Request, state: State) -> PredictResponse:
             )
     except ImageProblem as exc:
         log.info(json.dumps({"event": "predict", "status": exc.status, "bytes": len(upload.data)}))
-        raise HTTPException(status_code=exc.status, detail=exc.detail, headers=NO_STORE) from None
+        headers = {**NO_STORE, **({"Retry-After": "5"} if exc.status == 503 else {})}
+        raise HTTPException(status_code=exc.status, detail=exc.detail, headers=headers) from None
     except TimeoutError:
         raise HTTPException(
             status_code=503,
