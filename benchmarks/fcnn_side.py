@@ -13,7 +13,8 @@ from fcnn import distributed, layers, models, optim
 from fcnn import random as fr
 from fcnn.data.dataset import Dataset
 from fcnn.data.transforms import fit_normalization
-from fcnn.training.loop import Trainer, predict_logits, train_step
+from fcnn.predict import predict_logits
+from fcnn.training.loop import Trainer, train_step
 
 
 def layer_flops(

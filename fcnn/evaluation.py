@@ -126,9 +126,9 @@ def evaluate_model(model: Model, data: Dataset, batch_size: int = 500) -> dict[s
 
 def plot_reliability(report: dict[str, Any], path: Path, title: str, bins: int = 15) -> None:
     """Reliability diagram (accuracy against confidence per bin), before and after calibration."""
-    from fcnn.training.reports import _pyplot, _save
+    from fcnn.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     edges = np.linspace(0, 1, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
@@ -153,7 +153,7 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str, bins: int =
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     fig.tight_layout()
-    _save(fig, path, plt)
+    save_figure(fig, path, plt)
 
 
 def report_markdown(report: dict[str, Any]) -> str:

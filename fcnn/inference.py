@@ -30,7 +30,7 @@ from fcnn.explain import split_layers
 from fcnn.layers import Layer
 from fcnn.layers.folding import fold_batchnorm
 from fcnn.ood import OodDetector
-from fcnn.training.loop import features, predict_logits
+from fcnn.predict import features, predict_logits
 
 __all__ = ["EXPORT_ARCHITECTURE", "EXPORT_WEIGHTS", "Model", "load"]
 

@@ -21,14 +21,13 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
-from fcnn import distributed, explain, optim
+from fcnn import distributed, optim
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
-from fcnn.distributed import threads
 from fcnn.layers import Layer
 from fcnn.layers.batchnorm import cross_replica_sum
-from fcnn.layers.folding import fold_batchnorm
 from fcnn.losses import cross_entropy
+from fcnn.predict import features, predict_logits  # re-exported: the loop's own evaluation
 
 __all__ = [
     "EvalResult",
@@ -123,46 +122,6 @@ def train_step(
     return StepResult(new_params, new_state, new_opt_state, loss, correct)
 
 
-def predict_logits(
-    net: Layer,
-    params: Any,
-    state: Any,
-    images: np.ndarray,
-    normalization: Normalization,
-    batch_size: int = 500,
-    workers: int | None = None,
-) -> np.ndarray:
-    """Eval-mode logits of raw-pixel ``images`` (N, C, H, W), normalized batch by batch
-    (so a whole data set is never held as float32 at once). Each batch is split over
-    ``workers`` threads (default: the BLAS's thread count; see
-    :mod:`fcnn.distributed.threads`). BatchNorms run folded into the layers before them
-    (:func:`fcnn.layers.folding.fold_batchnorm`)."""
-    net, params, state = fold_batchnorm(net, params, state)
-    return _in_batches(
-        lambda x: net.apply(params, x, state=state, train=False)[0],
-        images,
-        normalization,
-        batch_size,
-        workers,
-    )
-
-
-def _in_batches(
-    fn, images: np.ndarray, normalization: Normalization, batch_size: int, workers: int | None
-) -> np.ndarray:
-    """``fn`` of each normalized batch of uint8 ``images``, concatenated along axis 0; every
-    batch is normalized and run as ``workers`` shards on threads."""
-    workers = threads.default_workers() if workers is None else workers
-
-    def on_raw(raw: np.ndarray):
-        return fn(normalize(raw, normalization))
-
-    outputs: list[np.ndarray] = []
-    for i in range(0, images.shape[0], batch_size):
-        outputs += threads.map_shards(on_raw, images[i : i + batch_size], workers)
-    return np.concatenate(outputs)
-
-
 class EvalResult(NamedTuple):
     loss: float  # mean unweighted cross-entropy
     logits: np.ndarray  # (N, K)
@@ -203,24 +162,3 @@ def evaluate(
         logits = np.concatenate(replicas.gather(logits))
     loss, _ = cross_entropy.forward(logits.astype(np.float64), labels)
     return EvalResult(float(loss), logits, labels)
-
-
-def features(
-    net: Layer,
-    params: Any,
-    state: Any,
-    images: np.ndarray,
-    normalization: Normalization,
-    batch_size: int = 500,
-    workers: int | None = None,
-) -> np.ndarray:
-    """Penultimate (pooled) features of uint8 ``images``, normalized batch by batch (and
-    split over ``workers`` threads, BatchNorms folded, as in :func:`predict_logits`)."""
-    net, params, state = fold_batchnorm(net, params, state)
-    return _in_batches(
-        lambda x: explain.features(net, params, state, x),
-        images,
-        normalization,
-        batch_size,
-        workers,
-    )

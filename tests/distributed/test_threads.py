@@ -7,7 +7,7 @@ from fcnn import models
 from fcnn import random as fr
 from fcnn.data.transforms import fit_normalization
 from fcnn.distributed import threads
-from fcnn.training.loop import features, predict_logits
+from fcnn.predict import features, predict_logits
 
 
 def test_shards_come_back_in_order_and_cover_the_batch():

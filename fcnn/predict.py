@@ -1,0 +1,82 @@
+"""Batched eval-mode inference: logits and penultimate features of raw-pixel images.
+
+Below training in the package's layers: :mod:`fcnn.inference` (the ``Model`` scripts and
+the web app use) and :mod:`fcnn.training.loop` (validation, the final test) both call it.
+BatchNorms run folded into the layers before them, each batch is normalized on its own
+(a whole data set is never held as float32 at once) and split over threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fcnn import explain
+from fcnn.data.transforms import Normalization, normalize
+from fcnn.distributed import threads
+from fcnn.layers import Layer
+from fcnn.layers.folding import fold_batchnorm
+
+__all__ = ["features", "predict_logits"]
+
+
+def predict_logits(
+    net: Layer,
+    params: Any,
+    state: Any,
+    images: np.ndarray,
+    normalization: Normalization,
+    batch_size: int = 500,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Eval-mode logits of raw-pixel ``images`` (N, C, H, W), normalized batch by batch
+    (so a whole data set is never held as float32 at once). Each batch is split over
+    ``workers`` threads (default: the BLAS's thread count; see
+    :mod:`fcnn.distributed.threads`). BatchNorms run folded into the layers before them
+    (:func:`fcnn.layers.folding.fold_batchnorm`)."""
+    net, params, state = fold_batchnorm(net, params, state)
+    return _in_batches(
+        lambda x: net.apply(params, x, state=state, train=False)[0],
+        images,
+        normalization,
+        batch_size,
+        workers,
+    )
+
+
+def _in_batches(
+    fn, images: np.ndarray, normalization: Normalization, batch_size: int, workers: int | None
+) -> np.ndarray:
+    """``fn`` of each normalized batch of uint8 ``images``, concatenated along axis 0; every
+    batch is normalized and run as ``workers`` shards on threads."""
+    workers = threads.default_workers() if workers is None else workers
+
+    def on_raw(raw: np.ndarray):
+        return fn(normalize(raw, normalization))
+
+    outputs: list[np.ndarray] = []
+    for i in range(0, images.shape[0], batch_size):
+        outputs += threads.map_shards(on_raw, images[i : i + batch_size], workers)
+    return np.concatenate(outputs)
+
+
+def features(
+    net: Layer,
+    params: Any,
+    state: Any,
+    images: np.ndarray,
+    normalization: Normalization,
+    batch_size: int = 500,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Penultimate (pooled) features of uint8 ``images``, normalized batch by batch (and
+    split over ``workers`` threads, BatchNorms folded, as in :func:`predict_logits`)."""
+    net, params, state = fold_batchnorm(net, params, state)
+    return _in_batches(
+        lambda x: explain.features(net, params, state, x),
+        images,
+        normalization,
+        batch_size,
+        workers,
+    )
