@@ -1,10 +1,10 @@
-"""Class labels: integer labels to one-hot rows and back."""
+"""Class labels: the check every loss and metric applies to integer labels."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_labels", "one_hot"]
+__all__ = ["check_labels"]
 
 
 def check_labels(labels: np.ndarray, num_classes: int, name: str = "labels") -> np.ndarray:
@@ -19,11 +19,3 @@ def check_labels(labels: np.ndarray, num_classes: int, name: str = "labels") -> 
             f"{name} must lie in [0, {num_classes}), got values from {arr.min()} to {arr.max()}"
         )
     return arr
-
-
-def one_hot(labels: np.ndarray, num_classes: int, dtype=np.float32) -> np.ndarray:
-    """Rows of a ``(N, num_classes)`` identity picked by ``labels`` (N,)."""
-    arr = check_labels(labels, num_classes)
-    out = np.zeros((arr.shape[0], num_classes), dtype=dtype)
-    out[np.arange(arr.shape[0]), arr] = 1
-    return out

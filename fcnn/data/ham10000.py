@@ -27,18 +27,9 @@ from fcnn.data.imagefolder import decode_image
 from fcnn.data.paths import cache_dir
 from fcnn.io import atomic_write
 
-__all__ = ["CLASS_NAMES", "CONDITION_NAMES", "HamData", "load", "load_splits", "read_metadata"]
+__all__ = ["CLASS_NAMES", "HamData", "load", "load_splits", "read_metadata"]
 
 CLASS_NAMES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-CONDITION_NAMES = {
-    "akiec": "Actinic keratosis / intraepithelial carcinoma",
-    "bcc": "Basal cell carcinoma",
-    "bkl": "Benign keratosis",
-    "df": "Dermatofibroma",
-    "mel": "Melanoma",
-    "nv": "Melanocytic nevus (mole)",
-    "vasc": "Vascular lesion",
-}
 IMAGE_FOLDERS = ("HAM10000_images", "HAM10000_images_part_1", "HAM10000_images_part_2")
 COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fcnn import tree
+from fcnn.optim.schedules import Schedule
 
 __all__ = [
     "EmptyState",
@@ -37,8 +38,6 @@ __all__ = [
     "scale_by_learning_rate",
     "trace",
 ]
-
-Schedule = Callable[[int], float]
 
 
 class GradientTransformation(NamedTuple):
