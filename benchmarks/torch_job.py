@@ -44,7 +44,7 @@ __all__ = ["main", "run_job"]
 
 def _lr_at(cfg, step: int, steps_per_epoch: int) -> float:
     """The config's learning rate at optimizer step ``step`` (fcnn.training.run's schedule)."""
-    from fcnn.training.run import make_schedule
+    from fcnn.training.setup import make_schedule
 
     return float(make_schedule(cfg, steps_per_epoch)(step))
 

@@ -1,9 +1,10 @@
 """After training: fit calibration, the decision rule and the out-of-distribution detector
 on the validation split and store them in the model file (the best checkpoint, else
-``last.npz``)."""
+``last.npz``); write the run's ledger row and figures."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -12,11 +13,12 @@ import numpy as np
 
 from fcnn import calibration, checkpoint, decision, ood
 from fcnn.layers import Layer
+from fcnn.training import reports
 from fcnn.training.config import Config
 from fcnn.training.data import PreparedData
 from fcnn.training.loop import evaluate, features
 
-__all__ = ["Finalized", "finalize_model"]
+__all__ = ["Finalized", "finalize_model", "write_reports"]
 
 
 class Finalized(NamedTuple):
@@ -97,3 +99,36 @@ def finalize_model(
     trees.update(params=params, state=state, **trees_extra)  # a refit replaces the old one
     checkpoint.save(model_path, attrs.evolve(stored.info, **fitted), **trees)
     return Finalized(cal, rule, [f"{line}; stored in {model_path}" for line in lines])
+
+
+def write_reports(
+    config, run_dir, history, confusion, class_names, test_acc, best_val, wall
+) -> list[Path]:
+    """The run's ledger row (``<reports_dir>/results.csv``) and its figures (in the run
+    folder); returns the files written."""
+    ledger = Path(config.reports_dir or config.runs_dir) / "results.csv"
+    reports.append_result(
+        ledger,
+        {
+            "time": dt.datetime.now().isoformat(timespec="seconds"),
+            "config": config.name,
+            "dataset": config.dataset,
+            "model": config.model,
+            "seed": config.seed,
+            "epochs": len(history),
+            "best_val_acc": f"{best_val:.4f}",
+            "test_acc": f"{test_acc:.4f}",
+            "wall_time_s": f"{wall:.1f}",
+            "run_dir": str(run_dir),
+        },
+    )
+    title = f"{config.name} ({config.model}, seed {config.seed})"
+    written = [ledger]
+    if history:
+        written.append(reports.plot_curves(history, run_dir / "figures" / "curves.png", title))
+    written.append(
+        reports.plot_confusion(
+            confusion, class_names, run_dir / "figures" / "confusion.png", f"{title}: test split"
+        )
+    )
+    return written

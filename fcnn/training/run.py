@@ -1,7 +1,9 @@
 """A whole training run from a config: data, model, loop, callbacks, checkpoints, reports.
 
-:func:`train` is what ``fcnn train`` calls. It composes the pure pieces of
-:mod:`fcnn.training.loop` and keeps the side effects here:
+:func:`train` is what ``fcnn train`` calls. :mod:`fcnn.training.setup` turns the config
+(or a run's ``last.npz``) into the objects a run needs; this module runs the epoch loop
+with the pure pieces of :mod:`fcnn.training.loop` and keeps the side effects here;
+:mod:`fcnn.training.finalize` fits what is fitted after training and writes the reports:
 
 - each run gets its own folder ``<runs_dir>/<date>-<time>-<config name>/`` with the
   resolved config, ``log.txt``, ``metrics.csv``, ``last.npz``, ``best.npz`` and figures;
@@ -30,7 +32,6 @@ instead of one leaving the others waiting in a collective.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import math
@@ -44,27 +45,21 @@ from typing import Any
 
 import attrs
 import numpy as np
-import yaml
 
-from fcnn import checkpoint, distributed, metrics, models, optim, tree
+from fcnn import checkpoint, distributed, metrics, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
-from fcnn.data.transforms import Augmentation
 from fcnn.io import atomic_write, atomic_write_text
-from fcnn.optim import schedules
-from fcnn.training import reports
 from fcnn.training.callbacks import BestCheckpoint, CsvLogger, EarlyStopping
 from fcnn.training.config import (
     CheckpointConfig,
     Config,
     CsvLoggerConfig,
     EarlyStoppingConfig,
-    TrainConfig,
 )
-from fcnn.training.data import PreparedData, class_weights, prepare_data
-from fcnn.training.finalize import finalize_model
-from fcnn.training.loop import Trainer, evaluate, train_step
-from fcnn.training.run_config import resumed_config
+from fcnn.training.finalize import finalize_model, write_reports
+from fcnn.training.loop import evaluate, train_step
+from fcnn.training.setup import Progress, Setup, build
 
 __all__ = [
     "EpochProgress",
@@ -112,59 +107,6 @@ class EpochProgress:
 # ----------------------------------------------------------------------------- pieces
 
 
-def _shape_mismatch(
-    config: Config, model_shape: tuple[int, ...], data_shape: tuple[int, ...]
-) -> str:
-    """The error for a model whose input shape is not the data's, with the config keys to change."""
-    fixes = []
-    # the image_size option makes square inputs of the model's channel count
-    fits = model_shape[0] == data_shape[0] and data_shape[1] == data_shape[2]
-    if fits and models.takes_option(config.model, "image_size"):
-        fixes.append(f"model_options: {{image_size: {data_shape[1]}}}")
-    if config.dataset == "ham10000":  # the one data set resized on loading
-        fixes.append(f"data.image_size: [{model_shape[1]}, {model_shape[2]}]")
-    advice = f"; set {' or '.join(fixes)} in the config" if fixes else ""
-    return (
-        f"model {config.model} expects images of shape {model_shape} but "
-        f"{config.dataset} has {data_shape}{advice}"
-    )
-
-
-def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
-    """The config's schedule in optimizer steps (epochs converted with ``steps_per_epoch``)."""
-    sc = cfg.scheduler
-    warm = round(sc.warmup_epochs * steps_per_epoch)
-    total = max(1, cfg.epochs * steps_per_epoch - warm)
-    if sc.name == "constant":
-        sched = schedules.constant(cfg.lr)
-    elif sc.name == "step":
-        sched = schedules.step_decay(cfg.lr, sc.step_size * steps_per_epoch, sc.gamma)
-    elif sc.name == "exponential":
-        sched = schedules.exponential(cfg.lr, sc.gamma, steps_per_epoch)
-    else:
-        sched = schedules.cosine(cfg.lr, total, sc.final_lr)
-    return schedules.warmup(sched, warm) if warm else sched
-
-
-def make_optimizer(cfg: TrainConfig, schedule: schedules.Schedule) -> optim.GradientTransformation:
-    if cfg.optimizer == "sgd":
-        return optim.sgd(schedule, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.clip_norm)
-    b1, b2 = cfg.betas
-    maker = optim.adam if cfg.optimizer == "adam" else optim.adamw
-    return maker(schedule, b1, b2, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
-
-
-def _new_run_dir(config: Config) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(config.runs_dir) / f"{stamp}-{config.name or config.model}"
-    run_dir, n = base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = base.with_name(f"{base.name}-{n}")
-    run_dir.mkdir(parents=True)
-    return run_dir
-
-
 def _attach_log(run_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -174,120 +116,6 @@ def _attach_log(run_dir: Path) -> logging.Handler:
 
 
 # ----------------------------------------------------------------------------- the run
-
-
-@attrs.frozen(eq=False)
-class _Setup:
-    """Everything a run fixes before its first step."""
-
-    config: Config
-    data: PreparedData
-    trainer: Trainer
-    steps_per_epoch: int
-    schedule: schedules.Schedule  # learning rate per optimizer step (logged per epoch)
-    order_key: fr.Key
-    step_key: fr.Key
-    manifest: checkpoint.ModelManifest
-    run_dir: Path
-
-    @property
-    def last_path(self) -> Path:
-        return self.run_dir / "last.npz"
-
-    @property
-    def best_path(self) -> Path:
-        return self.run_dir / "best.npz"
-
-
-@attrs.frozen(eq=False)
-class _Progress:
-    """The evolving part of a run, replaced (never mutated) after every step."""
-
-    params: Any
-    state: Any
-    opt_state: Any
-    epoch: int = 0
-    batch: int = 0  # next batch to run within ``epoch``
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-
-
-def _build(
-    config: Config | None, data_dir, resume, replicas: distributed.Replicas
-) -> tuple[Config, _Setup, _Progress, dict | None, list[str]]:
-    resumed = checkpoint.load(resume) if resume is not None else None
-    saved, notes = None, []
-    if resumed is not None:
-        info = resumed.info
-        if not info.resumable:
-            raise checkpoint.CheckpointError(
-                f"{resume} is not resumable (it has no training progress); resume from a "
-                "run's last.npz"
-            )
-        saved = info.training
-        config, notes = resumed_config(info.config, config, saved.epoch)
-    elif config is None:
-        raise ValueError("train needs a config, or resume= a run's last.npz")
-
-    # rank 0 downloads or decodes into the cache first; the others then read the cache
-    data = prepare_data(config, data_dir) if replicas.rank == 0 else None
-    replicas.barrier()
-    data = data or prepare_data(config, data_dir)
-    preset = models.get(config.model, num_classes=data.train.num_classes, **config.model_options)
-    if preset.input_shape != data.train.image_shape:
-        raise ValueError(_shape_mismatch(config, preset.input_shape, data.train.image_shape))
-    net = preset.network
-    steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
-    schedule = make_schedule(config.train, steps_per_epoch)
-    optimizer = make_optimizer(config.train, schedule)
-    trainer = Trainer(
-        net,
-        optimizer,
-        data.normalization,
-        Augmentation(**attrs.asdict(config.data.augment)),
-        class_weights(config, data.train),
-        config.train.label_smoothing,
-        config.train.sync_batchnorm,
-    )
-    k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
-    _, params, state = net.init(k_init, preset.input_shape)
-    progress = _Progress(params, state, optimizer.init(params))
-    manifest = checkpoint.ModelManifest(
-        architecture=net.spec,
-        model=config.model,
-        input_shape=tuple(preset.input_shape),
-        class_names=tuple(data.train.class_names),
-        dataset=config.dataset,
-        normalization=data.normalization.to_dict(),
-        config=config.to_dict(),
-    )
-    if resumed is not None:
-        if resumed.info.architecture != net.spec:
-            raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
-        progress = _Progress(
-            checkpoint.fill(params, resumed.group("params"), "params"),
-            checkpoint.fill(state, resumed.group("state"), "state"),
-            checkpoint.fill(progress.opt_state, resumed.group("opt_state"), "optimizer state"),
-            **saved.progress,
-        )
-        run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
-        if replicas.rank == 0 and notes:  # the run's config changed: its folder says so
-            atomic_write_text(
-                run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
-            )
-    elif replicas.rank == 0:
-        run_dir = _new_run_dir(config)
-        atomic_write_text(
-            run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
-        )
-    else:
-        run_dir = Path()  # replaced by rank 0's folder just below
-    run_dir = Path(replicas.broadcast(str(run_dir)))
-    setup = _Setup(
-        config, data, trainer, steps_per_epoch, schedule, k_order, k_steps, manifest, run_dir
-    )
-    return config, setup, progress, saved, notes
 
 
 def train(
@@ -309,7 +137,7 @@ def train(
     (how the process count was chosen) goes to the log.
     """
     t_start = time.perf_counter()
-    config, setup, prog, saved, notes = _build(config, data_dir, resume, replicas)
+    config, setup, prog, saved, notes = build(config, data_dir, resume, replicas)
     lead = replicas.rank == 0
     display = (progress or EpochProgress()) if lead else EpochProgress()
     handler = _attach_log(setup.run_dir) if lead else None
@@ -335,8 +163,8 @@ class _Run:
 
     def __init__(
         self,
-        setup: _Setup,
-        prog: _Progress,
+        setup: Setup,
+        prog: Progress,
         saved,
         display: EpochProgress,
         echo: Callable[[str], None],
@@ -483,7 +311,7 @@ class _Run:
                 if not math.isfinite(out.loss):
                     self._diverged(out.loss, epoch, b)
                 # one assignment: an interrupt sees either the old or the new progress
-                self.prog = _Progress(
+                self.prog = Progress(
                     out.params,
                     out.state,
                     out.opt_state,
@@ -558,7 +386,7 @@ class _Run:
         stop = False
         for cb in self.callbacks:
             stop = cb.on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"}) or stop
-        self.prog = _Progress(p.params, p.state, p.opt_state, epoch + 1, 0)
+        self.prog = Progress(p.params, p.state, p.opt_state, epoch + 1, 0)
         self._save_last()
         summary = (
             f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
@@ -679,7 +507,7 @@ class _Run:
         }
         if self.writes:
             atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
-            written = _write_reports(
+            written = write_reports(
                 cfg,
                 self.s.run_dir,
                 self.history,
@@ -701,36 +529,3 @@ class _Run:
             wall,
             stopped_early,
         )
-
-
-def _write_reports(
-    config, run_dir, history, confusion, class_names, test_acc, best_val, wall
-) -> list[Path]:
-    """The run's ledger row (``<reports_dir>/results.csv``) and its figures (in the run
-    folder); returns the files written."""
-    ledger = Path(config.reports_dir or config.runs_dir) / "results.csv"
-    reports.append_result(
-        ledger,
-        {
-            "time": dt.datetime.now().isoformat(timespec="seconds"),
-            "config": config.name,
-            "dataset": config.dataset,
-            "model": config.model,
-            "seed": config.seed,
-            "epochs": len(history),
-            "best_val_acc": f"{best_val:.4f}",
-            "test_acc": f"{test_acc:.4f}",
-            "wall_time_s": f"{wall:.1f}",
-            "run_dir": str(run_dir),
-        },
-    )
-    title = f"{config.name} ({config.model}, seed {config.seed})"
-    written = [ledger]
-    if history:
-        written.append(reports.plot_curves(history, run_dir / "figures" / "curves.png", title))
-    written.append(
-        reports.plot_confusion(
-            confusion, class_names, run_dir / "figures" / "confusion.png", f"{title}: test split"
-        )
-    )
-    return written

@@ -1,0 +1,195 @@
+"""Setting a run up: from a config (or a run's last.npz) to the objects the loop needs.
+
+:func:`build` prepares the data, the network, the schedule and optimizer, the random keys
+and the run folder, or restores all of them from a resumable checkpoint (with the config
+stored in it; :mod:`fcnn.training.run_config`). Nothing here runs a training step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from fcnn import checkpoint, distributed, models, optim
+from fcnn import random as fr
+from fcnn.data.transforms import Augmentation
+from fcnn.io import atomic_write_text
+from fcnn.optim import schedules
+from fcnn.training.config import Config, TrainConfig
+from fcnn.training.data import PreparedData, class_weights, prepare_data
+from fcnn.training.loop import Trainer
+from fcnn.training.run_config import resumed_config
+
+__all__ = ["Progress", "Setup", "build", "make_optimizer", "make_schedule"]
+
+
+def _shape_mismatch(
+    config: Config, model_shape: tuple[int, ...], data_shape: tuple[int, ...]
+) -> str:
+    """The error for a model whose input shape is not the data's, with the config keys to change."""
+    fixes = []
+    # the image_size option makes square inputs of the model's channel count
+    fits = model_shape[0] == data_shape[0] and data_shape[1] == data_shape[2]
+    if fits and models.takes_option(config.model, "image_size"):
+        fixes.append(f"model_options: {{image_size: {data_shape[1]}}}")
+    if config.dataset == "ham10000":  # the one data set resized on loading
+        fixes.append(f"data.image_size: [{model_shape[1]}, {model_shape[2]}]")
+    advice = f"; set {' or '.join(fixes)} in the config" if fixes else ""
+    return (
+        f"model {config.model} expects images of shape {model_shape} but "
+        f"{config.dataset} has {data_shape}{advice}"
+    )
+
+
+def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
+    """The config's schedule in optimizer steps (epochs converted with ``steps_per_epoch``)."""
+    sc = cfg.scheduler
+    warm = round(sc.warmup_epochs * steps_per_epoch)
+    total = max(1, cfg.epochs * steps_per_epoch - warm)
+    if sc.name == "constant":
+        sched = schedules.constant(cfg.lr)
+    elif sc.name == "step":
+        sched = schedules.step_decay(cfg.lr, sc.step_size * steps_per_epoch, sc.gamma)
+    elif sc.name == "exponential":
+        sched = schedules.exponential(cfg.lr, sc.gamma, steps_per_epoch)
+    else:
+        sched = schedules.cosine(cfg.lr, total, sc.final_lr)
+    return schedules.warmup(sched, warm) if warm else sched
+
+
+def make_optimizer(cfg: TrainConfig, schedule: schedules.Schedule) -> optim.GradientTransformation:
+    if cfg.optimizer == "sgd":
+        return optim.sgd(schedule, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.clip_norm)
+    b1, b2 = cfg.betas
+    maker = optim.adam if cfg.optimizer == "adam" else optim.adamw
+    return maker(schedule, b1, b2, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+
+
+def new_run_dir(config: Config) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(config.runs_dir) / f"{stamp}-{config.name or config.model}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+@attrs.frozen(eq=False)
+class Setup:
+    """Everything a run fixes before its first step."""
+
+    config: Config
+    data: PreparedData
+    trainer: Trainer
+    steps_per_epoch: int
+    schedule: schedules.Schedule  # learning rate per optimizer step (logged per epoch)
+    order_key: fr.Key
+    step_key: fr.Key
+    manifest: checkpoint.ModelManifest
+    run_dir: Path
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.npz"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.npz"
+
+
+@attrs.frozen(eq=False)
+class Progress:
+    """The evolving part of a run, replaced (never mutated) after every step."""
+
+    params: Any
+    state: Any
+    opt_state: Any
+    epoch: int = 0
+    batch: int = 0  # next batch to run within ``epoch``
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+
+def build(
+    config: Config | None, data_dir, resume, replicas: distributed.Replicas
+) -> tuple[Config, Setup, Progress, dict | None, list[str]]:
+    resumed = checkpoint.load(resume) if resume is not None else None
+    saved, notes = None, []
+    if resumed is not None:
+        info = resumed.info
+        if not info.resumable:
+            raise checkpoint.CheckpointError(
+                f"{resume} is not resumable (it has no training progress); resume from a "
+                "run's last.npz"
+            )
+        saved = info.training
+        config, notes = resumed_config(info.config, config, saved.epoch)
+    elif config is None:
+        raise ValueError("train needs a config, or resume= a run's last.npz")
+
+    # rank 0 downloads or decodes into the cache first; the others then read the cache
+    data = prepare_data(config, data_dir) if replicas.rank == 0 else None
+    replicas.barrier()
+    data = data or prepare_data(config, data_dir)
+    preset = models.get(config.model, num_classes=data.train.num_classes, **config.model_options)
+    if preset.input_shape != data.train.image_shape:
+        raise ValueError(_shape_mismatch(config, preset.input_shape, data.train.image_shape))
+    net = preset.network
+    steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
+    schedule = make_schedule(config.train, steps_per_epoch)
+    optimizer = make_optimizer(config.train, schedule)
+    trainer = Trainer(
+        net,
+        optimizer,
+        data.normalization,
+        Augmentation(**attrs.asdict(config.data.augment)),
+        class_weights(config, data.train),
+        config.train.label_smoothing,
+        config.train.sync_batchnorm,
+    )
+    k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
+    _, params, state = net.init(k_init, preset.input_shape)
+    progress = Progress(params, state, optimizer.init(params))
+    manifest = checkpoint.ModelManifest(
+        architecture=net.spec,
+        model=config.model,
+        input_shape=tuple(preset.input_shape),
+        class_names=tuple(data.train.class_names),
+        dataset=config.dataset,
+        normalization=data.normalization.to_dict(),
+        config=config.to_dict(),
+    )
+    if resumed is not None:
+        if resumed.info.architecture != net.spec:
+            raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
+        progress = Progress(
+            checkpoint.fill(params, resumed.group("params"), "params"),
+            checkpoint.fill(state, resumed.group("state"), "state"),
+            checkpoint.fill(progress.opt_state, resumed.group("opt_state"), "optimizer state"),
+            **saved.progress,
+        )
+        run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
+        if replicas.rank == 0 and notes:  # the run's config changed: its folder says so
+            atomic_write_text(
+                run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+            )
+    elif replicas.rank == 0:
+        run_dir = new_run_dir(config)
+        atomic_write_text(
+            run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+        )
+    else:
+        run_dir = Path()  # replaced by rank 0's folder just below
+    run_dir = Path(replicas.broadcast(str(run_dir)))
+    setup = Setup(
+        config, data, trainer, steps_per_epoch, schedule, k_order, k_steps, manifest, run_dir
+    )
+    return config, setup, progress, saved, notes
