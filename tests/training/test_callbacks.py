@@ -1,0 +1,52 @@
+"""Epoch-end callbacks: what they decide, and that a resumed run decides the same."""
+
+import math
+
+from fcnn.training.callbacks import BestCheckpoint, EarlyStopping, Monitor, resolve_mode
+from fcnn.training.config import CheckpointConfig, EarlyStoppingConfig
+
+
+def test_auto_mode_minimizes_losses_and_maximizes_the_rest():
+    assert resolve_mode("val_loss", "auto") == "min"
+    assert resolve_mode("val_balanced_acc", "auto") == "max"
+    assert resolve_mode("val_acc", "min") == "min"
+
+
+def test_a_monitor_counts_only_improvements_beyond_min_delta():
+    m = Monitor("val_loss", "auto", min_delta=0.1)
+    assert m.improved({"val_loss": 1.0}) and m.best == 1.0
+    assert not m.improved({"val_loss": 0.95})  # better, but by less than min_delta
+    assert m.improved({"val_loss": 0.8}) and m.best == 0.8
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+    stop = EarlyStopping(EarlyStoppingConfig(monitor="val_acc", patience=2))
+    decisions = [stop.on_epoch_end(e, {"val_acc": a}) for e, a in enumerate([0.5, 0.6, 0.6, 0.59])]
+    assert decisions == [False, False, False, True]
+
+
+def test_early_stopping_resumes_where_it_was():
+    first = EarlyStopping(EarlyStoppingConfig(monitor="val_acc", patience=2))
+    first.on_epoch_end(0, {"val_acc": 0.7})
+    first.on_epoch_end(1, {"val_acc": 0.6})
+    resumed = EarlyStopping(EarlyStoppingConfig(monitor="val_acc", patience=2))
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.on_epoch_end(2, {"val_acc": 0.65}) is True  # the second epoch without gain
+
+
+def test_best_checkpoint_saves_only_improvements_to_its_path(tmp_path):
+    saved = []
+    best = BestCheckpoint(
+        CheckpointConfig(monitor="val_loss"),
+        lambda path, metrics: saved.append((path, metrics["val_loss"])),
+        tmp_path / "best.npz",
+    )
+    for epoch, loss in enumerate([1.0, 0.7, 0.9, 0.6]):
+        assert best.on_epoch_end(epoch, {"val_loss": loss}) is False  # it never stops a run
+    assert saved == [(tmp_path / "best.npz", 1.0), (tmp_path / "best.npz", 0.7),
+                     (tmp_path / "best.npz", 0.6)]  # fmt: skip
+    assert best.state_dict() == {"best": 0.6, "best_epoch": 3}
+    fresh = BestCheckpoint(CheckpointConfig(monitor="val_loss"), lambda *a: None, tmp_path / "b")
+    assert fresh.tracker.best == math.inf
+    fresh.load_state_dict(best.state_dict())
+    assert fresh.tracker.best == 0.6 and fresh.best_epoch == 3
