@@ -131,7 +131,12 @@ def test_hostile_files_through_the_app_are_4xx_json(client):
             assert r.json()["status_code"] == r.status_code, name
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomized: the same 30 bodies on every run, so a server fault found here is found again
+@settings(
+    max_examples=30,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     content_type=st.sampled_from(["image/jpeg", "image/png", "image/webp", "image/heic"]),
     prefix=st.sampled_from(
