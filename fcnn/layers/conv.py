@@ -62,18 +62,14 @@ class Conv2DCache(NamedTuple):
 
 # The stride-1 path runs im2col, GEMM and col2im on chunks of images whose patch matrix
 # has about this many bytes (the L2 cache of one core here), so that it is written and
-# read back while it is still in the cache instead of making a round trip to memory.
-# Measured on the BN net's and LeNet's convolutions (forward and backward, batch 64 on one
-# BLAS thread and 128 on two): chunks of 1-4 MB take 0.45-0.85x the time of whole-batch
-# ones; chunks of one image are slower again.
+# read back while it is still in the cache instead of making a round trip to memory;
+# whole-batch chunks are slower for every preset convolution, chunks of one image too.
+# (Measured by ``python -m benchmarks.kernels``, which regenerates reports/kernels.md.)
 CHUNK_BYTES = 2 << 20
 
 # A GEMM does C_out multiply-adds per value of the patch matrix it streams; with fewer
 # output channels than this, too few to hide the streaming, the chunk's budget shrinks in
-# proportion. LeNet's second convolution (6->16, 5x5 on 14x14; forward and backward, batch
-# 64, one thread, median of 9 interleaved rounds): chunks of 12 images (1 MB) 7.15 ms,
-# 24 images (2 MB) 9.20 ms; the (16, 150) @ (150, k*140) GEMM alone runs at 61-66 GFLOP/s
-# for k <= 12 and at 44 for k = 24.
+# proportion (smaller chunks keep the thin GEMM's operands in the cache).
 FULL_CHUNK_CHANNELS = 32
 
 # OpenBLAS multiplies matrices with M*N*K <= 1e6 by kernels that skip packing, 2-5x faster
@@ -232,22 +228,19 @@ def dx_method(c_in: int, c_out: int) -> str:
     """How the stride-1 input gradient is computed; all three give the same result.
 
     - ``"patches"`` when C_out <= C_in: from the patch matrix of ``dy`` (a copy, then a GEMM
-      of C_in rows) rather than by col2im (a GEMM of C_in*KH*KW rows, then KH*KW additions).
-      Measured per input gradient at batch 64 on one BLAS thread, 3x3 "same", CPU time,
-      median of 5, patches vs col2im: 32->32 channels at 28x28 18.0 vs 26.5 ms, 64->64 at
-      14x14 12.8 vs 17.8, 128->128 at 8x8 14.9 vs 18.7; but 32->64 at 14x14 9.7 vs 9.3,
-      64->128 at 16x16 33.2 vs 31.3 and LeNet's 6->16 (5x5) 4.0 vs 2.4.
+      of C_in rows) rather than by col2im (a GEMM of C_in*KH*KW rows, then KH*KW
+      additions): the GEMM is C_in*KH*KW / C_in times smaller. With more output than input
+      channels the copy of ``dy``'s patches is the larger, and col2im wins.
     - ``"slots"`` when C_in <= :data:`FEW_INPUT_CHANNELS`: col2im with ``dy`` at the input
       slots' pitch (:func:`fcnn.im2col.slot_col2im`), one contiguous addition per kernel
-      offset and channel row, for a GEMM with Hq/OH times the columns. Per input gradient
-      at batch 64 on one BLAS thread, CPU time, median of 15-25 interleaved rounds (all
-      at 14x14 unless stated), slots vs grid: LeNet's 6->16 (5x5 valid, 14x14)
-      1.56-2.29 vs 2.11-2.80 ms, 6->16 5x5 "same" 2.57 vs 3.74, 16->32 3x3 "same" 2.55 vs
-      3.77, 3->32 5x5 "same" at 32x32 8.2 vs 11.3, but 16->32 5x5 "same" 11.6 vs 11.3;
-      with more input channels no gain or a loss: 32->64 at 14x14 12.10 vs 12.08,
-      64->128 at 16x16 33.0 vs 31.8.
+      offset and channel row, for a GEMM with Hq/OH times the columns; with few input
+      channels the additions' short runs, not the GEMM, cost the most.
     - ``"grid"`` otherwise: col2im of the patch-matrix gradient on the output grid
       (:func:`fcnn.im2col.grid_col2im`).
+
+    ``python -m benchmarks.kernels`` times the three ways at the presets' shapes
+    (reports/kernels.md); the rule is fixed by the shapes, never by timing at run time, so
+    a resumed run computes exactly what the uninterrupted one did.
     """
     if c_out <= c_in:
         return "patches"

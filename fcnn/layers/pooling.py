@@ -115,10 +115,9 @@ def _tiles(x: np.ndarray, geo: Geometry) -> list[np.ndarray]:
 def _max_forward_tiled(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, PoolCache]:
     """Element-wise maxima over strided sub-grids, no window view and no argmax pass: first
     over the KH rows of each window (whole rows, contiguous), then over the KW columns (a
-    single strided run through the row maxima). Measured against maxima over the KH*KW
-    sub-grids of x, whose runs are only OW values long (2x2 windows, one thread, median of
-    15 interleaved rounds): 0.30 vs 0.45 ms at (64, 6, 28, 28), 1.42 vs 2.31 at
-    (64, 32, 28, 28), 3.96 vs 5.33 at (128, 32, 32, 32), 1.87 vs 2.53 at (128, 128, 8, 8)."""
+    single strided run through the row maxima), rather than over the KH*KW sub-grids of x,
+    whose runs are only OW values long (``python -m benchmarks.kernels`` compares the
+    tiled and window paths)."""
     (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
     windows = x[:, :, : oh * kh, : ow * kw]  # the pixels some window covers
     rows = np.maximum(windows[:, :, 0::kh], windows[:, :, 1::kh]) if kh > 1 else windows.copy()
