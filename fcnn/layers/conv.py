@@ -5,7 +5,7 @@ im2col followed by a GEMM; the backward pass is two GEMMs and col2im. Stride 1 (
 convolution of the presets) runs them on the grid layout of :mod:`fcnn.im2col`, chunk by
 chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
 rebuilds the patch matrices from the input instead of keeping them from the forward pass,
-and picks the fastest of three ways to the input gradient (see :func:`dx_method`).
+and picks the faster of two ways to the input gradient (see :func:`dx_method`).
 """
 
 from __future__ import annotations
@@ -219,11 +219,6 @@ def _grid_backward(
     return dw2d_t.T, dx  # (C_in*KH*KW, C_out) -> (C_out, C_in*KH*KW) view
 
 
-# With at most this many input channels, col2im at the slots' pitch beats col2im at the
-# grid's (see dx_method).
-FEW_INPUT_CHANNELS = 16
-
-
 def dx_method(c_in: int, c_out: int) -> str:
     """How the stride-1 input gradient is computed; all three give the same result.
 
@@ -231,20 +226,19 @@ def dx_method(c_in: int, c_out: int) -> str:
       of C_in rows) rather than by col2im (a GEMM of C_in*KH*KW rows, then KH*KW
       additions): the GEMM is C_in*KH*KW / C_in times smaller. With more output than input
       channels the copy of ``dy``'s patches is the larger, and col2im wins.
-    - ``"slots"`` when C_in <= :data:`FEW_INPUT_CHANNELS`: col2im with ``dy`` at the input
-      slots' pitch (:func:`fcnn.im2col.slot_col2im`), one contiguous addition per kernel
-      offset and channel row, for a GEMM with Hq/OH times the columns; with few input
-      channels the additions' short runs, not the GEMM, cost the most.
     - ``"grid"`` otherwise: col2im of the patch-matrix gradient on the output grid
       (:func:`fcnn.im2col.grid_col2im`).
+    - ``"slots"`` is not chosen, only measured: col2im with ``dy`` at the input slots' pitch
+      (:func:`fcnn.im2col.slot_col2im`), one contiguous addition per kernel offset for a
+      GEMM with Hq/OH times the columns. It was chosen for few input channels until a whole
+      LeNet training step measured it slower than ``"grid"`` at batch 32 and 64 and equal
+      at 128; it stays so that ``benchmarks.kernels`` can keep comparing the two.
 
     ``python -m benchmarks.kernels`` times the three ways at the presets' shapes
     (reports/kernels.md); the rule is fixed by the shapes, never by timing at run time, so
     a resumed run computes exactly what the uninterrupted one did.
     """
-    if c_out <= c_in:
-        return "patches"
-    return "slots" if c_in <= FEW_INPUT_CHANNELS else "grid"
+    return "patches" if c_out <= c_in else "grid"
 
 
 def _patch_weights(w2d: np.ndarray, c_in: int) -> np.ndarray:
