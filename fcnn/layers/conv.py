@@ -35,7 +35,15 @@ from fcnn.im2col import (
 )
 from fcnn.tree import static_field
 
-__all__ = ["Conv2DCache", "Conv2DParams", "backward", "forward", "init"]
+__all__ = [
+    "Conv2DCache",
+    "Conv2DParams",
+    "GridConvCache",
+    "StridedConvCache",
+    "backward",
+    "forward",
+    "init",
+]
 
 
 @attrs.frozen(eq=False)
@@ -49,15 +57,24 @@ class Conv2DParams:
     dilation: tuple[int, int] = static_field(default=(1, 1))
 
 
-class Conv2DCache(NamedTuple):
-    """What backward needs: the input's patch matrix (strided path) or the input itself
-    (stride-1 path, whose patch matrices backward rebuilds chunk by chunk), and the geometry."""
+class GridConvCache(NamedTuple):
+    """The stride-1 path: the input itself, whose patch matrices backward rebuilds chunk by
+    chunk (cheaper than keeping them all), the geometry and the images per chunk."""
 
-    cols: np.ndarray | None  # (C_in*KH*KW, N*OH*OW) on the strided path, else None
-    x: np.ndarray | None  # the input (N, C_in, H, W) on the stride-1 path, else None
+    x: np.ndarray  # (N, C_in, H, W)
+    geo: Geometry
+    chunk: int  # images per chunk (see CHUNK_BYTES)
+
+
+class StridedConvCache(NamedTuple):
+    """Other strides: the input's patch matrix and the input's shape."""
+
+    cols: np.ndarray  # (C_in*KH*KW, N*OH*OW)
     input_shape: tuple[int, int, int, int]
     geo: Geometry
-    chunk: int  # images per chunk on the stride-1 path (see CHUNK_BYTES), else 0
+
+
+Conv2DCache = GridConvCache | StridedConvCache
 
 
 # The stride-1 path runs im2col, GEMM and col2im on chunks of images whose patch matrix
@@ -162,11 +179,11 @@ def forward(params: Conv2DParams, x: np.ndarray) -> tuple[np.ndarray, Conv2DCach
             y_grid += bias_column  # on the grid's long rows: 0.5-0.7x the time of adding it
             # while copying out, whose runs are only OW values long
             y[part] = grid_to_nchw(y_grid, part.stop - part.start, g, geo.out_hw)
-        return y, Conv2DCache(None, x, x.shape, geo, chunk)
+        return y, GridConvCache(x, geo, chunk)
     cols = im2col(x, geo)  # (C_in*KH*KW, N*OH*OW)
     y2d = w2d @ cols  # (C_out, N*OH*OW)
     y = y2d.reshape(c_out, n, oh, ow).transpose(1, 0, 2, 3)  # -> (N, C_out, OH, OW) view
-    return y + params.b.reshape(1, c_out, 1, 1), Conv2DCache(cols, None, x.shape, geo, 0)
+    return y + params.b.reshape(1, c_out, 1, 1), StridedConvCache(cols, x.shape, geo)
 
 
 def backward(
@@ -180,7 +197,7 @@ def backward(
     c_out = params.w.shape[0]
     w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
     db = np.einsum("nchw->c", dy)
-    if cache.x is not None:
+    if isinstance(cache, GridConvCache):
         dw2d, dx = _grid_backward(w2d, cache, dy, need_dx)
         return dx, attrs.evolve(params, w=dw2d.reshape(params.w.shape), b=db)
     dy2d = dy.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (N, C_out, OH, OW) -> (C_out, N*OH*OW)
@@ -193,7 +210,7 @@ def backward(
 
 
 def _grid_backward(
-    w2d: np.ndarray, cache: Conv2DCache, dy: np.ndarray, need_dx: bool
+    w2d: np.ndarray, cache: GridConvCache, dy: np.ndarray, need_dx: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(dw as (C_out, C_in*KH*KW), dx or None) of the stride-1 path, chunk by chunk: each
     chunk's patch matrix is rebuilt from the input while it fits in the cache."""

@@ -19,10 +19,14 @@ from fcnn.im2col import Geometry, geometry, pad2d, pair, window_view
 from fcnn.tree import static_field
 
 __all__ = [
+    "AvgCache",
     "AvgPool2DParams",
+    "GlobalAvgCache",
     "GlobalAvgPool2DParams",
     "MaxPool2DParams",
     "PoolCache",
+    "TiledMaxCache",
+    "WindowMaxCache",
     "backward",
     "forward",
     "init",
@@ -52,12 +56,34 @@ class GlobalAvgPool2DParams:
     """No leaves: averages each channel over all of H and W, (N, C, H, W) -> (N, C)."""
 
 
-class PoolCache(NamedTuple):
+class TiledMaxCache(NamedTuple):
+    """Max pooling whose windows tile the input: backward finds each window's first maximum
+    by comparing the input with the output."""
+
     input_shape: tuple[int, ...]
-    geo: Geometry | None
-    argmax: np.ndarray | None  # general max pooling: (N, C, OH, OW) index of the first max
-    x: np.ndarray | None = None  # tiled max pooling: the input ...
-    y: np.ndarray | None = None  # ... and the output, from which backward finds the first max
+    geo: Geometry
+    x: np.ndarray  # the input (N, C, H, W)
+    y: np.ndarray  # the output (N, C, OH, OW)
+
+
+class WindowMaxCache(NamedTuple):
+    """General max pooling (overlapping or padded windows): the first maximum's index."""
+
+    input_shape: tuple[int, ...]
+    geo: Geometry
+    argmax: np.ndarray  # (N, C, OH, OW) index of the first maximum within its window
+
+
+class AvgCache(NamedTuple):
+    input_shape: tuple[int, ...]
+    geo: Geometry
+
+
+class GlobalAvgCache(NamedTuple):
+    input_shape: tuple[int, ...]
+
+
+PoolCache = TiledMaxCache | WindowMaxCache | AvgCache | GlobalAvgCache
 
 
 PoolParams = MaxPool2DParams | AvgPool2DParams | GlobalAvgPool2DParams
@@ -126,10 +152,10 @@ def _max_forward_tiled(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, PoolCa
     y = np.maximum(rows[..., 0::kw], rows[..., 1::kw]) if kw > 1 else rows
     for j in range(2, kw):
         np.maximum(y, rows[..., j::kw], out=y)  # y: (N, C, OH, OW)
-    return y, PoolCache(x.shape, geo, None, x, y)
+    return y, TiledMaxCache(x.shape, geo, x, y)
 
 
-def _max_backward_tiled(cache: PoolCache, dy: np.ndarray) -> np.ndarray:
+def _max_backward_tiled(cache: TiledMaxCache, dy: np.ndarray) -> np.ndarray:
     """Route dy to the first sub-grid (row-major) that holds each window's maximum."""
     n, c, h, w = cache.input_shape
     (kh, kw), (oh, ow) = cache.geo.kernel, cache.geo.out_hw
@@ -161,7 +187,7 @@ def _max_forward(params: MaxPool2DParams, x: np.ndarray) -> tuple[np.ndarray, Po
         better = candidate > y  # strict: a tie keeps the earlier (row-major first) maximum
         np.copyto(y, candidate, where=better)
         argmax[better] = k
-    return y, PoolCache(x.shape, geo, argmax)
+    return y, WindowMaxCache(x.shape, geo, argmax)
 
 
 def _avg_forward(params: AvgPool2DParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
@@ -172,7 +198,7 @@ def _avg_forward(params: AvgPool2DParams, x: np.ndarray) -> tuple[np.ndarray, Po
     for k in range(1, kh * kw):
         y += view[:, :, k // kw, k % kw]
     y *= x.dtype.type(1.0 / (kh * kw)) if np.issubdtype(x.dtype, np.floating) else 1
-    return y, PoolCache(x.shape, geo, None)
+    return y, AvgCache(x.shape, geo)
 
 
 def forward(params: PoolParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
@@ -180,7 +206,7 @@ def forward(params: PoolParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
     if isinstance(params, GlobalAvgPool2DParams):
         if x.ndim != 4:
             raise ValueError(f"GlobalAvgPool2D expects NCHW input, got shape {x.shape}")
-        return x.mean(axis=(2, 3)), PoolCache(x.shape, None, None)
+        return x.mean(axis=(2, 3)), GlobalAvgCache(x.shape)
     if isinstance(params, MaxPool2DParams):
         return _max_forward(params, x)
     return _avg_forward(params, x)
@@ -203,18 +229,18 @@ def _scatter_windows(
 
 def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.ndarray, PoolParams]:
     """Gradient w.r.t. the input; the params' gradient is the (leafless) params themselves."""
-    if isinstance(params, GlobalAvgPool2DParams):
+    if isinstance(cache, GlobalAvgCache):
         _n, _c, h, w = cache.input_shape
         dx = np.broadcast_to(dy[:, :, None, None] / (h * w), cache.input_shape)
         return np.ascontiguousarray(dx), params
-    if isinstance(params, MaxPool2DParams):
-        if cache.argmax is None:
-            return _max_backward_tiled(cache, dy), params
+    if isinstance(cache, TiledMaxCache):
+        return _max_backward_tiled(cache, dy), params
+    if isinstance(cache, WindowMaxCache):
         zero = dy.dtype.type(0)
         dx = _scatter_windows(
             lambda k: np.where(cache.argmax == k, dy, zero), cache.input_shape, cache.geo, dy.dtype
         )
         return dx, params
-    kh, kw = cache.geo.kernel
+    kh, kw = cache.geo.kernel  # AvgCache
     share = dy / (kh * kw)
     return _scatter_windows(lambda k: share, cache.input_shape, cache.geo, dy.dtype), params
