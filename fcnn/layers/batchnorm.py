@@ -39,6 +39,8 @@ __all__ = [
     "BatchNormCache",
     "BatchNormParams",
     "BatchNormState",
+    "EvalCache",
+    "TrainCache",
     "backward",
     "cross_replica_sum",
     "forward",
@@ -86,14 +88,23 @@ class BatchNormState:
     var: np.ndarray
 
 
-class BatchNormCache(NamedTuple):
-    """The normalized input is ``x̂ = (source - offset) · inv_std``, per channel."""
+class TrainCache(NamedTuple):
+    """Training mode: the batch's statistics. ``x̂ = centered · inv_std``."""
 
-    source: np.ndarray  # x - μ in training (centered once, for the variance), x in eval
-    offset: np.ndarray | None  # (C,): the running mean in eval; None in training
+    centered: np.ndarray  # x - μ (centered once, for the variance)
     inv_std: np.ndarray  # (C,)
-    train: bool
-    count: float = 0.0  # values per channel the statistics came from (all replicas')
+    count: float  # values per channel the statistics came from (all replicas')
+
+
+class EvalCache(NamedTuple):
+    """Eval mode: the running statistics. ``x̂ = (x - mean) · inv_std``."""
+
+    x: np.ndarray
+    mean: np.ndarray  # (C,) the running mean
+    inv_std: np.ndarray  # (C,)
+
+
+BatchNormCache = TrainCache | EvalCache
 
 
 def init(
@@ -150,7 +161,7 @@ def forward(
         # y = (x - μ)·γσ⁻¹ + β in two passes: x·scale, then + (β - μ·scale)
         y = x * scale.reshape(bshape)
         y += (params.beta.astype(x.dtype) - mean * scale).reshape(bshape)
-        return y, BatchNormCache(x, mean, inv_std, False), state
+        return y, EvalCache(x, mean, inv_std), state
     c = x.shape[1]
     # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
     totals = _replica_total(np.append(_channel_sum(sub, x), dtype(x.size // c)))
@@ -170,7 +181,7 @@ def forward(
         mean=((1 - mom) * state.mean + mom * mean).astype(state.mean.dtype),
         var=((1 - mom) * state.var + mom * var * (m / (m - 1))).astype(state.var.dtype),
     )
-    return y, BatchNormCache(centered, None, inv_std, True, float(m)), new_state
+    return y, TrainCache(centered, inv_std, float(m)), new_state
 
 
 def backward(
@@ -181,19 +192,21 @@ def backward(
     inv_std = cache.inv_std
     dbeta = _channel_sum(sub, dy)
     # dγ = Σ dy·x̂ = σ⁻¹·(Σ dy·source − offset·Σ dy), without forming x̂
-    dgamma = _channel_sum(sub, dy, cache.source)
-    if cache.offset is not None:
-        dgamma -= cache.offset * dbeta
+    if isinstance(cache, TrainCache):
+        dgamma = _channel_sum(sub, dy, cache.centered)
+    else:
+        dgamma = _channel_sum(sub, dy, cache.x)
+        dgamma -= cache.mean * dbeta
     dgamma *= inv_std
     scale = (params.gamma * inv_std).astype(dy.dtype).reshape(bshape)
-    if cache.train:
+    if isinstance(cache, TrainCache):
         m = dy.dtype.type(cache.count or dy.size // dy.shape[1])
         c = dy.shape[1]
         # (2C,): dβ and dγ of the whole batch, summed over replicas in one reduction
         sums = _replica_total(np.concatenate([dbeta, dgamma]))
         batch_dbeta, batch_dgamma = sums[:c], sums[c:]
         # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), x̂·dγ/m = (x − μ)·σ⁻¹dγ/m; four passes, one new array
-        dx = cache.source * (-inv_std * batch_dgamma / m).reshape(bshape)
+        dx = cache.centered * (-inv_std * batch_dgamma / m).reshape(bshape)
         dx += dy
         dx -= (batch_dbeta / m).reshape(bshape)
         dx *= scale
