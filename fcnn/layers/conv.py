@@ -80,8 +80,8 @@ Conv2DCache = GridConvCache | StridedConvCache
 # The stride-1 path runs im2col, GEMM and col2im on chunks of images whose patch matrix
 # has about this many bytes (the L2 cache of one core here), so that it is written and
 # read back while it is still in the cache instead of making a round trip to memory;
-# whole-batch chunks are slower for every preset convolution, chunks of one image too.
-# (Measured by ``python -m benchmarks.kernels``, which regenerates reports/kernels.md.)
+# whole-batch chunks are slower for every preset convolution (``python -m
+# benchmarks.kernels`` measures it and regenerates reports/kernels.md).
 CHUNK_BYTES = 2 << 20
 
 # A GEMM does C_out multiply-adds per value of the patch matrix it streams; with fewer
