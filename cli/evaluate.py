@@ -20,6 +20,15 @@ from fcnn.training.reports import plot_confusion
 from fcnn.training.run_config import model_config
 
 
+def _default_figures(weights: Path, split: str) -> Path:
+    """Beside the weights when they sit in a run folder (one that holds last.npz), else under
+    runs/evaluations/: never next to a shipped or tracked model."""
+    name = f"{weights.stem}-{split}"
+    if weights.is_file() and (weights.parent / "last.npz").is_file():
+        return weights.parent / f"evaluation-{name}"
+    return Path("runs") / "evaluations" / name
+
+
 @friendly_errors
 def evaluate_command(
     weights: Annotated[Path, typer.Option(help="Checkpoint .npz or exported folder")],
@@ -27,7 +36,8 @@ def evaluate_command(
         Path | None,
         typer.Argument(
             help="Optional: the config is read from the checkpoint; a CONFIG given must agree "
-            "with it on dataset, model and data (needed only for exported folders)",
+            "with it on dataset, model and data (needed only for folders exported by an older "
+            "fcnn, which stored no config)",
             show_default=False,
         ),
     ] = None,
@@ -42,6 +52,7 @@ def evaluate_command(
         Path | None,
         typer.Option(
             help="Folder for the confusion matrix and reliability diagram [default: "
+            "evaluation-<weights>-<split> in the weights' run folder, else "
             "runs/evaluations/<weights>-<split>]",
             show_default=False,
         ),
@@ -57,8 +68,8 @@ def evaluate_command(
             f"{weights} was trained on {model.manifest.dataset}, the config uses {cfg.dataset}"
         )
     if figures is None:
-        figures = Path("runs") / "evaluations" / f"{weights.stem}-{split}"
-    outputs = [figures / "confusion.png", figures / "reliability.png"] if figures else []
+        figures = _default_figures(weights, split)
+    outputs = [figures / "confusion.png", figures / "reliability.png"]
     outputs += [markdown] if markdown is not None else []
     replaced = {p for p in outputs if p.exists()}
     data = prepare_data(cfg, data_dir)

@@ -163,6 +163,14 @@ def test_evaluate_val_uses_the_models_own_splits(fake_mnist_root, tmp_path):
          "--data-dir", str(fake_mnist_root)],
     )  # fmt: skip
     assert cal.exit_code == 2 and "data.limit_train" in cal.output
+    run_best = _runs(tmp_path)[0] / "best.npz"
+    beside = runner.invoke(
+        app, ["evaluate", "--weights", str(run_best), "--data-dir", str(fake_mnist_root)]
+    )  # no --figures: they go into the run's own folder, named in the output
+    assert beside.exit_code == 0, beside.output
+    figures = run_best.parent / "evaluation-best-test"
+    assert sorted(p.name for p in figures.iterdir()) == ["confusion.png", "reliability.png"]
+    assert str(figures / "confusion.png") in beside.output.replace("\n", "")
 
 
 def test_export_refuses_to_replace_unless_forced_and_writes_onnx(two_runs, tmp_path):
