@@ -89,8 +89,8 @@ def _config(config: Path | None, set_: list[str], resume: Path | None):
     return requested, requested or parse_config(stored)
 
 
-def _run(config, set_, data_dir, resume, progress, replicas: Replicas, note=None) -> None:
-    cfg, _ = _config(config, set_, resume)
+def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None) -> None:
+    """Train ``cfg`` (None with ``resume``: the run's own config) on this process's replica."""
     lead = replicas.rank == 0
     bar = RichEpochProgress(enabled=progress and lead)
     try:
@@ -159,13 +159,14 @@ def train_command(
     ] = None,
 ) -> None:
     """Train the model a config describes; writes a run folder, checkpoints and reports."""
+    requested, run_cfg = _config(config, set_ or [], resume)  # read once, checked early
     if launched_by_mpi():
         if procs is not None:
             raise fail("--procs starts its own mpiexec; under mpiexec -n N, leave --procs out")
         note = os.environ.get(LAUNCH_NOTE)
     else:
         echo = lambda s: console.print(s, highlight=False, markup=False)  # noqa: E731
-        n, note = _procs(procs or "auto", _config(config, set_ or [], resume)[1], echo)
+        n, note = _procs(procs or "auto", run_cfg, echo)
         if n > 1:
             _relaunch(n, _train_args(config, set_ or [], data_dir, resume, progress), note)
     try:
@@ -173,10 +174,10 @@ def train_command(
     except MPIUnavailable as exc:
         raise fail(str(exc)) from None
     if replicas.size == 1:
-        _run(config, set_ or [], data_dir, resume, progress, replicas, note)
+        _run(requested, data_dir, resume, progress, replicas, note)
         return
     try:
-        _run(config, set_ or [], data_dir, resume, progress, replicas, note)
+        _run(requested, data_dir, resume, progress, replicas, note)
     except typer.Exit as exc:
         if exc.exit_code not in (0, 130):  # an error on this rank: stop the other ranks too
             replicas.abort(exc.exit_code)

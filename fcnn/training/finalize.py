@@ -1,24 +1,33 @@
-"""After training: fit calibration, the decision rule and the out-of-distribution detector
-on the validation split and store them in the model file (the best checkpoint, else
-``last.npz``); write the run's ledger row and figures."""
+"""The end of a run: fit calibration, the decision rule and the out-of-distribution
+detector on the validation split and store them in the model file (the best checkpoint,
+else ``last.npz``); copy the model where the config asks; evaluate it on the test split;
+write ``summary.json``, the run's ledger row and figures (:func:`finish_run`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
 
-from fcnn import calibration, checkpoint, decision, ood
+from fcnn import calibration, checkpoint, decision, distributed, metrics, ood
+from fcnn.io import atomic_write, atomic_write_text
 from fcnn.layers import Layer
 from fcnn.training import reports
 from fcnn.training.config import Config
 from fcnn.training.data import PreparedData
 from fcnn.training.loop import evaluate, features
+from fcnn.training.setup import Setup
 
-__all__ = ["Finalized", "finalize_model", "write_reports"]
+__all__ = ["Finalized", "RunResult", "copy_model", "finalize_model", "finish_run", "write_reports"]
+
+log = logging.getLogger("fcnn.train")
 
 
 class Finalized(NamedTuple):
@@ -132,3 +141,121 @@ def write_reports(
         )
     )
     return written
+
+
+@attrs.frozen
+class RunResult:
+    run_dir: Path
+    history: list[dict[str, float]]
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    test_accuracy: float
+    test_confusion: np.ndarray = attrs.field(eq=False)
+    wall_time_s: float
+    stopped_early: bool
+
+
+def copy_model(best_path: Path, filepath: str | None) -> tuple[Path, str] | None:
+    """Copy the finished model to the checkpoint callback's ``filepath`` (atomically), a
+    convenience for scripts; nothing reads it back as the run's own. (path, log line)."""
+    target = Path(filepath) if filepath else None
+    if target is None or target.resolve() == best_path.resolve():
+        return None
+    replaced = target.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(target) as tmp:
+        shutil.copyfile(best_path, tmp)
+    what = "replaced the file there" if replaced else "a new file"
+    return target, f"copied this run's model {best_path} to {target} ({what})"
+
+
+def finish_run(
+    setup: Setup,
+    params: Any,
+    state: Any,
+    history: list[dict[str, float]],
+    *,
+    keeps_best: bool,
+    copy_to: str | None,
+    elapsed_s: float,
+    stopped_early: bool,
+    replicas: distributed.Replicas,
+    echo: Callable[[str], None],
+) -> RunResult:
+    """The end of a run: the run's best model (``<run>/best.npz`` when a checkpoint callback
+    kept one, else the final ``params``) gets its calibration and decision rule fitted, is
+    copied to ``copy_to``, is evaluated on the test split, and ``summary.json``, the ledger
+    row and the figures are written (by rank 0; every replica evaluates its shard)."""
+    cfg, data = setup.config, setup.data
+    writes = replicas.rank == 0
+    best_path = None  # only rank 0 wrote it: it decides, and sends the weights
+    if writes and keeps_best and setup.best_path.exists():
+        best_path = setup.best_path
+    best_path = replicas.broadcast(best_path)
+    if best_path is not None:
+        if writes:
+            _, params, state = checkpoint.build(checkpoint.load(best_path))
+        params, state = replicas.broadcast((params, state))
+    fitted = None
+    if writes:
+        fitted = finalize_model(
+            setup.trainer.net, params, state, data, cfg, best_path or setup.last_path
+        )
+    cal, rule, lines = replicas.broadcast(fitted)
+    copy = copy_model(best_path, copy_to) if writes and best_path else None
+    for line in [*lines, *([copy[1]] if copy else [])]:
+        log.info(line)
+        echo(line)
+    test = evaluate(
+        setup.trainer.net,
+        params,
+        state,
+        data.test.images,
+        data.test.labels,
+        data.normalization,
+        cfg.train.eval_batch_size,
+        replicas,
+    )
+    preds = rule.decide(cal.probabilities(test.logits))
+    confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
+    test_acc = metrics.accuracy(confusion)
+    best_val = max((h["val_acc"] for h in history), default=float("nan"))
+    source = "best checkpoint" if best_path else "final params"
+    balanced = metrics.balanced_accuracy(confusion)
+    line = (
+        f"test accuracy {test_acc:.4f}, balanced {balanced:.4f} ({source}); "
+        f"best val_acc {best_val:.4f}; wall time {elapsed_s:.0f}s"
+    )
+    log.info(line)
+    echo(line)
+    summary = {
+        "test_acc": test_acc,
+        "test_balanced_acc": balanced,
+        "test_loss": test.loss,
+        "best_val_acc": best_val,
+        "epochs_run": len(history),
+        "wall_time_s": elapsed_s,
+        "processes": replicas.size,
+        "calibration": cal.to_dict(),
+        "decision": rule.to_dict(),
+        "best_checkpoint": str(best_path) if best_path else None,
+        "model_copy": str(copy[0]) if copy else None,
+    }
+    if writes:
+        atomic_write_text(setup.run_dir / "summary.json", json.dumps(summary, indent=2))
+        written = write_reports(
+            cfg, setup.run_dir, history, confusion, data.test.class_names, test_acc, best_val,
+            elapsed_s,
+        )  # fmt: skip
+        files = [setup.run_dir / "summary.json", *written]
+        echo("wrote " + ", ".join(str(f) for f in files))
+    return RunResult(
+        setup.run_dir,
+        history,
+        best_path,
+        setup.last_path,
+        test_acc,
+        confusion,
+        elapsed_s,
+        stopped_early,
+    )

@@ -32,10 +32,8 @@ instead of one leaving the others waiting in a collective.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import shutil
 import signal
 import threading
 import time
@@ -49,7 +47,6 @@ import numpy as np
 from fcnn import checkpoint, distributed, metrics, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
-from fcnn.io import atomic_write, atomic_write_text
 from fcnn.training.callbacks import BestCheckpoint, CsvLogger, EarlyStopping
 from fcnn.training.config import (
     CheckpointConfig,
@@ -57,7 +54,7 @@ from fcnn.training.config import (
     CsvLoggerConfig,
     EarlyStoppingConfig,
 )
-from fcnn.training.finalize import finalize_model, write_reports
+from fcnn.training.finalize import RunResult, finish_run
 from fcnn.training.loop import evaluate, train_step
 from fcnn.training.setup import Progress, Setup, build
 
@@ -82,18 +79,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, path: Path):
         super().__init__(str(path))
         self.path = path
-
-
-@attrs.frozen
-class RunResult:
-    run_dir: Path
-    history: list[dict[str, float]]
-    best_checkpoint: Path | None
-    last_checkpoint: Path
-    test_accuracy: float
-    test_confusion: np.ndarray = attrs.field(eq=False)
-    wall_time_s: float
-    stopped_early: bool
 
 
 class EpochProgress:
@@ -214,20 +199,6 @@ class _Run:
             params=self.prog.params,
             state=self.prog.state,
         )
-
-    def _copy_model(self, best_path: Path) -> tuple[Path, str] | None:
-        """Copy the finished model to the checkpoint callback's ``filepath`` (atomically), a
-        convenience for scripts; nothing reads it back as the run's own. (path, log line)."""
-        filepath = self.best_cb.cfg.filepath if self.best_cb else None
-        target = Path(filepath) if filepath else None
-        if target is None or target.resolve() == best_path.resolve():
-            return None
-        replaced = target.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(target) as tmp:
-            shutil.copyfile(best_path, tmp)
-        what = "replaced the file there" if replaced else "a new file"
-        return target, f"copied this run's model {best_path} to {target} ({what})"
 
     def _save_last(self) -> None:
         if not self.writes:
@@ -443,89 +414,16 @@ class _Run:
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> RunResult:
-        cfg, data = self.s.config, self.s.data
-        best_path = None  # only rank 0 wrote it: it decides, and sends the weights
-        if self.writes and self.best_cb and self.s.best_path.exists():
-            best_path = self.s.best_path
-        best_path = self.replicas.broadcast(best_path)
-        params, state = self.prog.params, self.prog.state
-        if best_path is not None:
-            if self.writes:
-                _, params, state = checkpoint.build(checkpoint.load(best_path))
-            params, state = self.replicas.broadcast((params, state))
-        fitted = None
-        if self.writes:
-            fitted = finalize_model(
-                self.s.trainer.net,
-                params,
-                state,
-                self.s.data,
-                self.s.config,
-                best_path or self.s.last_path,
-            )
-        cal, rule, lines = self.replicas.broadcast(fitted)
-        copy = self._copy_model(best_path) if self.writes and best_path else None
-        for line in [*lines, *([copy[1]] if copy else [])]:
-            log.info(line)
-            self.echo(line)
-        net, batch = self.s.trainer.net, cfg.train.eval_batch_size
-        test = evaluate(
-            net,
-            params,
-            state,
-            data.test.images,
-            data.test.labels,
-            data.normalization,
-            batch,
-            self.replicas,
-        )
-        preds = rule.decide(cal.probabilities(test.logits))
-        confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
-        test_acc = metrics.accuracy(confusion)
-        wall = time.perf_counter() - self.t_start
-        best_val = max((h["val_acc"] for h in self.history), default=float("nan"))
-        source = "best checkpoint" if best_path else "final params"
-        balanced = metrics.balanced_accuracy(confusion)
-        line = (
-            f"test accuracy {test_acc:.4f}, balanced {balanced:.4f} ({source}); "
-            f"best val_acc {best_val:.4f}; wall time {wall:.0f}s"
-        )
-        log.info(line)
-        self.echo(line)
-        summary = {
-            "test_acc": test_acc,
-            "test_balanced_acc": balanced,
-            "test_loss": test.loss,
-            "best_val_acc": best_val,
-            "epochs_run": len(self.history),
-            "wall_time_s": wall,
-            "processes": self.replicas.size,
-            "calibration": cal.to_dict(),
-            "decision": rule.to_dict(),
-            "best_checkpoint": str(best_path) if best_path else None,
-            "model_copy": str(copy[0]) if copy else None,
-        }
-        if self.writes:
-            atomic_write_text(self.s.run_dir / "summary.json", json.dumps(summary, indent=2))
-            written = write_reports(
-                cfg,
-                self.s.run_dir,
-                self.history,
-                confusion,
-                data.test.class_names,
-                test_acc,
-                best_val,
-                wall,
-            )
-            files = [self.s.run_dir / "summary.json", *written]
-            self.echo("wrote " + ", ".join(str(f) for f in files))
-        return RunResult(
-            self.s.run_dir,
+        copy_to = self.best_cb.cfg.filepath if self.best_cb else None
+        return finish_run(
+            self.s,
+            self.prog.params,
+            self.prog.state,
             self.history,
-            best_path,
-            self.s.last_path,
-            test_acc,
-            confusion,
-            wall,
-            stopped_early,
+            keeps_best=self.best_cb is not None,
+            copy_to=copy_to,
+            elapsed_s=time.perf_counter() - self.t_start,
+            stopped_early=stopped_early,
+            replicas=self.replicas,
+            echo=self.echo,
         )
