@@ -20,7 +20,7 @@ from fcnn.onnx_export import OnnxExportError, export_onnx
 from fcnn.training.run_config import model_config
 
 
-def _export_folder(model: Model, stored: checkpoint.Checkpoint, out: Path, force: bool) -> None:
+def _export_folder(model: Model, out: Path, force: bool) -> None:
     """model.json + weights.npz, written into a new folder beside ``out`` and renamed into
     place: an existing ``out`` is replaced whole (with ``force``) or not at all."""
     # all fcnn.load(DIR) needs to answer exactly as fcnn.load(W) (calibration, decision rule
@@ -31,8 +31,8 @@ def _export_folder(model: Model, stored: checkpoint.Checkpoint, out: Path, force
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         trees = {"params": model.params, "state": model.state}
-        if stored.group("ood"):
-            trees["ood"] = stored.group("ood")
+        if model.ood is not None:
+            trees["ood"] = model.ood.to_manifest()[1]  # the detector's arrays
         checkpoint.save(staging / EXPORT_WEIGHTS, description, **trees)
         atomic_write_text(staging / EXPORT_ARCHITECTURE, json.dumps(description, indent=2))
         load(staging)  # prove it loads back without the config
@@ -99,8 +99,7 @@ def export_command(
             highlight=False,
         )
         return
-    stored = checkpoint.load(weights / EXPORT_WEIGHTS if weights.is_dir() else weights)
-    _export_folder(model, stored, out, force)
+    _export_folder(model, out, force)
     console.print(
         f"exported {name} to {out}/ ({EXPORT_ARCHITECTURE}, {EXPORT_WEIGHTS})", highlight=False
     )

@@ -77,14 +77,16 @@ class Predictor:
         top = float(np.percentile(s, 99)) or 1.0
         return np.clip(s / top, 0.0, 1.0)
 
-    def read(self, data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
-        """Uploaded bytes as (C, H, W) uint8 pixels of ``size`` (the model's by default);
-        :class:`webapp.images.ImageProblem` for a file that is not a usable photo."""
-        channels, *model_size = self.model.input_shape
+    def read(
+        self, data: bytes, size: tuple[int, int] | None = None, channels: int | None = None
+    ) -> np.ndarray:
+        """Uploaded bytes as (C, H, W) uint8 pixels of ``size`` and ``channels`` (the model's
+        by default); :class:`webapp.images.ImageProblem` for a file that is not a usable photo."""
+        model_channels, *model_size = self.model.input_shape
         return read_image(
             data,
             size or tuple(model_size),
-            channels,
+            channels or model_channels,
             max_pixels=self.max_pixels,
             budget=self.budget,
         )
@@ -129,12 +131,6 @@ class Predictor:
         }
         if explain:
             x = self.model.preprocess(arr)
-            photo = read_image(
-                data,
-                (OVERLAY_SIDE, OVERLAY_SIDE),
-                3,
-                max_pixels=self.max_pixels,
-                budget=self.budget,
-            )
+            photo = self.read(data, (OVERLAY_SIDE, OVERLAY_SIDE), channels=3)  # RGB to draw on
             answer["saliency_png"] = _overlay_png(photo, self.saliency(x, codes.index(top["code"])))
         return answer
