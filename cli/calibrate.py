@@ -42,4 +42,4 @@ def calibrate_command(
     net, params, state = checkpoint.build(stored)
     fitted = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)
     for line in fitted.lines:
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)

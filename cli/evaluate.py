@@ -89,6 +89,7 @@ def evaluate_command(
     console.print(
         "wrote " + ", ".join(f"{p} (replaced)" if p in replaced else str(p) for p in outputs),
         highlight=False,
+        soft_wrap=True,
     )
     console.print(
         f"{split} split, {report['n']} images: accuracy [bold]{report['accuracy']:.4f}[/], "
@@ -97,6 +98,7 @@ def evaluate_command(
         f"ECE {report['ece']:.4f} (uncalibrated {report['ece_uncalibrated']:.4f}); "
         f"answered class: {DecisionRule.from_dict(report['decision']).describe()}",
         highlight=False,
+        soft_wrap=True,
     )
     table = Table("class", "precision", "recall", "F1", "AUC", "support")
     for row in report["per_class"]:

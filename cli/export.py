@@ -97,9 +97,12 @@ def export_command(
             f"{', '.join(map(str, model.input_shape))}) raw 0-255, outputs 'probabilities' "
             "and 'decision')",
             highlight=False,
+            soft_wrap=True,
         )
         return
     _export_folder(model, out, force)
     console.print(
-        f"exported {name} to {out}/ ({EXPORT_ARCHITECTURE}, {EXPORT_WEIGHTS})", highlight=False
+        f"exported {name} to {out}/ ({EXPORT_ARCHITECTURE}, {EXPORT_WEIGHTS})",
+        highlight=False,
+        soft_wrap=True,
     )

@@ -31,4 +31,4 @@ def predict_command(
         return
     for path, ranked in zip(images, results, strict=True):
         shown = ", ".join(f"{c} {p:.1%}" for c, p in ranked)
-        console.print(f"{path}: {shown}", highlight=False)
+        console.print(f"{path}: {shown}", highlight=False, soft_wrap=True)

@@ -50,6 +50,7 @@ def serve_command(
         f"DermaScan on http://{settings.host}:{settings.port} "
         f"({settings.workers} worker(s), model {settings.model_path})",
         highlight=False,
+        soft_wrap=True,
     )
     uvicorn.run(
         "webapp.app:create_app",

@@ -99,7 +99,7 @@ def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None) -> None
             data_dir=data_dir,
             resume=resume,
             progress=bar,
-            echo=lambda s: console.print(s, highlight=False, markup=False),
+            echo=lambda s: console.print(s, highlight=False, markup=False, soft_wrap=True),
             replicas=replicas,
             launch_note=note,
         )
@@ -109,15 +109,16 @@ def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None) -> None
             console.print(
                 f"interrupted: saved {exc.path}; continue with fcnn train --resume {exc.path}",
                 highlight=False,
+                soft_wrap=True,
             )
         raise typer.Exit(130) from None
     except TrainingDiverged as exc:
         bar.close()
         raise fail(str(exc), code=3) if lead else typer.Exit(3) from None
     if lead and replicas.size > 1:
-        console.print(f"trained with {replicas.size} processes", highlight=False)
+        console.print(f"trained with {replicas.size} processes", highlight=False, soft_wrap=True)
     if lead and result.best_checkpoint:
-        console.print(f"best checkpoint: {result.best_checkpoint}", highlight=False)
+        console.print(f"best checkpoint: {result.best_checkpoint}", highlight=False, soft_wrap=True)
 
 
 @friendly_errors
@@ -165,7 +166,7 @@ def train_command(
             raise fail("--procs starts its own mpiexec; under mpiexec -n N, leave --procs out")
         note = os.environ.get(LAUNCH_NOTE)
     else:
-        echo = lambda s: console.print(s, highlight=False, markup=False)  # noqa: E731
+        echo = lambda s: console.print(s, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
         n, note = _procs(procs or "auto", run_cfg, echo)
         if n > 1:
             _relaunch(n, _train_args(config, set_ or [], data_dir, resume, progress), note)
