@@ -73,7 +73,7 @@ def _patched(module, **values) -> Iterator[None]:
 def _conv_case(shape, rng):
     n, c_in, c_out, side, k, pad = shape
     x = rng.standard_normal((n, c_in, side, side)).astype(np.float32)
-    _, p = conv.init(fr.key(0), (c_in, side, side), c_out, k, padding=pad)
+    _, p = conv.init(fr.key(0), (c_in, side, side), out_channels=c_out, kernel_size=k, padding=pad)
     y, cache = conv.forward(p, x)
     return p, x, cache, rng.standard_normal(y.shape).astype(np.float32)
 
@@ -134,7 +134,7 @@ def _pool_rows(rounds: int, rng) -> list[str]:
     rows = []
     for shape in POOL_SHAPES:
         x = rng.standard_normal(shape).astype(np.float32)
-        _, p = pooling.init(fr.key(0), shape[1:], kind="max", window=2)
+        _, p = pooling.init(fr.key(0), shape[1:], kind=pooling.MaxPool2DParams, window=2)
 
         def forward_backward(p=p, x=x):
             y, cache = pooling.forward(p, x)

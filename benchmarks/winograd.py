@@ -122,7 +122,7 @@ def _row(shape, chunks, rounds, rng) -> str:
     """The report's table row for one (batch, C_in, C_out, side)."""
     n, c, co, side = shape
     x = rng.standard_normal((n, c, side, side)).astype(np.float32)
-    _, p = conv.init(fr.key(0), (c, side, side), co, 3, padding=1)
+    _, p = conv.init(fr.key(0), (c, side, side), out_channels=co, kernel_size=3, padding=1)
     b = rng.standard_normal(co).astype(np.float32)
     p = conv.Conv2DParams(w=p.w, b=b, padding=p.padding)
     reference = conv.forward(p, x)[0]

@@ -21,8 +21,7 @@ import attrs
 import numpy as np
 
 from fcnn import optim
-from fcnn.layers.activations import SoftmaxParams
-from fcnn.layers.activations import forward as activation_forward
+from fcnn.layers.activations import softmax
 from fcnn.losses import cross_entropy
 
 __all__ = ["METHODS", "Calibration", "fit", "nll"]
@@ -51,8 +50,7 @@ class Calibration:
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, K): the softmax of :meth:`apply`, in its dtype."""
-        probs, _ = activation_forward(SoftmaxParams(), self.apply(logits))
-        return probs
+        return softmax(self.apply(logits))
 
     def to_dict(self) -> dict[str, Any]:
         return {

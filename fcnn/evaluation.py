@@ -11,8 +11,7 @@ from fcnn import metrics
 from fcnn.data.dataset import Dataset
 from fcnn.decision import DecisionRule
 from fcnn.inference import Model
-from fcnn.layers.activations import SoftmaxParams
-from fcnn.layers.activations import forward as softmax_forward
+from fcnn.layers.activations import softmax
 
 __all__ = ["age_band", "evaluate_model", "plot_reliability", "report_markdown"]
 
@@ -32,7 +31,7 @@ def age_band(age: float) -> str:
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    return softmax_forward(SoftmaxParams(), logits.astype(np.float64))[0]
+    return softmax(logits.astype(np.float64))
 
 
 def _summary(labels: np.ndarray, probs: np.ndarray, preds: np.ndarray, k: int) -> dict[str, Any]:

@@ -1,33 +1,11 @@
 """Layers: pure forward/backward pairs over frozen ``attrs`` parameter trees.
 
-The contract
-------------
-Each layer module (``conv``, ``dense``, ``pooling``, ``batchnorm``, ``dropout``,
-``flatten``, ``activations``) exposes its params class, ``init``, ``forward`` and
-``backward``, with this one signature::
-
-    init(key, input_shape, **hyper)           -> (output_shape, params[, state])
-    forward(params, x[, *, state, train, key]) -> (y, cache[, new_state])
-    backward(params, cache, dy[, *, need_dx])  -> (dx, grads)
-
-- ``params`` is a frozen attrs instance; hyperparameters (stride, padding,
-  momentum, drop rate...) are *static* fields, never leaves. ``grads`` is an
-  instance of the same class with the gradient in each leaf, so optimizers map
-  params and grads together.
-- The bracketed parts appear only where a layer needs them, always keyword-only:
-  ``train`` selects training or eval mode (BatchNorm, Dropout), ``key`` is an
-  explicit random key (Dropout), ``state`` is non-trainable state (BatchNorm's
-  running statistics), and a layer that takes ``state`` returns the new state
-  as a third value instead of mutating anything.
-- ``cache`` is a NamedTuple holding exactly what backward needs.
-- ``need_dx=False`` (conv, dense) skips the input gradient and returns None for it: the
-  first layer of a network never needs it.
-- Nothing mutates its inputs; every op preserves the input's floating dtype.
-
-For composition, :mod:`fcnn.layers.catalog` wraps each module as a
-:class:`~fcnn.layers.base.Layer` with the uniform signature
-``apply(params, x, *, state, train, key) -> (y, cache, new_state)``, which
-:func:`serial` and :func:`residual` thread through a network.
+The contract (a layer module's ``init`` / ``forward`` / ``backward``, and the composable
+:class:`~fcnn.layers.base.Layer` that combinators thread through a network) is stated once,
+in :mod:`fcnn.layers.base`. Each module (``conv``, ``dense``, ``pooling``, ``batchnorm``,
+``dropout``, ``flatten``, ``activations``) defines its composable constructors beside its
+math; they are gathered here, with :func:`serial`, :func:`residual`, :func:`from_spec` and
+the :func:`register` decorator for a user's own layers.
 """
 
 from fcnn.layers.base import Layer

@@ -7,20 +7,29 @@ exactly 0. Softmax normalizes over axis 1 (the class or channel axis).
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import attrs
 import numpy as np
 
 from fcnn import random as fr
+from fcnn.layers.base import Layer, layer_type, stateless
 from fcnn.tree import static_field
 
 __all__ = [
     "ActivationCache",
+    "LeakyReLU",
     "LeakyReLUParams",
+    "ReLU",
     "ReLUParams",
+    "Sigmoid",
     "SigmoidParams",
+    "Softmax",
     "SoftmaxParams",
+    "Tanh",
     "TanhParams",
     "backward",
     "forward",
@@ -62,69 +71,131 @@ class ActivationCache(NamedTuple):
     saved: np.ndarray  # the input (ReLU, LeakyReLU) or the output (the others)
 
 
-_KINDS = {
-    "relu": ReLUParams,
-    "leaky_relu": LeakyReLUParams,
-    "sigmoid": SigmoidParams,
-    "tanh": TanhParams,
-    "softmax": SoftmaxParams,
-}
-
-
 def init(
-    key: fr.Key, input_shape: tuple[int, ...], kind: str, **hyper: float
+    key: fr.Key,
+    input_shape: tuple[int, ...],
+    *,
+    kind: type[ActivationParams] = ReLUParams,
+    **hyper: float,
 ) -> tuple[tuple[int, ...], ActivationParams]:
-    """``kind`` is one of relu, leaky_relu, sigmoid, tanh, softmax."""
-    cls = _KINDS.get(kind)
-    if cls is None:
-        raise ValueError(f"unknown activation {kind!r}; choose one of {sorted(_KINDS)}")
-    return tuple(input_shape), cls(**hyper)
+    """``kind`` is the params class (``ReLUParams``, ``LeakyReLUParams``, ...); ``hyper`` its
+    fields (``negative_slope``)."""
+    if kind not in _FORWARD:
+        names = sorted(cls.__name__ for cls in _FORWARD)
+        raise ValueError(f"unknown activation {kind!r}; choose one of {names}")
+    return tuple(input_shape), kind(**hyper)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` in x's dtype, without overflow for any x."""
     e = np.exp(-np.abs(x))  # never overflows
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
+def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
+    """``exp(x) / sum(exp(x))`` over ``axis``, shifted by the max so that it never overflows."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _relu(params: ReLUParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
+    return np.maximum(x, 0), ActivationCache(x)
+
+
+def _relu_vjp(params: ReLUParams, s: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    # the mask written as 0/1 in dy's dtype, then scaled in place rather than dy * (s > 0),
+    # which multiplies through a bool-to-float cast
+    dx = np.greater(s, 0, out=np.empty(dy.shape, dy.dtype))
+    dx *= dy
+    return dx
+
+
+def _leaky(params: LeakyReLUParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
+    return np.where(x > 0, x, x * x.dtype.type(params.negative_slope)), ActivationCache(x)
+
+
+def _leaky_vjp(params: LeakyReLUParams, s: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    return dy * np.where(s > 0, 1, s.dtype.type(params.negative_slope)).astype(dy.dtype)
+
+
+def _sigmoid(params: SigmoidParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
+    y = sigmoid(x)
+    return y, ActivationCache(y)
+
+
+def _tanh(params: TanhParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
+    y = np.tanh(x)
+    return y, ActivationCache(y)
+
+
+def _softmax(params: SoftmaxParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
+    if x.ndim < 2:
+        raise ValueError(f"Softmax normalizes over axis 1; got input of shape {x.shape}")
+    y = softmax(x)
+    return y, ActivationCache(y)
+
+
+# the params class selects the activation: (forward, vector-Jacobian product of the saved
+# value and dy)
+_FORWARD: dict[type, Callable[..., tuple[np.ndarray, ActivationCache]]] = {
+    ReLUParams: _relu,
+    LeakyReLUParams: _leaky,
+    SigmoidParams: _sigmoid,
+    TanhParams: _tanh,
+    SoftmaxParams: _softmax,
+}
+_VJP: dict[type, Callable[..., np.ndarray]] = {
+    ReLUParams: _relu_vjp,
+    LeakyReLUParams: _leaky_vjp,
+    SigmoidParams: lambda params, s, dy: dy * s * (1 - s),
+    TanhParams: lambda params, s, dy: dy * (1 - s * s),
+    SoftmaxParams: lambda params, s, dy: s * (dy - np.sum(dy * s, axis=1, keepdims=True)),
+}
+
+
+def _lookup(table: dict[type, Callable[..., object]], params: object) -> Callable[..., object]:
+    fn = table.get(type(params))
+    if fn is None:
+        raise TypeError(f"not an activation's params: {type(params).__name__}")
+    return fn
+
+
 def forward(params: ActivationParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
     """y = activation(x), same shape and dtype."""
-    if isinstance(params, ReLUParams):
-        return np.maximum(x, 0), ActivationCache(x)
-    if isinstance(params, LeakyReLUParams):
-        slope = x.dtype.type(params.negative_slope)
-        return np.where(x > 0, x, x * slope), ActivationCache(x)
-    if isinstance(params, SigmoidParams):
-        y = _sigmoid(x)
-        return y, ActivationCache(y)
-    if isinstance(params, TanhParams):
-        y = np.tanh(x)
-        return y, ActivationCache(y)
-    if isinstance(params, SoftmaxParams):
-        if x.ndim < 2:
-            raise ValueError(f"Softmax normalizes over axis 1; got input of shape {x.shape}")
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        y = e / e.sum(axis=1, keepdims=True)
-        return y, ActivationCache(y)
-    raise TypeError(f"not an activation's params: {type(params).__name__}")
+    return _lookup(_FORWARD, params)(params, x)
 
 
 def backward(
     params: ActivationParams, cache: ActivationCache, dy: np.ndarray
 ) -> tuple[np.ndarray, ActivationParams]:
     """Vector-Jacobian product; the (leafless) params are their own gradient."""
-    s = cache.saved
-    if isinstance(params, ReLUParams):
-        # the mask written as 0/1 in dy's dtype, then scaled in place: 0.8x the time of
-        # dy * (s > 0), which multiplies through a bool-to-float cast
-        dx = np.greater(s, 0, out=np.empty(dy.shape, dy.dtype))
-        dx *= dy
-        return dx, params
-    if isinstance(params, LeakyReLUParams):
-        return dy * np.where(s > 0, 1, s.dtype.type(params.negative_slope)).astype(dy.dtype), params
-    if isinstance(params, SigmoidParams):
-        return dy * s * (1 - s), params
-    if isinstance(params, TanhParams):
-        return dy * (1 - s * s), params
-    if isinstance(params, SoftmaxParams):
-        return s * (dy - np.sum(dy * s, axis=1, keepdims=True)), params
-    raise TypeError(f"not an activation's params: {type(params).__name__}")
+    return _lookup(_VJP, params)(params, cache.saved, dy), params
+
+
+def _composable(kind: type[ActivationParams], **hyper: float) -> Layer:
+    return stateless({}, partial(init, kind=kind, **hyper), sys.modules[__name__])
+
+
+@layer_type("ReLU")
+def ReLU() -> Layer:  # noqa: N802
+    return _composable(ReLUParams)
+
+
+@layer_type("LeakyReLU")
+def LeakyReLU(negative_slope: float = 0.01) -> Layer:  # noqa: N802
+    return _composable(LeakyReLUParams, negative_slope=negative_slope)
+
+
+@layer_type("Sigmoid")
+def Sigmoid() -> Layer:  # noqa: N802
+    return _composable(SigmoidParams)
+
+
+@layer_type("Tanh")
+def Tanh() -> Layer:  # noqa: N802
+    return _composable(TanhParams)
+
+
+@layer_type("Softmax")
+def Softmax() -> Layer:  # noqa: N802
+    return _composable(SoftmaxParams)

@@ -1,28 +1,127 @@
-"""The composable form of a layer: a :class:`Layer` record of three pure functions.
+"""The layer contract, stated once: the README and the package docstring link here.
 
-Every layer module's own ``forward`` has the signature that suits it (see the
-package docstring); a :class:`Layer` wraps it in the one uniform signature that
-combinators thread through a network::
+A layer has two forms, and each is a set of pure functions over frozen ``attrs`` params.
 
-    layer.init(key, input_shape)                      -> (output_shape, params, state)
-    layer.apply(params, x, *, state, train, key)      -> (y, cache, new_state)
+**A layer module** (``conv``, ``dense``, ``pooling``, ``batchnorm``, ``dropout``,
+``flatten``, ``activations``, or a user's own) holds the math: its params class, a cache
+``NamedTuple`` per computation path, and :class:`ModuleInit`, :class:`ModuleForward` and
+:class:`ModuleBackward`::
+
+    init(key, input_shape, *, **hyper)         -> (output_shape, params[, state])
+    forward(params, x[, *, state, train, key]) -> (y, cache[, new_state])
+    backward(params, cache, dy[, *, need_dx])  -> (dx, grads)
+
+- ``input_shape`` / ``output_shape`` describe one example (no batch axis);
+  hyperparameters are keyword-only and become *static* fields of ``params``, never leaves.
+  ``grads`` is an instance of the params class with the gradient in each leaf, so
+  optimizers map params and grads together.
+- The bracketed parts appear only where a layer needs them, always keyword-only:
+  ``train`` selects training or eval mode (BatchNorm, Dropout), ``key`` is an explicit
+  random key (Dropout), ``state`` is non-trainable state (BatchNorm's running statistics),
+  and a layer that takes ``state`` returns the new state as a third value.
+- ``cache`` holds exactly what backward needs; ``need_dx=False`` (conv, dense) skips the
+  input gradient and returns None for it: the first layer of a network never needs it.
+- Nothing mutates its inputs; every op preserves the input's floating dtype. The params
+  class is what selects the computation (``forward(ReLUParams(), x)``), never a string.
+
+**A composable layer** (``Conv2D(16, 5)``, ``ReLU()``, ``serial(...)``) is a :class:`Layer`:
+its JSON-able ``spec`` and three functions of one uniform signature, :class:`InitFn`,
+:class:`ApplyFn` and :class:`BackwardFn`, which combinators thread through a network::
+
+    layer.init(key, input_shape)                       -> (output_shape, params, state)
+    layer.apply(params, x, *, state, train, key)       -> (y, cache, new_state)
     layer.backward(params, cache, dy, *, need_dx=True) -> (dx, grads)
 
-``input_shape`` / ``output_shape`` describe one example (no batch axis).
-``state`` is ``None`` for layers without state. ``need_dx=False`` lets a layer skip its
-input gradient (returning None), as the first layer of a network may. ``spec`` is a
-JSON-able dict from which :func:`fcnn.layers.from_spec` rebuilds the same layer.
+``state`` is ``None`` for layers without state. Each module defines its composable
+constructor beside its math, registered under its type name with :func:`layer_type`
+(users register theirs with :func:`fcnn.layers.register`), and
+``fcnn.layers.from_spec(layer.spec)`` rebuilds the same layer.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
+import numpy as np
 
-__all__ = ["Layer", "module_backward", "stateless"]
+from fcnn import random as fr
+from fcnn.layers import registry
+
+__all__ = [
+    "ApplyFn",
+    "BackwardFn",
+    "InitFn",
+    "Layer",
+    "ModuleBackward",
+    "ModuleForward",
+    "ModuleInit",
+    "layer_type",
+    "module_backward",
+    "spec_of",
+    "stateless",
+]
+
+Shape = tuple[int, ...]
+
+
+@runtime_checkable
+class ModuleInit(Protocol):
+    """A module's ``init(key, input_shape, *, **hyper) -> (output_shape, params[, state])``."""
+
+    def __call__(self, key: fr.Key, input_shape: Shape, /, **hyper: Any) -> tuple[Any, ...]: ...
+
+
+@runtime_checkable
+class ModuleForward(Protocol):
+    """A module's ``forward(params, x[, *, state, train, key]) -> (y, cache[, new_state])``."""
+
+    def __call__(self, params: Any, x: np.ndarray, /, **modes: Any) -> tuple[Any, ...]: ...
+
+
+@runtime_checkable
+class ModuleBackward(Protocol):
+    """A module's ``backward(params, cache, dy[, *, need_dx]) -> (dx, grads)``."""
+
+    def __call__(
+        self, params: Any, cache: Any, dy: np.ndarray, /, **options: Any
+    ) -> tuple[np.ndarray | None, Any]: ...
+
+
+@runtime_checkable
+class InitFn(Protocol):
+    """``layer.init(key, input_shape) -> (output_shape, params, state)``: every shape is
+    derived from the input shape of one example, without data."""
+
+    def __call__(self, key: fr.Key, input_shape: Shape) -> tuple[Shape, Any, Any]: ...
+
+
+@runtime_checkable
+class ApplyFn(Protocol):
+    """``layer.apply(params, x, *, state, train, key) -> (y, cache, new_state)``."""
+
+    def __call__(
+        self,
+        params: Any,
+        x: np.ndarray,
+        *,
+        state: Any = None,
+        train: bool = False,
+        key: fr.Key | None = None,
+    ) -> tuple[np.ndarray, Any, Any]: ...
+
+
+@runtime_checkable
+class BackwardFn(Protocol):
+    """``layer.backward(params, cache, dy, *, need_dx=True) -> (dx, grads)``; dx is None
+    when ``need_dx`` is False and the layer can skip it."""
+
+    def __call__(
+        self, params: Any, cache: Any, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Any]: ...
 
 
 @attrs.frozen(eq=False)
@@ -30,9 +129,9 @@ class Layer:
     """A layer (or a whole network) as three pure functions plus its description."""
 
     spec: dict[str, Any]
-    init: Callable[..., tuple[tuple[int, ...], Any, Any]]
-    apply: Callable[..., tuple[Any, Any, Any]]
-    backward: Callable[..., tuple[Any, Any]]
+    init: InitFn
+    apply: ApplyFn
+    backward: BackwardFn
 
     @property
     def name(self) -> str:
@@ -43,10 +142,45 @@ class Layer:
         return f"{self.name}({hyper})"
 
 
-def module_backward(fn: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
+def spec_of(type_name: str, **hyper: Any) -> dict[str, Any]:
+    """``{"type": type_name, **hyper}`` with tuples as lists, as JSON keeps them."""
+
+    def jsonable(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+
+    return {"type": type_name, **{k: jsonable(v) for k, v in hyper.items()}}
+
+
+C = TypeVar("C", bound=Callable[..., Layer])
+
+
+def layer_type(type_name: str) -> Callable[[C], C]:
+    """Decorator for fcnn's own composable constructors: ``fn(**hyper) -> Layer`` becomes
+    the built-in type ``type_name`` (users cannot take the name) and its layers' ``spec`` is
+    ``{"type": type_name, **every argument}``, defaults included, so that
+    :func:`fcnn.layers.from_spec` rebuilds the same layer. The constructor's signature is
+    the one list of its hyperparameters."""
+
+    def decorate(fn: C) -> C:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def constructor(*args: Any, **kwargs: Any) -> Layer:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            layer = fn(*bound.args, **bound.kwargs)
+            return attrs.evolve(layer, spec=spec_of(type_name, **bound.arguments))
+
+        registry.builtin(type_name, constructor)
+        return constructor  # type: ignore[return-value]
+
+    return decorate
+
+
+def module_backward(fn: Callable[..., tuple[Any, Any]]) -> BackwardFn:
     """A module's ``backward`` with the uniform ``need_dx`` keyword (passed on if it takes it)."""
     if "need_dx" in inspect.signature(fn).parameters:
-        return fn
+        return fn  # type: ignore[return-value]
 
     def backward(params, cache, dy, *, need_dx=True):
         return fn(params, cache, dy)
@@ -57,15 +191,20 @@ def module_backward(fn: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[A
 def stateless(spec: dict[str, Any], init_fn: Callable[..., Any], module: Any) -> Layer:
     """A :class:`Layer` for a module whose ``forward(params, x)`` needs no state, mode or key.
 
-    ``init_fn(key, input_shape) -> (output_shape, params)``.
+    ``init_fn(key, input_shape) -> (output_shape, params)``; ``module`` is anything with
+    ``forward`` and ``backward`` (a module, or a namespace of the two functions). A
+    constructor decorated with :func:`layer_type` may pass ``{}`` as ``spec``: the
+    decorator writes it.
     """
 
     def init(key, input_shape):
         out_shape, params = init_fn(key, tuple(input_shape))
         return out_shape, params, None
 
+    forward = module.forward
+
     def apply(params, x, *, state=None, train=False, key=None):
-        y, cache = module.forward(params, x)
+        y, cache = forward(params, x)
         return y, cache, state
 
     return Layer(spec=spec, init=init, apply=apply, backward=module_backward(module.backward))

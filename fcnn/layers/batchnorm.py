@@ -33,6 +33,7 @@ import attrs
 import numpy as np
 
 from fcnn import random as fr
+from fcnn.layers.base import Layer, layer_type, module_backward
 from fcnn.tree import static_field
 
 __all__ = [
@@ -213,3 +214,30 @@ def backward(
     else:
         dx = dy * scale
     return dx, attrs.evolve(params, gamma=dgamma, beta=dbeta)
+
+
+def _composable(type_name: str, ndim: int, momentum: float, eps: float) -> Layer:
+    def init_layer(key, input_shape):
+        if len(input_shape) != ndim:
+            want = "(C,)" if ndim == 1 else "(C, H, W)"
+            raise ValueError(f"{type_name} expects an input shape {want}, got {tuple(input_shape)}")
+        return init(key, tuple(input_shape), momentum=momentum, eps=eps)
+
+    def apply(params, x, *, state=None, train=False, key=None):
+        if state is None:
+            raise ValueError(f"{type_name} needs its state (running statistics) from init")
+        return forward(params, x, state=state, train=train)
+
+    return Layer(spec={}, init=init_layer, apply=apply, backward=module_backward(backward))
+
+
+@layer_type("BatchNorm2D")
+def BatchNorm2D(momentum: float = 0.1, eps: float = 1e-5) -> Layer:  # noqa: N802
+    """Batch normalization of (N, C, H, W) per channel, as a composable layer."""
+    return _composable("BatchNorm2D", 3, momentum, eps)
+
+
+@layer_type("BatchNorm1D")
+def BatchNorm1D(momentum: float = 0.1, eps: float = 1e-5) -> Layer:  # noqa: N802
+    """Batch normalization of (N, C) per feature, as a composable layer."""
+    return _composable("BatchNorm1D", 1, momentum, eps)

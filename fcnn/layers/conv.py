@@ -10,6 +10,8 @@ and picks the faster of two ways to the input gradient (see :func:`dx_method`).
 
 from __future__ import annotations
 
+import sys
+from functools import partial
 from typing import NamedTuple
 
 import attrs
@@ -33,9 +35,11 @@ from fcnn.im2col import (
     pair,
     slot_col2im,
 )
+from fcnn.layers.base import Layer, layer_type, stateless
 from fcnn.tree import static_field
 
 __all__ = [
+    "Conv2D",
     "Conv2DCache",
     "Conv2DParams",
     "GridConvCache",
@@ -116,9 +120,9 @@ def _chunks(n: int, chunk: int) -> list[slice]:
 def init(
     key: fr.Key,
     input_shape: tuple[int, int, int],
+    *,
     out_channels: int,
     kernel_size: int | tuple[int, int],
-    *,
     stride: int | tuple[int, int] = 1,
     padding: int | str | tuple[int, int] = 0,
     dilation: int | tuple[int, int] = 1,
@@ -263,3 +267,24 @@ def _patch_weights(w2d: np.ndarray, c_in: int) -> np.ndarray:
     that multiply :func:`fcnn.im2col.grid_gradient_patches`."""
     w3d = w2d.reshape(w2d.shape[0], c_in, -1)  # (C_out, C_in*KH*KW) -> (C_out, C_in, KH*KW)
     return w3d.transpose(1, 0, 2).reshape(c_in, -1)  # -> (C_in, C_out*KH*KW) copy
+
+
+@layer_type("Conv2D")
+def Conv2D(  # noqa: N802 - layer constructors are named like classes, as in stax
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: int | str | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    w_init: str = "he_normal",
+) -> Layer:
+    """2-D convolution as a composable layer (:func:`init`, :func:`forward`, :func:`backward`)."""
+    hyper = dict(
+        out_channels=out_channels,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        w_init=w_init,
+    )
+    return stateless({}, partial(init, **hyper), sys.modules[__name__])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from functools import partial
 from typing import NamedTuple
 
 import attrs
@@ -9,8 +11,9 @@ import numpy as np
 
 from fcnn import initializers
 from fcnn import random as fr
+from fcnn.layers.base import Layer, layer_type, stateless
 
-__all__ = ["DenseCache", "DenseParams", "backward", "forward", "init"]
+__all__ = ["Dense", "DenseCache", "DenseParams", "backward", "forward", "init"]
 
 
 @attrs.frozen(eq=False)
@@ -28,8 +31,8 @@ class DenseCache(NamedTuple):
 def init(
     key: fr.Key,
     input_shape: tuple[int],
-    out_features: int,
     *,
+    out_features: int,
     w_init: str = "he_normal",
     dtype=np.float32,
 ) -> tuple[tuple[int], DenseParams]:
@@ -63,3 +66,10 @@ def backward(
     dx = dy @ params.w if need_dx else None  # (N, out) @ (out, in) -> (N, in)
     dw = dy.T @ cache.x  # (out, N) @ (N, in) -> (out, in)
     return dx, DenseParams(w=dw, b=dy.sum(axis=0))
+
+
+@layer_type("Dense")
+def Dense(out_features: int, w_init: str = "he_normal") -> Layer:  # noqa: N802
+    """Fully connected layer as a composable layer."""
+    init_fn = partial(init, out_features=out_features, w_init=w_init)
+    return stateless({}, init_fn, sys.modules[__name__])

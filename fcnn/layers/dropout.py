@@ -10,9 +10,10 @@ import attrs
 import numpy as np
 
 from fcnn import random as fr
+from fcnn.layers.base import Layer, layer_type, module_backward
 from fcnn.tree import static_field
 
-__all__ = ["DropoutCache", "DropoutParams", "backward", "forward", "init"]
+__all__ = ["Dropout", "DropoutCache", "DropoutParams", "backward", "forward", "init"]
 
 
 @attrs.frozen(eq=False)
@@ -27,7 +28,7 @@ class DropoutCache(NamedTuple):
 
 
 def init(
-    key: fr.Key, input_shape: tuple[int, ...], drop_rate: float = 0.5
+    key: fr.Key, input_shape: tuple[int, ...], *, drop_rate: float = 0.5
 ) -> tuple[tuple[int, ...], DropoutParams]:
     """Returns ``(output_shape, params)``; ``drop_rate`` must lie in [0, 1)."""
     if not 0.0 <= drop_rate < 1.0:
@@ -54,3 +55,18 @@ def backward(
 ) -> tuple[np.ndarray, DropoutParams]:
     """``dx = dy * mask`` (or ``dy`` in eval mode)."""
     return (dy if cache.mask is None else dy * cache.mask), params
+
+
+@layer_type("Dropout")
+def Dropout(drop_rate: float = 0.5) -> Layer:  # noqa: N802
+    """Inverted dropout as a composable layer: needs a key in training, the identity in eval."""
+
+    def init_layer(key, input_shape):
+        out_shape, params = init(key, tuple(input_shape), drop_rate=drop_rate)
+        return out_shape, params, None
+
+    def apply(params, x, *, state=None, train=False, key=None):
+        y, cache = forward(params, x, key=key, train=train)
+        return y, cache, state
+
+    return Layer(spec={}, init=init_layer, apply=apply, backward=module_backward(backward))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import NamedTuple
 
 import attrs
 import numpy as np
 
 from fcnn import random as fr
+from fcnn.layers.base import Layer, layer_type, stateless
 
-__all__ = ["FlattenCache", "FlattenParams", "backward", "forward", "init"]
+__all__ = ["Flatten", "FlattenCache", "FlattenParams", "backward", "forward", "init"]
 
 
 @attrs.frozen(eq=False)
@@ -34,3 +36,9 @@ def backward(
     params: FlattenParams, cache: FlattenCache, dy: np.ndarray
 ) -> tuple[np.ndarray, FlattenParams]:
     return dy.reshape(cache.input_shape), params  # (N, prod(...)) -> (N, ...)
+
+
+@layer_type("Flatten")
+def Flatten() -> Layer:  # noqa: N802
+    """(N, ...) -> (N, features) as a composable layer."""
+    return stateless({}, init, sys.modules[__name__])

@@ -9,6 +9,8 @@ window) and ``padding`` as static hyperparameters.
 
 from __future__ import annotations
 
+import sys
+from functools import partial
 from typing import NamedTuple
 
 import attrs
@@ -16,13 +18,17 @@ import numpy as np
 
 from fcnn import random as fr
 from fcnn.im2col import Geometry, geometry, pad2d, pair, window_view
+from fcnn.layers.base import Layer, layer_type, stateless
 from fcnn.tree import static_field
 
 __all__ = [
     "AvgCache",
+    "AvgPool2D",
     "AvgPool2DParams",
     "GlobalAvgCache",
+    "GlobalAvgPool2D",
     "GlobalAvgPool2DParams",
+    "MaxPool2D",
     "MaxPool2DParams",
     "PoolCache",
     "TiledMaxCache",
@@ -92,22 +98,22 @@ PoolParams = MaxPool2DParams | AvgPool2DParams | GlobalAvgPool2DParams
 def init(
     key: fr.Key,
     input_shape: tuple[int, int, int],
-    kind: str,
-    window: int | tuple[int, int] = 2,
     *,
+    kind: type[PoolParams] = MaxPool2DParams,
+    window: int | tuple[int, int] = 2,
     stride: int | tuple[int, int] | None = None,
     padding: int | tuple[int, int] = 0,
 ) -> tuple[tuple[int, ...], PoolParams]:
-    """``kind`` is ``"max"``, ``"avg"`` or ``"global_avg"``; returns ``(output_shape, params)``."""
+    """``kind`` is the params class (:class:`MaxPool2DParams`, :class:`AvgPool2DParams` or
+    :class:`GlobalAvgPool2DParams`, which takes no window); returns ``(output_shape, params)``."""
     if len(input_shape) != 3:
         raise ValueError(f"pooling expects an input shape (C, H, W), got {tuple(input_shape)}")
-    if kind == "global_avg":
+    if kind is GlobalAvgPool2DParams:
         return (input_shape[0],), GlobalAvgPool2DParams()
-    cls = {"max": MaxPool2DParams, "avg": AvgPool2DParams}.get(kind)
-    if cls is None:
-        raise ValueError(f'pooling kind must be "max", "avg" or "global_avg", got {kind!r}')
+    if kind not in (MaxPool2DParams, AvgPool2DParams):
+        raise ValueError(f"pooling kind must be a pooling params class, got {kind!r}")
     win = pair(window, "window")
-    params = cls(
+    params = kind(
         window=win,
         stride=win if stride is None else pair(stride, "stride"),
         padding=pair(padding, "padding"),
@@ -201,15 +207,28 @@ def _avg_forward(params: AvgPool2DParams, x: np.ndarray) -> tuple[np.ndarray, Po
     return y, AvgCache(x.shape, geo)
 
 
+def _global_avg_forward(
+    params: GlobalAvgPool2DParams, x: np.ndarray
+) -> tuple[np.ndarray, PoolCache]:
+    if x.ndim != 4:
+        raise ValueError(f"GlobalAvgPool2D expects NCHW input, got shape {x.shape}")
+    return x.mean(axis=(2, 3)), GlobalAvgCache(x.shape)
+
+
+_FORWARD = {
+    MaxPool2DParams: _max_forward,
+    AvgPool2DParams: _avg_forward,
+    GlobalAvgPool2DParams: _global_avg_forward,
+}
+
+
 def forward(params: PoolParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
-    """x (N, C, H, W) -> y (N, C, OH, OW), or (N, C) for global average pooling."""
-    if isinstance(params, GlobalAvgPool2DParams):
-        if x.ndim != 4:
-            raise ValueError(f"GlobalAvgPool2D expects NCHW input, got shape {x.shape}")
-        return x.mean(axis=(2, 3)), GlobalAvgCache(x.shape)
-    if isinstance(params, MaxPool2DParams):
-        return _max_forward(params, x)
-    return _avg_forward(params, x)
+    """x (N, C, H, W) -> y (N, C, OH, OW), or (N, C) for global average pooling; the params
+    class selects the pooling."""
+    pool = _FORWARD.get(type(params))
+    if pool is None:
+        raise TypeError(f"not a pooling layer's params: {type(params).__name__}")
+    return pool(params, x)
 
 
 def _scatter_windows(
@@ -244,3 +263,26 @@ def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.n
     kh, kw = cache.geo.kernel  # AvgCache
     share = dy / (kh * kw)
     return _scatter_windows(lambda k: share, cache.input_shape, cache.geo, dy.dtype), params
+
+
+def _composable(kind: type[PoolParams], window, stride, padding) -> Layer:
+    init_fn = partial(init, kind=kind, window=window, stride=stride, padding=padding)
+    return stateless({}, init_fn, sys.modules[__name__])
+
+
+@layer_type("MaxPool2D")
+def MaxPool2D(window=2, stride=None, padding=0) -> Layer:  # noqa: N802
+    """Max pooling (gradient to the first maximum); stride defaults to the window."""
+    return _composable(MaxPool2DParams, window, stride, padding)
+
+
+@layer_type("AvgPool2D")
+def AvgPool2D(window=2, stride=None, padding=0) -> Layer:  # noqa: N802
+    """Average pooling; stride defaults to the window."""
+    return _composable(AvgPool2DParams, window, stride, padding)
+
+
+@layer_type("GlobalAvgPool2D")
+def GlobalAvgPool2D() -> Layer:  # noqa: N802
+    """Mean over H and W: (N, C, H, W) -> (N, C)."""
+    return stateless({}, partial(init, kind=GlobalAvgPool2DParams), sys.modules[__name__])

@@ -54,4 +54,4 @@ def test_relu_gradient_at_zero_is_zero_and_dtype_is_kept():
 
 def test_unknown_activation():
     with pytest.raises(ValueError, match="choose one of"):
-        act.init(None, (3,), "swish")
+        act.init(None, (3,), kind="swish")

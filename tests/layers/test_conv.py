@@ -35,7 +35,14 @@ def _draw_conv(data):
     shape, k, s, p, d = data.draw(conv_geometry(max_side=6), label="geometry")
     c_out = data.draw(st.integers(1, 3), label="c_out")
     _, params = conv.init(
-        fr.key(0), shape[1:], c_out, k, stride=s, padding=p, dilation=d, dtype=np.float64
+        fr.key(0),
+        shape[1:],
+        out_channels=c_out,
+        kernel_size=k,
+        stride=s,
+        padding=p,
+        dilation=d,
+        dtype=np.float64,
     )
     params = conv.Conv2DParams(
         w=data.draw(smooth_arrays(params.w.shape), label="w"),
@@ -116,13 +123,13 @@ def test_input_gradient_method_follows_the_channel_counts():
 
 
 def test_init_predicts_forward_shape_for_same_padding():
-    shape, params = conv.init(fr.key(1), (3, 9, 8), 4, 3, padding="same")
+    shape, params = conv.init(fr.key(1), (3, 9, 8), out_channels=4, kernel_size=3, padding="same")
     y, _ = conv.forward(params, np.zeros((2, 3, 9, 8), np.float32))
     assert shape == y.shape[1:] == (4, 9, 8)
 
 
 def test_float32_agrees_with_float64_and_keeps_dtype():
-    _, params = conv.init(fr.key(2), (2, 6, 6), 3, 3, padding=1)
+    _, params = conv.init(fr.key(2), (2, 6, 6), out_channels=3, kernel_size=3, padding=1)
     x = fr.generator(fr.key(3)).standard_normal((2, 2, 6, 6)).astype(np.float32)
     y32, c32 = conv.forward(params, x)
     dx32, g32 = conv.backward(params, c32, np.ones_like(y32))
@@ -141,7 +148,7 @@ def test_float32_agrees_with_float64_and_keeps_dtype():
 
 
 def test_channel_mismatch_names_the_shapes():
-    _, params = conv.init(fr.key(0), (3, 5, 5), 2, 3)
+    _, params = conv.init(fr.key(0), (3, 5, 5), out_channels=2, kernel_size=3)
     with pytest.raises(
         ValueError, match=r"expects 3 input channels, got input of shape \(1, 2, 5, 5\)"
     ):

@@ -23,14 +23,14 @@ def test_backward_matches_finite_differences(data):
 
 
 def test_init_shape_and_glorot_scale():
-    shape, params = dense.init(fr.key(0), (400,), 120, w_init="glorot_uniform")
+    shape, params = dense.init(fr.key(0), (400,), out_features=120, w_init="glorot_uniform")
     assert shape == (120,) and params.w.shape == (120, 400) and params.w.dtype == np.float32
     assert np.abs(params.w).max() <= np.sqrt(6 / 520)
 
 
 def test_bad_input_is_explained():
-    _, params = dense.init(fr.key(0), (4,), 2)
+    _, params = dense.init(fr.key(0), (4,), out_features=2)
     with pytest.raises(ValueError, match=r"expects input \(N, 4\), got shape \(3, 5\)"):
         dense.forward(params, np.zeros((3, 5), np.float32))
     with pytest.raises(ValueError, match="Flatten"):
-        dense.init(fr.key(0), (2, 2), 3)
+        dense.init(fr.key(0), (2, 2), out_features=3)

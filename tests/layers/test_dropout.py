@@ -49,4 +49,4 @@ def test_training_without_a_key_and_bad_rates_are_errors():
     with pytest.raises(ValueError, match="needs a key"):
         dropout.forward(dropout.DropoutParams(0.5), np.ones(3), train=True)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        dropout.init(fr.key(0), (3,), 1.0)
+        dropout.init(fr.key(0), (3,), drop_rate=1.0)

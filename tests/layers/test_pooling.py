@@ -8,6 +8,8 @@ from fcnn import check_grad
 from fcnn import random as fr
 from fcnn.layers import pooling
 
+MAX, AVG = pooling.MaxPool2DParams, pooling.AvgPool2DParams
+
 
 def _pool_naive(x, window, stride, padding, reduce):
     (kh, kw), (sh, sw), (ph, pw) = window, stride, padding
@@ -25,14 +27,14 @@ def _pool_naive(x, window, stride, padding, reduce):
 
 
 def _params(kind, win, stride, pad, shape):
-    return pooling.init(fr.key(0), shape[1:], kind, win, stride=stride, padding=pad)[1]
+    return pooling.init(fr.key(0), shape[1:], kind=kind, window=win, stride=stride, padding=pad)[1]
 
 
 @given(st.data())
 def test_max_pool_forward_oracle_and_gradient(data):
     shape, win, stride, pad = data.draw(pool_geometry(), label="geometry")
     x = data.draw(distinct_values(shape), label="x")
-    params = _params("max", win, stride, pad, shape)
+    params = _params(MAX, win, stride, pad, shape)
     y, _ = pooling.forward(params, x)
     np.testing.assert_array_equal(y, _pool_naive(x, win, stride, pad, np.max))
     check_grad(pooling.forward, pooling.backward, params, x)
@@ -42,7 +44,7 @@ def test_max_pool_forward_oracle_and_gradient(data):
 def test_avg_pool_forward_oracle_and_gradient(data):
     shape, win, stride, pad = data.draw(pool_geometry(), label="geometry")
     x = data.draw(smooth_arrays(shape), label="x")
-    params = _params("avg", win, stride, pad, shape)
+    params = _params(AVG, win, stride, pad, shape)
     y, _ = pooling.forward(params, x)
     np.testing.assert_allclose(y, _pool_naive(x, win, stride, pad, np.mean), rtol=1e-12)
     check_grad(pooling.forward, pooling.backward, params, x)
@@ -52,7 +54,7 @@ def test_avg_pool_forward_oracle_and_gradient(data):
 def test_global_avg_pool_gradient(data):
     shape = tuple(data.draw(st.integers(1, 4), label=k) for k in "nchw")
     x = data.draw(smooth_arrays(shape), label="x")
-    params = pooling.init(fr.key(0), shape[1:], "global_avg")[1]
+    params = pooling.init(fr.key(0), shape[1:], kind=pooling.GlobalAvgPool2DParams)[1]
     y, _ = pooling.forward(params, x)
     np.testing.assert_allclose(y, x.mean(axis=(2, 3)))
     check_grad(pooling.forward, pooling.backward, params, x)
@@ -60,7 +62,7 @@ def test_global_avg_pool_gradient(data):
 
 def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
     x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])
-    params = _params("max", 2, 2, 0, x.shape)
+    params = _params(MAX, 2, 2, 0, x.shape)
     y, cache = pooling.forward(params, x)
     dx, _ = pooling.backward(params, cache, np.ones_like(y))
     np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
@@ -85,7 +87,7 @@ def test_max_pool_with_many_ties_matches_the_loop_oracle(data):
     x = data.draw(st.integers(0, 2**32 - 1), label="seed")
     rng = np.random.default_rng(x)
     x = np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float64)
-    params = _params("max", win, stride, pad, shape)
+    params = _params(MAX, win, stride, pad, shape)
     y, cache = pooling.forward(params, x)
     dy = rng.standard_normal(y.shape)
     dx, _ = pooling.backward(params, cache, dy)
@@ -104,7 +106,7 @@ def test_tiled_max_pool_matches_the_loop_oracle(win, shape, seed):
     assume(shape[2] >= win[0] and shape[3] >= win[1])
     rng = np.random.default_rng(seed)
     x = np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float64)
-    params = _params("max", win, win, 0, shape)
+    params = _params(MAX, win, win, 0, shape)
     y, cache = pooling.forward(params, x)
     assert isinstance(cache, pooling.TiledMaxCache)  # the tiled path
     np.testing.assert_array_equal(y, _pool_naive(x, win, win, (0, 0), np.max))
@@ -115,15 +117,15 @@ def test_tiled_max_pool_matches_the_loop_oracle(win, shape, seed):
 
 def test_overlapping_max_pool_accumulates_shared_pixels():
     x = np.arange(9.0).reshape(1, 1, 3, 3)  # max of every 2x2 window at stride 1 shares pixel 8
-    params = _params("max", 2, 1, 0, x.shape)
+    params = _params(MAX, 2, 1, 0, x.shape)
     y, cache = pooling.forward(params, x)
     dx, _ = pooling.backward(params, cache, np.ones_like(y))
     assert dx[0, 0, 2, 2] == 1.0 and dx[0, 0, 1, 1] == 1.0 and dx.sum() == 4.0
 
 
 def test_init_predicts_forward_shape_and_preserves_dtype():
-    for kind in ("max", "avg", "global_avg"):
-        shape, params = pooling.init(fr.key(0), (3, 7, 6), kind, 3, stride=2, padding=1)
+    for kind in (MAX, AVG, pooling.GlobalAvgPool2DParams):
+        shape, params = pooling.init(fr.key(0), (3, 7, 6), kind=kind, window=3, stride=2, padding=1)
         y, cache = pooling.forward(params, np.ones((2, 3, 7, 6), np.float32))
         dx, _ = pooling.backward(params, cache, np.ones_like(y))
         assert y.shape[1:] == shape and y.dtype == dx.dtype == np.float32
@@ -131,8 +133,8 @@ def test_init_predicts_forward_shape_and_preserves_dtype():
 
 def test_bad_pooling_arguments():
     with pytest.raises(ValueError, match="at most half the window"):
-        pooling.init(fr.key(0), (1, 4, 4), "max", 2, padding=2)
+        pooling.init(fr.key(0), (1, 4, 4), kind=MAX, window=2, padding=2)
     with pytest.raises(ValueError, match="larger than the padded input"):
-        pooling.init(fr.key(0), (1, 2, 2), "max", 3)
+        pooling.init(fr.key(0), (1, 2, 2), kind=MAX, window=3)
     with pytest.raises(ValueError, match="kind"):
-        pooling.init(fr.key(0), (1, 2, 2), "median", 2)
+        pooling.init(fr.key(0), (1, 2, 2), kind=dict, window=2)

@@ -1,0 +1,107 @@
+"""Every registered layer type and every layer module keeps the contract of fcnn.layers.base."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from fcnn import layers as L
+from fcnn import random as fr
+from fcnn import tree
+from fcnn.layers import (
+    activations,
+    base,
+    batchnorm,
+    conv,
+    dense,
+    dropout,
+    flatten,
+    pooling,
+    registry,
+)
+
+MODULES = [activations, batchnorm, conv, dense, dropout, flatten, pooling]
+
+# values for the hyperparameters that a constructor requires (the others keep their defaults)
+REQUIRED = {"out_channels": 3, "kernel_size": 3, "out_features": 4}
+INPUT_SHAPES = [(2, 6, 6), (5,)]  # one example: an image, or a feature vector
+
+
+def _example(type_name: str) -> L.Layer:
+    ctor = registry.constructor(type_name)
+    required = [
+        name
+        for name, p in inspect.signature(ctor).parameters.items()
+        if p.default is inspect.Parameter.empty
+    ]
+    unknown = [name for name in required if name not in REQUIRED]
+    assert not unknown, f"{type_name} requires {unknown}: add example values to REQUIRED"
+    return ctor(**{name: REQUIRED[name] for name in required})
+
+
+def _init_on_some_shape(layer: L.Layer):
+    errors = []
+    for shape in INPUT_SHAPES:
+        try:
+            return shape, layer.init(fr.key(0), shape)
+        except ValueError as exc:  # the layer takes the other kind of input
+            errors.append(str(exc))
+    raise AssertionError(f"{layer!r} accepts none of {INPUT_SHAPES}: {errors}")
+
+
+def _keyword_only(fn, names):
+    params = inspect.signature(fn).parameters
+    return all(params[n].kind is inspect.Parameter.KEYWORD_ONLY for n in names)
+
+
+@pytest.mark.parametrize("type_name", registry.registered())
+def test_every_registered_layer_keeps_the_composable_contract(type_name):
+    layer = _example(type_name)
+    assert isinstance(layer, base.Layer) and layer.spec["type"] == type_name
+    assert isinstance(layer.init, base.InitFn)
+    assert isinstance(layer.apply, base.ApplyFn) and isinstance(layer.backward, base.BackwardFn)
+    assert _keyword_only(layer.apply, ["state", "train", "key"])
+    assert _keyword_only(layer.backward, ["need_dx"])
+    in_shape, (out_shape, params, state) = _init_on_some_shape(layer)
+    x = fr.generator(fr.key(1)).standard_normal((2, *in_shape))
+    params, state = tree.astype(params, np.float64), tree.astype(state, np.float64)
+    y, cache, new_state = layer.apply(params, x, state=state, train=True, key=fr.key(2))
+    assert y.shape == (2, *out_shape) and y.dtype == np.float64
+    assert tree.same_structure(new_state, state)
+    dx, grads = layer.backward(params, cache, np.ones_like(y))
+    assert dx.shape == x.shape and tree.same_structure(grads, params)
+    assert L.from_spec(layer.spec).spec == layer.spec
+
+
+@pytest.mark.parametrize("type_name", registry.registered())
+def test_a_constructors_arguments_are_its_spec(type_name):
+    layer = _example(type_name)
+    signature = inspect.signature(registry.constructor(type_name))
+    assert set(layer.spec) - {"type"} == set(signature.parameters)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_every_layer_module_takes_hyperparameters_keyword_only(module):
+    params = list(inspect.signature(module.init).parameters.values())
+    assert [p.name for p in params[:2]] == ["key", "input_shape"]
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD)
+    positional = [p.name for p in params[2:] if p.kind not in named]
+    assert not positional, f"{module.__name__}.init takes {positional} by position"
+    assert isinstance(module.init, base.ModuleInit)
+    assert isinstance(module.forward, base.ModuleForward)
+    assert isinstance(module.backward, base.ModuleBackward)
+
+
+def test_the_params_class_selects_the_computation():
+    x = np.array([[-2.0, 0.5]])
+    assert activations.forward(activations.ReLUParams(), x)[0].tolist() == [[0.0, 0.5]]
+    assert activations.forward(activations.TanhParams(), x)[0][0, 0] == pytest.approx(np.tanh(-2))
+    with pytest.raises(TypeError, match="not an activation's params: DenseParams"):
+        activations.forward(dense.DenseParams(np.ones((1, 2)), np.zeros(1)), x)
+    with pytest.raises(TypeError, match="not a pooling layer's params: ReLUParams"):
+        pooling.forward(activations.ReLUParams(), np.ones((1, 1, 2, 2)))
+
+
+def test_built_in_names_cannot_be_taken():
+    with pytest.raises(ValueError, match="built-in layer type"):
+        L.register("Conv2D")(lambda: None)
