@@ -29,7 +29,7 @@ from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
 from webapp.service import Predictor, load_conditions
-from webapp.settings import DEFAULT_MODEL, Settings
+from webapp.settings import DEFAULT_MODEL
 
 
 def _photos(config: str, data_dir: str | None, n: int) -> tuple[list[bytes], str]:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
-    predictor = Predictor(load(args.model), load_conditions(), Settings().confidence_threshold)
+    predictor = Predictor(load(args.model), load_conditions())
     photos, source = _photos(args.config, args.data_dir, 100)
     for data in photos[:20]:  # warm-up
         predictor.predict(data)

@@ -24,7 +24,7 @@ from fcnn.io import atomic_write_text
 from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
 from webapp.service import Predictor, load_conditions
-from webapp.settings import DEFAULT_MODEL, Settings
+from webapp.settings import DEFAULT_MODEL
 
 
 def _jpeg(arr_hwc: np.ndarray) -> bytes:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = data_root(args.data_dir)
     rng = np.random.default_rng(0)
-    predictor = Predictor(load(args.model), load_conditions(), Settings().confidence_threshold)
+    predictor = Predictor(load(args.model), load_conditions())
     sets: dict[str, list[bytes]] = {}
     colours = rng.integers(0, 256, (args.per_set, 3))
     sets["blank images"] = [
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# DermaScan: share of answers marked uncertain",
         "",
-        f"Model {args.model} (threshold {predictor.confidence_threshold}).",
+        f"Model {args.model} (threshold {predictor.rules.uncertain_below}).",
         "",
         "| input | n | uncertain | of which not_skin | of which low_confidence |",
         "| --- | --- | --- | --- | --- |",

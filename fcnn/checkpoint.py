@@ -92,6 +92,7 @@ _NAMED = (
     "metrics",
     "calibration",
     "decision",
+    "answer_rules",
     "ood",
     "kind",
     "model_version",
@@ -104,10 +105,10 @@ _NAMED = (
 @attrs.frozen
 class ModelManifest:
     """A checkpoint's manifest, typed. Sections that have their own types elsewhere
-    (normalization, calibration, decision rule, detector, config) stay plain data here and
-    are parsed by their owners; ``training`` is the :class:`ResumeState` of a ``last.npz``.
-    ``to_dict(from_dict(d)) == d`` for every manifest fcnn has written (format 1), unknown
-    keys included (``extra``)."""
+    (normalization, calibration, decision rule, answer rules, detector, config) stay plain
+    data here and are parsed by their owners; ``training`` is the :class:`ResumeState` of a
+    ``last.npz``. ``to_dict(from_dict(d)) == d`` for every manifest fcnn has written
+    (format 1), unknown keys included (``extra``)."""
 
     architecture: dict[str, Any] | None = None
     input_shape: tuple[int, ...] | None = None
@@ -119,6 +120,7 @@ class ModelManifest:
     metrics: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
     decision: dict[str, Any] | None = None
+    answer_rules: dict[str, Any] | None = None  # fcnn.decision.AnswerRules
     ood: dict[str, Any] | None = None
     kind: str | None = None
     model_version: str | None = None

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-__all__ = ["DecisionRule", "fit_prior_correction"]
+__all__ = ["AnswerRules", "DecisionRule", "fit_prior_correction"]
 
 
 @attrs.frozen
@@ -58,6 +58,58 @@ class DecisionRule:
         if not d:
             return cls()
         return cls(tuple(float(w) for w in d["weights"]), float(d.get("alpha", 0.0)))
+
+
+def _probability(_instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
+
+
+@attrs.frozen
+class AnswerRules:
+    """How a model's answer is flagged beyond the class it names; they belong to the model
+    (fitted or chosen with it, stored in its manifest) and the web app only applies them.
+
+    - ``uncertain_below``: a top calibrated probability below it makes the answer
+      "uncertain" (0: never).
+    - ``high_risk_classes`` and ``high_risk_at``: when the calibrated probabilities of those
+      classes add up to ``high_risk_at`` or more, the answer is flagged high risk whatever
+      class it names (a sizeable chance of a cancer outweighs a benign top answer); with
+      ``high_risk_at`` None there is no such flag.
+    """
+
+    uncertain_below: float = attrs.field(default=0.0, validator=_probability)
+    high_risk_classes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    high_risk_at: float | None = attrs.field(default=None, validator=_probability)
+
+    def is_uncertain(self, top_probability: float) -> bool:
+        return top_probability < self.uncertain_below
+
+    def high_risk_probability(self, probs: np.ndarray, class_names: tuple[str, ...]) -> float:
+        """The summed probability (of one answer's ``probs`` (K,)) of the high-risk classes."""
+        return float(
+            sum(probs[class_names.index(c)] for c in self.high_risk_classes if c in class_names)
+        )
+
+    def is_high_risk(self, probs: np.ndarray, class_names: tuple[str, ...]) -> bool:
+        if self.high_risk_at is None:
+            return False
+        return self.high_risk_probability(probs, class_names) >= self.high_risk_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uncertain_below": self.uncertain_below,
+            "high_risk_classes": list(self.high_risk_classes),
+            "high_risk_at": self.high_risk_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnswerRules:
+        return cls(
+            float(d.get("uncertain_below", 0.0)),
+            tuple(d.get("high_risk_classes", ())),
+            None if d.get("high_risk_at") is None else float(d["high_risk_at"]),
+        )
 
 
 def _scores(labels: np.ndarray, preds: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:

@@ -25,7 +25,7 @@ from fcnn import checkpoint
 from fcnn.calibration import Calibration
 from fcnn.data.imagefolder import decode_image
 from fcnn.data.transforms import Normalization, normalize
-from fcnn.decision import DecisionRule
+from fcnn.decision import AnswerRules, DecisionRule
 from fcnn.explain import split_layers
 from fcnn.layers import Layer
 from fcnn.layers.folding import fold_batchnorm
@@ -52,6 +52,8 @@ class Model:
     calibration: Calibration = Calibration()
     ood: OodDetector | None = None
     decision: DecisionRule = DecisionRule()
+    # how an answer is flagged (uncertain, high risk); None for models stored without them
+    answer_rules: AnswerRules | None = None
 
     @functools.cached_property
     def _folded(self) -> tuple[list[Layer], Any, Any]:
@@ -207,6 +209,7 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
             Calibration.from_dict(m.calibration),
             OodDetector.from_manifest(m.ood, ckpt.group("ood")) if m.ood is not None else None,
             DecisionRule.from_dict(m.decision),
+            None if m.answer_rules is None else AnswerRules.from_dict(m.answer_rules),
         )
     except KeyError as exc:
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None

@@ -83,3 +83,18 @@ def test_a_recall_floor_moves_the_choice_towards_that_class():
     assert dropped != DecisionRule()  # not the plain argmax, which answers class 2 least
     with pytest.raises(ValueError, match="min_recall names classes"):
         fit_prior_correction(probs, labels, priors, 0.0, min_recall={7: 0.5})
+
+
+def test_answer_rules_flag_uncertain_and_high_risk_answers():
+    from fcnn.decision import AnswerRules
+
+    rules = AnswerRules(uncertain_below=0.4, high_risk_classes=("bcc", "mel"), high_risk_at=0.3)
+    names = ("bcc", "mel", "nv")
+    assert rules.is_uncertain(0.39) and not rules.is_uncertain(0.4)
+    assert rules.high_risk_probability(np.array([0.1, 0.15, 0.75]), names) == pytest.approx(0.25)
+    assert not rules.is_high_risk(np.array([0.1, 0.15, 0.75]), names)
+    assert rules.is_high_risk(np.array([0.1, 0.2, 0.7]), names)
+    assert not AnswerRules().is_high_risk(np.array([1.0, 0.0, 0.0]), names)  # no such flag
+    assert AnswerRules.from_dict(rules.to_dict()) == rules
+    with pytest.raises(ValueError, match="high_risk_at must be a probability"):
+        AnswerRules(high_risk_at=1.5)

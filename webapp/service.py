@@ -20,13 +20,18 @@ import numpy as np
 from PIL import Image
 
 from fcnn import explain
+from fcnn.decision import AnswerRules
 from fcnn.inference import Model
 from webapp.images import DecodeBudget, read_image
 
 __all__ = ["CONDITIONS_FILE", "Predictor", "load_conditions"]
 
 CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
-MALIGNANT = ("akiec", "bcc", "mel")
+# the rules this site applied before models stored their own (fcnn.decision.AnswerRules):
+# a model saved without them is answered as it was then
+RULES_OF_OLDER_MODELS = AnswerRules(
+    uncertain_below=0.35, high_risk_classes=("akiec", "bcc", "mel"), high_risk_at=0.3
+)
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 OVERLAY_SIDE = 224
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -54,15 +59,25 @@ def _overlay_png(photo: np.ndarray, saliency: np.ndarray) -> str:
 
 @attrs.frozen(eq=False)
 class Predictor:
-    """A loaded model, the conditions database, the confidence threshold, and the limits on
-    what uploads may cost to decode (see :func:`webapp.images.read_image`; one budget is
+    """A loaded model, the conditions database, an optional override of the model's
+    "uncertain" threshold (``confidence_threshold``; None: the model's own), and the limits
+    on what uploads may cost to decode (see :func:`webapp.images.read_image`; one budget is
     shared by every request of a worker)."""
 
     model: Model
     conditions: dict[str, dict[str, str]]
-    confidence_threshold: float
+    confidence_threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget: DecodeBudget = attrs.field(factory=lambda: DecodeBudget(DEFAULT_DECODE_MEMORY))
+
+    @property
+    def rules(self) -> AnswerRules:
+        """The model's answer rules (an older model's: those of the site then), with the
+        override of the uncertain threshold applied."""
+        rules = self.model.answer_rules or RULES_OF_OLDER_MODELS
+        if self.confidence_threshold is None:
+            return rules
+        return attrs.evolve(rules, uncertain_below=self.confidence_threshold)
 
     @property
     def version(self) -> str:
@@ -112,11 +127,12 @@ class Predictor:
         decided = codes[int(self.model.decision.decide(probs[None])[0])]
         top = next(p for p in predictions if p["code"] == decided)
         reason = reasons[0]
-        if reason is None and predictions[0]["probability"] < self.confidence_threshold:
+        rules = self.rules
+        if reason is None and rules.is_uncertain(predictions[0]["probability"]):
             reason = "low_confidence"
-        malignant = float(sum(probs[codes.index(c)] for c in MALIGNANT if c in codes))
+        malignant = rules.high_risk_probability(probs, codes)
         risk = self.conditions[top["code"]]["risk_level"]
-        if malignant >= 0.3 and RISK_ORDER[risk] < RISK_ORDER["high"]:
+        if rules.is_high_risk(probs, codes) and RISK_ORDER[risk] < RISK_ORDER["high"]:
             risk = "high"  # a sizeable chance of a cancer outweighs a benign top answer
         elif reason == "low_confidence" and RISK_ORDER[risk] < RISK_ORDER["medium"]:
             risk = "medium"  # unsure: discuss it with a doctor

@@ -30,9 +30,12 @@ class Settings:
     workers: int = attrs.field(default=1, validator=_positive)
     max_body_bytes: int = attrs.field(default=10 * 1024 * 1024, validator=_positive)
     max_pixels: int = attrs.field(default=100_000_000, validator=_positive)
-    confidence_threshold: float = attrs.field(
-        default=0.35,  # chosen on validation: <= 10 % of real lesions answered "uncertain"
-        validator=attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0)),
+    # None: the model's own "uncertain" threshold (its answer rules); a number overrides it
+    confidence_threshold: float | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))
+        ),
     )
     # the decodes under way share decode_memory_mb: with the bodies being received, a worker
     # stays within ~500 MB of its idle size (a 24-megapixel RGB photo needs 92 MB)
@@ -58,7 +61,7 @@ class Settings:
         ``DERMASCAN_HOST`` (127.0.0.1), ``DERMASCAN_PORT`` (8000), ``DERMASCAN_MODEL``
         (the shipped model), ``DERMASCAN_WORKERS`` (1), ``DERMASCAN_MAX_BODY_MB`` (10),
         ``DERMASCAN_MAX_PIXELS`` (100000000), ``DERMASCAN_DECODE_MEMORY_MB`` (320),
-        ``DERMASCAN_THRESHOLD`` (0.35), ``DERMASCAN_MAX_IN_FLIGHT`` (4),
+        ``DERMASCAN_THRESHOLD`` (the model's own), ``DERMASCAN_MAX_IN_FLIGHT`` (4),
         ``DERMASCAN_REQUEST_TIMEOUT_S`` (30), ``DERMASCAN_BODY_TIMEOUT_S`` (30),
         ``DERMASCAN_BODY_IDLE_S`` (10), ``DERMASCAN_MAX_UPLOADS`` (16),
         ``DERMASCAN_UPLOAD_WAIT_S`` (2).

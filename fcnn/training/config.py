@@ -1,7 +1,7 @@
 """Training configs: YAML parsed once into frozen, validated objects.
 
 Every field, its type and its allowed values are declared here (and listed in
-the README's "Config reference"). Unknown keys, wrong types, missing required
+the README's "Training configs"). Unknown keys, wrong types, missing required
 fields and out-of-range values are :class:`ConfigError` s that name the key and
 the file. Command-line overrides (``--set train.epochs=3``) are applied to the
 raw YAML before validation, so they are checked the same way.
@@ -9,14 +9,14 @@ raw YAML before validation, so they are checked the same way.
 
 from __future__ import annotations
 
-import re
-import types
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import yaml
+
+from fcnn.decision import AnswerRules
+from fcnn.training.structure import ConfigError, read_yaml, structure
 
 __all__ = [
     "AugmentConfig",
@@ -34,10 +34,6 @@ __all__ = [
 ]
 
 Monitor = Literal["val_loss", "val_acc", "val_balanced_acc"]
-
-
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message names the key and the file."""
 
 
 def _in_range(low: float | None = None, high: float | None = None, *, open_high: bool = False):
@@ -178,6 +174,8 @@ class Config:
     callbacks: tuple[Any, ...] = ()
     calibration: Literal["none", "temperature", "bias", "vector"] = "none"
     decision: DecisionConfig = DecisionConfig()
+    # how the answer is flagged (uncertain, high risk), stored in the model for its users
+    answer_rules: AnswerRules | None = None
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
     reports_dir: str | None = None  # where results.csv gets a row; None: runs_dir
@@ -203,108 +201,6 @@ def _callback_name(cb: Any) -> str:
     return next(name for name, cls in CALLBACKS.items() if isinstance(cb, cls))
 
 
-# ----------------------------------------------------------------------------- structuring
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return "a list"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value in args:
-            return value
-        raise ConfigError(f"{where}: must be one of {', '.join(map(repr, args))}; got {value!r}")
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return _convert(option, value, where)
-            except ConfigError:
-                continue  # the next option may take it; the message below names them all
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(
-            _convert(a, v, f"{where}[{i}]")
-            for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if attrs.has(tp):
-        return _structure(tp, value, where)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    raise ConfigError(f"{where}: unsupported field type {tp!r}")  # a bug in this module
-
-
-def _structure(cls: type, raw: Any, where: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'the config'}: expected a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in attrs.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown key {prefix}{unknown[0]!s}; allowed keys here: {', '.join(sorted(fields))}"
-        )
-    kwargs = {}
-    for name, field in fields.items():
-        key = f"{where}.{name}" if where else name
-        if name not in raw:
-            if field.default is attrs.NOTHING:
-                raise ConfigError(f"missing required key {key}")
-            continue
-        if name == "callbacks" and cls is Config:
-            kwargs[name] = _callbacks(raw[name], key)
-        else:
-            kwargs[name] = _convert(hints[name], raw[name], key)
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{where + ': ' if where else ''}{exc}") from None
-
-
 def _callbacks(raw: Any, where: str) -> tuple[Any, ...]:
     if raw is None:
         return ()
@@ -322,33 +218,8 @@ def _callbacks(raw: Any, where: str) -> tuple[Any, ...]:
             raise ConfigError(
                 f"{here}: unknown callback {name!r}; choose one of {', '.join(CALLBACKS)}"
             )
-        out.append(_structure(CALLBACKS[name], body, f"{here}.{name}"))
+        out.append(structure(CALLBACKS[name], body, f"{here}.{name}"))
     return tuple(out)
-
-
-# ----------------------------------------------------------------------------- entry points
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that also reads ``1e-3`` as a number (PyYAML's YAML 1.1 wants ``1.0e-3``)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -369,7 +240,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                     raise ConfigError(f"override {item!r}: {k} is not a section")
             node = node[k]
         try:
-            node[keys[-1]] = _yaml(text)
+            node[keys[-1]] = read_yaml(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({exc})") from None
     return out
@@ -377,7 +248,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def parse_config(raw: Any, *, name: str = "") -> Config:
     """A validated :class:`Config` from plain data."""
-    config = _structure(Config, raw, "")
+    config = structure(Config, raw, special={"callbacks": _callbacks})
     return config if config.name else attrs.evolve(config, name=name)
 
 
@@ -385,7 +256,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a YAML config; errors name the key and the file."""
     path = Path(path)
     try:
-        raw = _yaml(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, yaml.YAMLError) as exc:

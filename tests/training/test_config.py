@@ -39,7 +39,7 @@ def test_the_documented_example_parses_into_frozen_objects(tmp_path):
 
 
 def test_shipped_configs_are_valid():
-    for name in ("mnist", "cifar10"):
+    for name in ("mnist", "cifar10", "dermascan"):
         load_config(f"configs/{name}.yaml")
 
 
@@ -61,6 +61,14 @@ def test_shipped_configs_are_valid():
         (
             GOOD.replace("seed: 42", "seed: 42\ndecision: {min_recall: {'3': 1.5}}"),
             "recall floor of '3' must be a number in",
+        ),
+        (
+            GOOD.replace("seed: 42", "seed: 42\nanswer_rules: {high_risk_at: 2}"),
+            "answer_rules: high_risk_at must be a probability",
+        ),
+        (
+            GOOD.replace("seed: 42", "seed: 42\nanswer_rules: {uncertain: 0.3}"),
+            "unknown key answer_rules.uncertain",
         ),
     ],
 )

@@ -225,3 +225,27 @@ def test_the_answer_is_the_models_decision_not_always_the_longest_bar(tiny_model
     probs = [p["probability"] for p in body["predictions"]]
     assert probs == sorted(probs, reverse=True)  # the bars stay in probability order
     assert body["risk_level"] == "high"
+
+
+def test_the_models_own_answer_rules_decide_uncertain_and_high_risk(tiny_model):
+    import attrs
+
+    from fcnn.decision import AnswerRules
+    from fcnn.inference import load
+    from webapp.service import RULES_OF_OLDER_MODELS, Predictor, load_conditions
+
+    model = load(tiny_model)  # trained from configs/dermascan.yaml: its answer_rules stored
+    assert model.answer_rules == AnswerRules(0.35, ("akiec", "bcc", "mel"), 0.3)
+    photo = image_bytes(lesion_like(), "PNG")
+    always = AnswerRules(uncertain_below=1.0, high_risk_classes=model.class_names, high_risk_at=0)
+    body = Predictor(attrs.evolve(model, answer_rules=always), load_conditions()).predict(photo)
+    assert body["uncertain"] and body["risk_level"] == "high"
+    assert body["malignant_probability"] == pytest.approx(1.0, abs=1e-5)
+    never = AnswerRules(uncertain_below=0.0)
+    body = Predictor(attrs.evolve(model, answer_rules=never), load_conditions()).predict(photo)
+    assert body["uncertain_reason"] != "low_confidence" and body["malignant_probability"] == 0
+    # the site's setting overrides the model's threshold; an older model gets the old rules
+    overridden = Predictor(attrs.evolve(model, answer_rules=never), load_conditions(), 1.0)
+    assert overridden.rules.uncertain_below == 1.0 and overridden.predict(photo)["uncertain"]
+    older = Predictor(attrs.evolve(model, answer_rules=None), load_conditions())
+    assert older.rules == RULES_OF_OLDER_MODELS
