@@ -14,7 +14,7 @@ from fcnn import random as fr
 from fcnn.data.dataset import Dataset
 from fcnn.data.transforms import fit_normalization
 from fcnn.predict import predict_logits
-from fcnn.training.loop import Trainer, train_step
+from fcnn.training.loop import Recipe, train_step
 
 
 def layer_flops(
@@ -87,14 +87,14 @@ def train_epoch(
     _, params, state = net.init(fr.key(0), preset.input_shape)
     opt = optim.sgd(lr, momentum=0.9)
     opt_state = opt.init(params)
-    trainer = Trainer(net, opt, fit_normalization(data.images), sync_batchnorm=True)
+    recipe = Recipe(net, opt, fit_normalization(data.images), sync_batchnorm=True)
     order = fr.generator(fr.key(1)).permutation(len(data))
     t0 = time.perf_counter()
     loss_sum = 0.0
     for start in range(0, len(data), batch):
         idx = order[start : start + batch]
         params, state, opt_state, loss, _ = train_step(
-            trainer,
+            recipe,
             params,
             state,
             opt_state,

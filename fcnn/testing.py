@@ -1,4 +1,8 @@
-"""Assertions over trees, for tests of fcnn and of code built on it."""
+"""Assertions over trees, for tests of fcnn and of code built on it.
+
+:func:`fcnn.tree.allclose` is the predicate (True or False); these fail with the structure
+or the path of the first leaf that differs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import numpy as np
 
 from fcnn import tree
 
-__all__ = ["assert_trees_all_close", "assert_trees_all_equal_structs"]
+__all__ = ["assert_trees_all_close", "assert_trees_all_equal", "assert_trees_all_equal_structs"]
 
 
 def assert_trees_all_equal_structs(a: Any, b: Any) -> None:
@@ -26,3 +30,11 @@ def assert_trees_all_close(a: Any, b: Any, *, rtol: float = 1e-6, atol: float = 
         if np.shape(x) != np.shape(y):
             raise AssertionError(f"leaf {path!r}: shapes {np.shape(x)} and {np.shape(y)} differ")
         np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=f"leaf {path!r}")
+
+
+def assert_trees_all_equal(a: Any, b: Any) -> None:
+    """Fail unless the trees match in structure and every leaf pair is equal bit for bit
+    (what a pure function must leave of its inputs); names the leaf."""
+    assert_trees_all_equal_structs(a, b)
+    for (path, x), y in zip(tree.flatten_with_paths(a), tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"leaf {path!r}")

@@ -8,8 +8,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from fcnn import tree
 from fcnn.data import ham10000
+from fcnn.testing import assert_trees_all_equal
 
 
 def snapshot(*trees):
@@ -18,10 +18,9 @@ def snapshot(*trees):
 
 
 def assert_unchanged(before, *after):
-    """Every leaf of ``after`` equals (bit for bit) the snapshot ``before``."""
+    """Every tree of ``after`` equals (bit for bit) its snapshot in ``before``."""
     for b, a in zip(before, after, strict=True):
-        for x, y in zip(tree.leaves(b), tree.leaves(a), strict=True):
-            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        assert_trees_all_equal(b, a)
 
 
 HEADER = "lesion_id,image_id,dx,dx_type,age,sex,localization\n"

@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from fcnn import tree
-from fcnn.testing import assert_trees_all_close, assert_trees_all_equal_structs
+from fcnn.testing import (
+    assert_trees_all_close,
+    assert_trees_all_equal,
+    assert_trees_all_equal_structs,
+)
 
 
 @attrs.frozen(eq=False)
@@ -116,6 +120,9 @@ def test_assert_helpers_name_the_leaf():
         assert_trees_all_close(a, b)
     with pytest.raises(AssertionError, match="structures differ"):
         assert_trees_all_equal_structs(a, a[:2])
+    assert_trees_all_equal(a, tree.map(lambda x: x.copy(), a))
+    with pytest.raises(AssertionError, match=r"0\.w"):  # bit for bit: 1 ulp is a difference
+        assert_trees_all_equal(a, tree.map(lambda x: np.nextafter(x, np.inf), a))
 
 
 def test_map_does_not_mutate_input():

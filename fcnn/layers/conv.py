@@ -2,7 +2,7 @@
 
 Weights are ``(C_out, C_in, KH, KW)``, biases ``(C_out,)``. The forward pass is
 im2col followed by a GEMM; the backward pass is two GEMMs and col2im. Stride 1 (every
-convolution of the presets) runs them on the grid layout of :mod:`fcnn.im2col`, chunk by
+convolution of the presets) runs them on the grid layout of :mod:`fcnn.grid`, chunk by
 chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
 rebuilds the patch matrices from the input instead of keeping them from the forward pass,
 and picks the faster of two ways to the input gradient (see :func:`dx_method`).
@@ -19,22 +19,18 @@ import numpy as np
 
 from fcnn import initializers
 from fcnn import random as fr
-from fcnn.im2col import (
-    Geometry,
-    col2im,
-    geometry,
+from fcnn.grid import (
     grid,
     grid_col2im,
     grid_gradient_patches,
     grid_im2col,
     grid_rows_to_nchw,
     grid_to_nchw,
-    im2col,
     nchw_to_grid,
     nchw_to_slots,
-    pair,
     slot_col2im,
 )
+from fcnn.im2col import Geometry, col2im, geometry, im2col, pair
 from fcnn.layers.base import Layer, layer_type, stateless
 from fcnn.tree import static_field
 
@@ -163,7 +159,7 @@ def _geometry(params: Conv2DParams, x: np.ndarray) -> Geometry:
 def forward(params: Conv2DParams, x: np.ndarray) -> tuple[np.ndarray, Conv2DCache]:
     """``y[n, o] = sum_c w[o, c] ⋆ x[n, c] + b[o]``; x (N, C_in, H, W) -> y (N, C_out, OH, OW).
 
-    Stride 1 uses the grid layout of :func:`fcnn.im2col.grid_im2col` (long contiguous
+    Stride 1 uses the grid layout of :func:`fcnn.grid.grid_im2col` (long contiguous
     copies), one GEMM per chunk of images; other strides use :func:`fcnn.im2col.im2col`
     and one GEMM.
     """
@@ -248,9 +244,9 @@ def dx_method(c_in: int, c_out: int) -> str:
       additions): the GEMM is C_in*KH*KW / C_in times smaller. With more output than input
       channels the copy of ``dy``'s patches is the larger, and col2im wins.
     - ``"grid"`` otherwise: col2im of the patch-matrix gradient on the output grid
-      (:func:`fcnn.im2col.grid_col2im`).
+      (:func:`fcnn.grid.grid_col2im`).
     - ``"slots"`` is not chosen, only measured: col2im with ``dy`` at the input slots' pitch
-      (:func:`fcnn.im2col.slot_col2im`), one contiguous addition per kernel offset for a
+      (:func:`fcnn.grid.slot_col2im`), one contiguous addition per kernel offset for a
       GEMM with Hq/OH times the columns. It was chosen for few input channels until a whole
       LeNet training step measured it slower than ``"grid"`` at batch 32 and 64 and equal
       at 128; it stays so that ``benchmarks.kernels`` can keep comparing the two.
@@ -264,7 +260,7 @@ def dx_method(c_in: int, c_out: int) -> str:
 
 def _patch_weights(w2d: np.ndarray, c_in: int) -> np.ndarray:
     """The weights (C_out, C_in*KH*KW) as (C_in, C_out*KH*KW), the rows of (C_out, i, j)
-    that multiply :func:`fcnn.im2col.grid_gradient_patches`."""
+    that multiply :func:`fcnn.grid.grid_gradient_patches`."""
     w3d = w2d.reshape(w2d.shape[0], c_in, -1)  # (C_out, C_in*KH*KW) -> (C_out, C_in, KH*KW)
     return w3d.transpose(1, 0, 2).reshape(c_in, -1)  # -> (C_in, C_out*KH*KW) copy
 

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.im2col import Geometry, geometry, pad2d, pair, window_view
+from fcnn.im2col import Geometry, geometry, pad2d, pair, scatter_windows, window_view
 from fcnn.layers.base import Layer, layer_type, stateless
 from fcnn.tree import static_field
 
@@ -231,21 +231,6 @@ def forward(params: PoolParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
     return pool(params, x)
 
 
-def _scatter_windows(
-    dy_per_offset, input_shape: tuple[int, ...], geo: Geometry, dtype
-) -> np.ndarray:
-    """Sum ``dy_per_offset(k)`` (N, C, OH, OW) into each window's k-th pixel; crop padding."""
-    n, c, h, w = input_shape
-    (kh, kw), (sh, sw), (ph, pw), _, (oh, ow) = geo
-    buf = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
-    for k in range(kh * kw):
-        i, j = divmod(k, kw)
-        buf[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += dy_per_offset(
-            k
-        )
-    return np.ascontiguousarray(buf[:, :, ph : ph + h, pw : pw + w])
-
-
 def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.ndarray, PoolParams]:
     """Gradient w.r.t. the input; the params' gradient is the (leafless) params themselves."""
     if isinstance(cache, GlobalAvgCache):
@@ -255,14 +240,18 @@ def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.n
     if isinstance(cache, TiledMaxCache):
         return _max_backward_tiled(cache, dy), params
     if isinstance(cache, WindowMaxCache):
-        zero = dy.dtype.type(0)
-        dx = _scatter_windows(
-            lambda k: np.where(cache.argmax == k, dy, zero), cache.input_shape, cache.geo, dy.dtype
+        zero, kw = dy.dtype.type(0), cache.geo.kernel[1]
+        dx = scatter_windows(
+            lambda i, j: np.where(cache.argmax == i * kw + j, dy, zero),
+            cache.input_shape,
+            cache.geo,
+            dy.dtype,
         )
-        return dx, params
+        return np.ascontiguousarray(dx), params
     kh, kw = cache.geo.kernel  # AvgCache
     share = dy / (kh * kw)
-    return _scatter_windows(lambda k: share, cache.input_shape, cache.geo, dy.dtype), params
+    dx = scatter_windows(lambda i, j: share, cache.input_shape, cache.geo, dy.dtype)
+    return np.ascontiguousarray(dx), params
 
 
 def _composable(kind: type[PoolParams], window, stride, padding) -> Layer:

@@ -15,7 +15,14 @@ from typing import Any
 
 from fcnn.training.config import CheckpointConfig, CsvLoggerConfig, EarlyStoppingConfig
 
-__all__ = ["BestCheckpoint", "CsvLogger", "EarlyStopping", "Monitor", "resolve_mode"]
+__all__ = [
+    "BestCheckpoint",
+    "CsvLogger",
+    "EarlyStopping",
+    "Monitor",
+    "make_callbacks",
+    "resolve_mode",
+]
 
 
 def resolve_mode(monitor: str, mode: str) -> str:
@@ -123,3 +130,30 @@ class CsvLogger:
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         return None
+
+
+def make_callbacks(
+    configs: tuple[Any, ...],
+    save_best: Callable[[Path, dict[str, float]], None],
+    best_path: Path,
+    run_dir: Path,
+    writes: bool,
+) -> tuple[list[Any], BestCheckpoint | None]:
+    """The callbacks a run's config lists, in its order, and its best-checkpoint callback
+    (None without one). ``save_best(path, metrics)`` writes the run's own best model to
+    ``best_path`` (a checkpoint's ``filepath`` only gets a copy at the end); a
+    :class:`CsvLogger` of ``run_dir/metrics.csv`` is added when the config has none;
+    ``writes`` is False on the replicas that write no files."""
+    callbacks: list[Any] = []
+    best: BestCheckpoint | None = None
+    for cb_cfg in configs:
+        if isinstance(cb_cfg, EarlyStoppingConfig):
+            callbacks.append(EarlyStopping(cb_cfg))
+        elif isinstance(cb_cfg, CheckpointConfig):
+            best = BestCheckpoint(cb_cfg, save_best, best_path)
+            callbacks.append(best)
+        elif isinstance(cb_cfg, CsvLoggerConfig):
+            callbacks.append(CsvLogger(cb_cfg, run_dir / "metrics.csv", writes))
+    if not any(isinstance(cb, CsvLogger) for cb in callbacks):
+        callbacks.append(CsvLogger(CsvLoggerConfig(), run_dir / "metrics.csv", writes))
+    return callbacks, best

@@ -204,7 +204,7 @@ def finish_run(
     fitted = None
     if writes:
         fitted = finalize_model(
-            setup.trainer.net, params, state, data, cfg, best_path or setup.last_path
+            setup.recipe.net, params, state, data, cfg, best_path or setup.last_path
         )
     cal, rule, lines = replicas.broadcast(fitted)
     copy = copy_model(best_path, copy_to) if writes and best_path else None
@@ -212,7 +212,7 @@ def finish_run(
         log.info(line)
         echo(line)
     test = evaluate(
-        setup.trainer.net,
+        setup.recipe.net,
         params,
         state,
         data.test.images,

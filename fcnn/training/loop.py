@@ -31,8 +31,8 @@ from fcnn.predict import features, predict_logits  # re-exported: the loop's own
 
 __all__ = [
     "EvalResult",
+    "Recipe",
     "StepResult",
-    "Trainer",
     "evaluate",
     "features",
     "predict_logits",
@@ -41,7 +41,7 @@ __all__ = [
 
 
 @attrs.frozen(eq=False)
-class Trainer:
+class Recipe:
     """The fixed ingredients of a training step."""
 
     net: Layer
@@ -61,15 +61,15 @@ class StepResult(NamedTuple):
     correct: int
 
 
-def _batch_weight(trainer: Trainer, labels: np.ndarray) -> float:
+def _batch_weight(recipe: Recipe, labels: np.ndarray) -> float:
     """Σ of the loss weights of a batch's labels (its size without class weights)."""
-    if trainer.class_weights is None:
+    if recipe.class_weights is None:
         return float(labels.shape[0])
-    return float(np.asarray(trainer.class_weights, np.float64)[labels].sum())
+    return float(np.asarray(recipe.class_weights, np.float64)[labels].sum())
 
 
 def train_step(
-    trainer: Trainer,
+    recipe: Recipe,
     params: Any,
     state: Any,
     opt_state: Any,
@@ -85,39 +85,43 @@ def train_step(
     docstring). The returned loss and count of correct answers are the whole batch's.
     """
     aug_key, net_key = fr.split(key, 2)
-    x = augment(normalize(images, trainer.normalization), trainer.augmentation, aug_key)
-    total_weight = _batch_weight(trainer, labels)
-    whole = replicas.size > 1 and labels.shape[0] < replicas.size
-    if whole:  # fewer images than replicas: each takes them all and a 1/N share of the loss
+    x = augment(normalize(images, recipe.normalization), recipe.augmentation, aug_key)
+    total_weight = _batch_weight(recipe, labels)
+    each_takes_all = replicas.size > 1 and labels.shape[0] < replicas.size
+    if (
+        each_takes_all
+    ):  # fewer images than replicas: each takes them all and a 1/N share of the loss
         total_weight *= replicas.size
     elif replicas.size > 1:
         part = distributed.shard_slice(labels.shape[0], replicas.rank, replicas.size)
         x, labels = x[part], labels[part]
     if replicas.size > 1:
         net_key = fr.fold_in(net_key, replicas.rank)
-    sync = trainer.sync_batchnorm and replicas.size > 1
+    sync = recipe.sync_batchnorm and replicas.size > 1
     with cross_replica_sum(replicas.sum if sync else None):
-        logits, cache, new_state = trainer.net.apply(
-            params, x, state=state, train=True, key=net_key
-        )
+        logits, cache, new_state = recipe.net.apply(params, x, state=state, train=True, key=net_key)
         loss, loss_cache = cross_entropy.forward(
             logits,
             labels,
-            class_weights=trainer.class_weights,
-            label_smoothing=trainer.label_smoothing,
+            class_weights=recipe.class_weights,
+            label_smoothing=recipe.label_smoothing,
             weight_total=total_weight,
         )
-        _, grads = trainer.net.backward(
+        _, grads = recipe.net.backward(
             params, cache, cross_entropy.backward(loss_cache), need_dx=False
         )
-    correct = int(np.sum(logits.argmax(axis=1) == labels)) if not whole or replicas.rank == 0 else 0
+    correct = (
+        int(np.sum(logits.argmax(axis=1) == labels))
+        if not each_takes_all or replicas.rank == 0
+        else 0
+    )
     loss = float(loss)
     if replicas.size > 1:
         # one reduction: (all gradient leaves, loss, correct) as a flat float32 buffer
         buf, layout = distributed.to_buffer(grads, extra=np.array([loss, correct]))
         grads, extra = distributed.from_buffer(replicas.sum(buf), layout)
         loss, correct = float(extra[0]), round(float(extra[1]))
-    updates, new_opt_state = trainer.optimizer.update(grads, opt_state, params)
+    updates, new_opt_state = recipe.optimizer.update(grads, opt_state, params)
     new_params = optim.apply_updates(params, updates)
     return StepResult(new_params, new_state, new_opt_state, loss, correct)
 

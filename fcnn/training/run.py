@@ -31,15 +31,11 @@ instead of one leaving the others waiting in a collective.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import attrs
 import numpy as np
@@ -47,16 +43,12 @@ import numpy as np
 from fcnn import checkpoint, distributed, metrics, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
-from fcnn.training.callbacks import BestCheckpoint, CsvLogger, EarlyStopping
-from fcnn.training.config import (
-    CheckpointConfig,
-    Config,
-    CsvLoggerConfig,
-    EarlyStoppingConfig,
-)
+from fcnn.training.callbacks import make_callbacks
+from fcnn.training.config import Config
 from fcnn.training.finalize import RunResult, finish_run
+from fcnn.training.interrupts import InterruptFlag
 from fcnn.training.loop import evaluate, train_step
-from fcnn.training.setup import Progress, Setup, build
+from fcnn.training.setup import LoopState, Setup, build
 
 __all__ = [
     "EpochProgress",
@@ -122,12 +114,12 @@ def train(
     (how the process count was chosen) goes to the log.
     """
     t_start = time.perf_counter()
-    config, setup, prog, saved, notes = build(config, data_dir, resume, replicas)
+    config, setup, loop, saved, notes = build(config, data_dir, resume, replicas)
     lead = replicas.rank == 0
     display = (progress or EpochProgress()) if lead else EpochProgress()
     handler = _attach_log(setup.run_dir) if lead else None
     try:
-        run = _Run(setup, prog, saved, display, echo if lead else _silent, t_start, replicas)
+        run = _Run(setup, loop, saved, display, echo if lead else _silent, t_start, replicas)
         log.info("processes: %d (%s)", replicas.size, launch_note or "one process")
         for note in notes:
             log.info("resumed: %s", note)
@@ -149,61 +141,39 @@ class _Run:
     def __init__(
         self,
         setup: Setup,
-        prog: Progress,
+        loop: LoopState,
         saved,
         display: EpochProgress,
         echo: Callable[[str], None],
         t_start: float,
         replicas: distributed.Replicas = distributed.SINGLE,
     ):
-        self.s, self.prog, self.display, self.echo, self.t_start = (
-            setup,
-            prog,
-            display,
-            echo,
-            t_start,
-        )
-        self.replicas = replicas
+        self.setup, self.loop, self.display, self.echo = setup, loop, display, echo
+        self.t_start, self.replicas = t_start, replicas
         self.writes = replicas.rank == 0  # only rank 0 touches files
-        self.interrupted = False  # Ctrl-C seen (several replicas: acted on after the step)
+        self.interrupts = InterruptFlag(replicas)  # Ctrl-C with several replicas
         self.history: list[dict[str, float]] = list(saved.history) if saved else []
-        self.best_cb: BestCheckpoint | None = None
-        self.callbacks = self._make_callbacks()
+        self.callbacks, self.best_cb = make_callbacks(
+            setup.config.callbacks, self._save_best, setup.best_path, setup.run_dir, self.writes
+        )
         if saved:
             for cb, cb_state in zip(self.callbacks, saved.callbacks, strict=False):
                 cb.load_state_dict(cb_state)
-
-    def _make_callbacks(self) -> list[Any]:
-        callbacks: list[Any] = []
-        for cb_cfg in self.s.config.callbacks:
-            if isinstance(cb_cfg, EarlyStoppingConfig):
-                callbacks.append(EarlyStopping(cb_cfg))
-            elif isinstance(cb_cfg, CheckpointConfig):
-                # the run's own best model; cb_cfg.filepath only gets a copy at the end
-                self.best_cb = BestCheckpoint(cb_cfg, self._save_best, self.s.best_path)
-                callbacks.append(self.best_cb)
-            elif isinstance(cb_cfg, CsvLoggerConfig):
-                callbacks.append(CsvLogger(cb_cfg, self.s.run_dir / "metrics.csv", self.writes))
-        if not any(isinstance(cb, CsvLogger) for cb in callbacks):
-            callbacks.append(
-                CsvLogger(CsvLoggerConfig(), self.s.run_dir / "metrics.csv", self.writes)
-            )
-        return callbacks
 
     def _save_best(self, path: Path, epoch_metrics: dict[str, float]) -> None:
         if not self.writes:
             return
         checkpoint.save(
             path,
-            attrs.evolve(self.s.manifest, metrics=epoch_metrics, kind="best"),
-            params=self.prog.params,
-            state=self.prog.state,
+            attrs.evolve(self.setup.manifest, metrics=epoch_metrics, kind="best"),
+            params=self.loop.params,
+            state=self.loop.state,
         )
 
     def _save_last(self) -> None:
         if not self.writes:
             return
-        p = self.prog
+        p = self.loop
         training = checkpoint.ResumeState(
             progress={
                 "epoch": p.epoch,
@@ -214,63 +184,39 @@ class _Run:
             },
             history=tuple(self.history),
             callbacks=tuple(cb.state_dict() for cb in self.callbacks),
-            run_dir=str(self.s.run_dir),
+            run_dir=str(self.setup.run_dir),
         )
         checkpoint.save(
-            self.s.last_path,
-            attrs.evolve(self.s.manifest, kind="last", training=training),
+            self.setup.last_path,
+            attrs.evolve(self.setup.manifest, kind="last", training=training),
             params=p.params,
             state=p.state,
             opt_state=p.opt_state,
         )
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        train = self.s.data.train
-        key = fr.fold_in(self.s.order_key, epoch)
-        if self.s.config.data.sampler == "balanced":
+        train = self.setup.data.train
+        key = fr.fold_in(self.setup.order_key, epoch)
+        if self.setup.config.data.sampler == "balanced":
             order = balanced_order(train.labels, key, train.num_classes)
         else:
             order = shuffled_order(len(train), key)
-        return batch_slices(order, self.s.config.train.batch_size)
-
-    @contextlib.contextmanager
-    def _interrupts_as_flag(self) -> Iterator[None]:
-        """With several replicas, Ctrl-C (SIGINT) sets ``self.interrupted`` instead of raising
-        in the middle of a collective; :meth:`_agreed_stop` turns it into a common stop."""
-        self.interrupted = False
-        if self.replicas.size == 1 or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def flag(signum, frame) -> None:
-            self.interrupted = True
-
-        previous = signal.signal(signal.SIGINT, flag)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _agreed_stop(self) -> bool:
-        """True on every replica when any of them was interrupted (one tiny sum per step)."""
-        if self.replicas.size == 1:
-            return False
-        return bool(self.replicas.sum(np.array([float(self.interrupted)]))[0] > 0)
+        return batch_slices(order, self.setup.config.train.batch_size)
 
     def _train_epoch(self, epoch: int) -> float:
         """Run the rest of ``epoch``'s batches; returns the epoch's images per second."""
-        train = self.s.data.train
+        train = self.setup.data.train
         batches = self._epoch_batches(epoch)
-        self.display.start_epoch(epoch, self.s.config.train.epochs, len(batches))
+        self.display.start_epoch(epoch, self.setup.config.train.epochs, len(batches))
         t0, images = time.perf_counter(), 0
         try:
-            for b in range(self.prog.batch, len(batches)):
+            for b in range(self.loop.batch, len(batches)):
                 idx = batches[b]
-                p = self.prog
-                key = fr.fold_in(fr.fold_in(self.s.step_key, epoch), b)
+                p = self.loop
+                key = fr.fold_in(fr.fold_in(self.setup.step_key, epoch), b)
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
                     out = train_step(
-                        self.s.trainer,
+                        self.setup.recipe,
                         p.params,
                         p.state,
                         p.opt_state,
@@ -282,7 +228,7 @@ class _Run:
                 if not math.isfinite(out.loss):
                     self._diverged(out.loss, epoch, b)
                 # one assignment: an interrupt sees either the old or the new progress
-                self.prog = Progress(
+                self.loop = LoopState(
                     out.params,
                     out.state,
                     out.opt_state,
@@ -293,13 +239,13 @@ class _Run:
                     p.seen + len(idx),
                 )
                 images += len(idx)
-                if self._agreed_stop():
+                if self.interrupts.agreed():
                     raise KeyboardInterrupt
                 elapsed = max(time.perf_counter() - t0, 1e-9)
                 self.display.step(
                     b + 1,
-                    self.prog.loss_sum / self.prog.seen,
-                    self.prog.correct / self.prog.seen,
+                    self.loop.loss_sum / self.loop.seen,
+                    self.loop.correct / self.loop.seen,
                     images / elapsed,
                 )
         except KeyboardInterrupt:
@@ -307,17 +253,17 @@ class _Run:
             log.info(
                 "interrupted at epoch %d batch %d; saved %s",
                 epoch + 1,
-                self.prog.batch,
-                self.s.last_path,
+                self.loop.batch,
+                self.setup.last_path,
             )
-            raise TrainingInterrupted(self.s.last_path) from None
+            raise TrainingInterrupted(self.setup.last_path) from None
         return images / max(time.perf_counter() - t0, 1e-9)
 
     def _diverged(self, loss: float, epoch: int, batch: int) -> None:
         log.error("loss became %s at epoch %d batch %d", loss, epoch + 1, batch + 1)
         kept = [
             str(p)
-            for p in (self.s.last_path, self.best_cb and self.best_cb.path)
+            for p in (self.setup.last_path, self.best_cb and self.best_cb.path)
             if p is not None and Path(p).exists()
         ]
         raise TrainingDiverged(
@@ -328,11 +274,11 @@ class _Run:
 
     def _end_epoch(self, epoch: int, images_per_s: float, epoch_time: float) -> bool:
         """Validate, run callbacks, save ``last``; True when a callback stops training."""
-        cfg, data = self.s.config.train, self.s.data
+        cfg, data = self.setup.config.train, self.setup.data
         self._share_state()
-        p = self.prog
+        p = self.loop
         val = evaluate(
-            self.s.trainer.net,
+            self.setup.recipe.net,
             p.params,
             p.state,
             data.val.images,
@@ -349,7 +295,7 @@ class _Run:
             "val_loss": val.loss,
             "val_acc": val.accuracy,
             "val_balanced_acc": metrics.balanced_accuracy(val_conf),
-            "lr": float(self.s.schedule((epoch + 1) * self.s.steps_per_epoch - 1)),
+            "lr": float(self.setup.schedule((epoch + 1) * self.setup.steps_per_epoch - 1)),
             "epoch_time_s": epoch_time,
             "images_per_s": images_per_s,
         }
@@ -357,7 +303,7 @@ class _Run:
         stop = False
         for cb in self.callbacks:
             stop = cb.on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"}) or stop
-        self.prog = Progress(p.params, p.state, p.opt_state, epoch + 1, 0)
+        self.loop = LoopState(p.params, p.state, p.opt_state, epoch + 1, 0)
         self._save_last()
         summary = (
             f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
@@ -373,23 +319,23 @@ class _Run:
         """Give every replica the same layer state (BatchNorm running statistics): their
         mean, when each replica normalized with its own shard's statistics."""
         n = self.replicas.size
-        if n == 1 or self.s.trainer.sync_batchnorm or not tree.leaves(self.prog.state):
+        if n == 1 or self.setup.recipe.sync_batchnorm or not tree.leaves(self.loop.state):
             return
-        p = self.prog
+        p = self.loop
         buf, layout = distributed.to_buffer(p.state, dtype=np.float64)
         state, _ = distributed.from_buffer(self.replicas.sum(buf) / n, layout)
-        self.prog = attrs.evolve(p, state=state)
+        self.loop = attrs.evolve(p, state=state)
 
     def run(self) -> RunResult:
-        cfg = self.s.config
+        cfg = self.setup.config
         log.info(
             "config %s, seed %d: every random key derives from fcnn.random.key(%d)",
             cfg.name,
             cfg.seed,
             cfg.seed,
         )
-        data = self.s.data
-        self.echo(f"run folder: {self.s.run_dir}")
+        data = self.setup.data
+        self.echo(f"run folder: {self.setup.run_dir}")
         self.echo(
             f"data: {len(data.train)} train / {len(data.val)} validation / "
             f"{len(data.test)} test; seed {cfg.seed}"
@@ -402,8 +348,8 @@ class _Run:
                 f"e.g. {data.notes[0]}"
             )
         stopped_early = False
-        with self._interrupts_as_flag():
-            for epoch in range(self.prog.epoch, cfg.train.epochs):
+        with self.interrupts:
+            for epoch in range(self.loop.epoch, cfg.train.epochs):
                 t0 = time.perf_counter()
                 images_per_s = self._train_epoch(epoch)
                 if self._end_epoch(epoch, images_per_s, time.perf_counter() - t0):
@@ -416,9 +362,9 @@ class _Run:
     def _finish(self, stopped_early: bool) -> RunResult:
         copy_to = self.best_cb.cfg.filepath if self.best_cb else None
         return finish_run(
-            self.s,
-            self.prog.params,
-            self.prog.state,
+            self.setup,
+            self.loop.params,
+            self.loop.state,
             self.history,
             keeps_best=self.best_cb is not None,
             copy_to=copy_to,

@@ -22,10 +22,10 @@ from fcnn.io import atomic_write_text
 from fcnn.optim import schedules
 from fcnn.training.config import Config, TrainConfig
 from fcnn.training.data import PreparedData, class_weights, prepare_data
-from fcnn.training.loop import Trainer
+from fcnn.training.loop import Recipe
 from fcnn.training.run_config import resumed_config
 
-__all__ = ["Progress", "Setup", "build", "make_optimizer", "make_schedule"]
+__all__ = ["LoopState", "Setup", "build", "make_optimizer", "make_schedule"]
 
 
 def _shape_mismatch(
@@ -87,7 +87,7 @@ class Setup:
 
     config: Config
     data: PreparedData
-    trainer: Trainer
+    recipe: Recipe
     steps_per_epoch: int
     schedule: schedules.Schedule  # learning rate per optimizer step (logged per epoch)
     order_key: fr.Key
@@ -105,7 +105,7 @@ class Setup:
 
 
 @attrs.frozen(eq=False)
-class Progress:
+class LoopState:
     """The evolving part of a run, replaced (never mutated) after every step."""
 
     params: Any
@@ -120,7 +120,7 @@ class Progress:
 
 def build(
     config: Config | None, data_dir, resume, replicas: distributed.Replicas
-) -> tuple[Config, Setup, Progress, dict | None, list[str]]:
+) -> tuple[Config, Setup, LoopState, dict | None, list[str]]:
     resumed = checkpoint.load(resume) if resume is not None else None
     saved, notes = None, []
     if resumed is not None:
@@ -146,7 +146,7 @@ def build(
     steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
     schedule = make_schedule(config.train, steps_per_epoch)
     optimizer = make_optimizer(config.train, schedule)
-    trainer = Trainer(
+    recipe = Recipe(
         net,
         optimizer,
         data.normalization,
@@ -157,7 +157,7 @@ def build(
     )
     k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
     _, params, state = net.init(k_init, preset.input_shape)
-    progress = Progress(params, state, optimizer.init(params))
+    loop = LoopState(params, state, optimizer.init(params))
     manifest = checkpoint.ModelManifest(
         architecture=net.spec,
         model=config.model,
@@ -170,10 +170,10 @@ def build(
     if resumed is not None:
         if resumed.info.architecture != net.spec:
             raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
-        progress = Progress(
+        loop = LoopState(
             checkpoint.fill(params, resumed.group("params"), "params"),
             checkpoint.fill(state, resumed.group("state"), "state"),
-            checkpoint.fill(progress.opt_state, resumed.group("opt_state"), "optimizer state"),
+            checkpoint.fill(loop.opt_state, resumed.group("opt_state"), "optimizer state"),
             **saved.progress,
         )
         run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
@@ -190,6 +190,6 @@ def build(
         run_dir = Path()  # replaced by rank 0's folder just below
     run_dir = Path(replicas.broadcast(str(run_dir)))
     setup = Setup(
-        config, data, trainer, steps_per_epoch, schedule, k_order, k_steps, manifest, run_dir
+        config, data, recipe, steps_per_epoch, schedule, k_order, k_steps, manifest, run_dir
     )
-    return config, setup, progress, saved, notes
+    return config, setup, loop, saved, notes

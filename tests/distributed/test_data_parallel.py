@@ -9,7 +9,7 @@ from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, Normalization
 from fcnn.distributed import SINGLE
 from fcnn.layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, batchnorm, serial
-from fcnn.training.loop import Trainer, evaluate, train_step
+from fcnn.training.loop import Recipe, evaluate, train_step
 
 NORM = Normalization((100.0,), (60.0,))
 
@@ -21,7 +21,7 @@ def _batch(n, seed=0):
 
 def _lenet_trainer(**kw):
     preset = models.get("lenet_mnist")
-    trainer = Trainer(
+    recipe = Recipe(
         preset.network,
         optim.sgd(0.05, momentum=0.9, nesterov=True),
         NORM,
@@ -29,7 +29,7 @@ def _lenet_trainer(**kw):
         **kw,
     )
     _, params, state = preset.network.init(fr.key(1), preset.input_shape)
-    return trainer, params, state
+    return recipe, params, state
 
 
 def _small_bn_trainer(sync):
@@ -39,18 +39,16 @@ def _small_bn_trainer(sync):
     )  # fmt: skip
     # SGD, not Adam: a conv bias before BatchNorm has a zero gradient up to rounding,
     # which Adam would blow up to full-size steps of noise
-    trainer = Trainer(net, optim.sgd(0.1, momentum=0.9), NORM, sync_batchnorm=sync)
+    recipe = Recipe(net, optim.sgd(0.1, momentum=0.9), NORM, sync_batchnorm=sync)
     _, params, state = net.init(fr.key(2), (1, 28, 28))
-    return trainer, params, state
+    return recipe, params, state
 
 
-def _steps(trainer, params, state, replicas, batches):
-    opt_state = trainer.optimizer.init(params)
+def _steps(recipe, params, state, replicas, batches):
+    opt_state = recipe.optimizer.init(params)
     losses = []
     for i, (images, labels) in enumerate(batches):
-        out = train_step(
-            trainer, params, state, opt_state, images, labels, fr.key(10 + i), replicas
-        )
+        out = train_step(recipe, params, state, opt_state, images, labels, fr.key(10 + i), replicas)
         params, state, opt_state = out.params, out.state, out.opt_state
         losses.append((out.loss, out.correct))
     return params, state, losses
@@ -64,10 +62,10 @@ def _assert_trees_close(a, b, rtol=2e-5, atol=2e-6):
 @pytest.mark.parametrize("size", [2, 3])
 @pytest.mark.parametrize("class_weights", [None, np.linspace(0.5, 2.0, 10, dtype=np.float32)])
 def test_replicas_reach_the_one_process_parameters(size, class_weights):
-    trainer, params, state = _lenet_trainer(class_weights=class_weights)
+    recipe, params, state = _lenet_trainer(class_weights=class_weights)
     batches = [_batch(37, seed) for seed in range(3)] + [_batch(2, 9)]  # 37 = uneven shards
-    one_params, _, one_losses = _steps(trainer, params, state, SINGLE, batches)
-    results = run_replicas(size, lambda r: _steps(trainer, params, state, r, batches))
+    one_params, _, one_losses = _steps(recipe, params, state, SINGLE, batches)
+    results = run_replicas(size, lambda r: _steps(recipe, params, state, r, batches))
     for rep_params, _, rep_losses in results:
         _assert_trees_close(rep_params, one_params)
         np.testing.assert_allclose(
@@ -82,9 +80,9 @@ def test_replicas_reach_the_one_process_parameters(size, class_weights):
 
 def test_synchronized_batchnorm_matches_the_whole_batch_and_per_replica_does_not():
     batches = [_batch(32, seed) for seed in range(3)]
-    trainer, params, state = _small_bn_trainer(sync=True)
-    one_params, one_state, _ = _steps(trainer, params, state, SINGLE, batches)
-    synced = run_replicas(2, lambda r: _steps(trainer, params, state, r, batches))
+    recipe, params, state = _small_bn_trainer(sync=True)
+    one_params, one_state, _ = _steps(recipe, params, state, SINGLE, batches)
+    synced = run_replicas(2, lambda r: _steps(recipe, params, state, r, batches))
     for rep_params, rep_state, _ in synced:
         _assert_trees_close(rep_params, one_params, rtol=1e-4, atol=1e-5)
         _assert_trees_close(rep_state, one_state, rtol=1e-4, atol=1e-5)
@@ -120,16 +118,16 @@ def test_batchnorm_layer_synchronized_over_shards_equals_the_whole_batch():
 
 
 def test_sharded_evaluation_returns_every_logit_in_order():
-    trainer, params, state = _lenet_trainer()
+    recipe, params, state = _lenet_trainer()
     images, labels = _batch(23)
-    one = evaluate(trainer.net, params, state, images, labels, NORM, batch_size=5)
+    one = evaluate(recipe.net, params, state, images, labels, NORM, batch_size=5)
     # Each replica runs GEMMs over other batch sizes, whose BLAS blocking sums in another
     # order: float32 logits then differ by a few units in the last place of the largest
     # logit (3e-6 at |logit| ~10 seen). 64 ulps of that scale allows for it; a logit from
     # the wrong image or a lost one is off by O(1).
     atol = 64 * np.finfo(np.float32).eps * float(np.abs(one.logits).max())
     for result in run_replicas(
-        3, lambda r: evaluate(trainer.net, params, state, images, labels, NORM, 5, r)
+        3, lambda r: evaluate(recipe.net, params, state, images, labels, NORM, 5, r)
     ):
         assert result.logits.shape == one.logits.shape
         np.testing.assert_allclose(result.logits, one.logits, rtol=0, atol=atol)

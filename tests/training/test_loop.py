@@ -10,7 +10,7 @@ from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, Normalization
 from fcnn.layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, serial
 from fcnn.losses import cross_entropy
-from fcnn.training.loop import Trainer, evaluate, train_step
+from fcnn.training.loop import Recipe, evaluate, train_step
 
 NORM = Normalization((100.0,), (60.0,))
 
@@ -18,21 +18,21 @@ NORM = Normalization((100.0,), (60.0,))
 @pytest.fixture
 def setup():
     net = serial(Conv2D(4, 3, padding=1), BatchNorm2D(), ReLU(), MaxPool2D(2), Flatten(), Dense(3))
-    trainer = Trainer(net, optim.sgd(0.1, momentum=0.9), NORM, Augmentation(crop_padding=1))
+    recipe = Recipe(net, optim.sgd(0.1, momentum=0.9), NORM, Augmentation(crop_padding=1))
     _, params, state = net.init(fr.key(0), (1, 8, 8))
     rng = np.random.default_rng(0)
     labels = np.arange(12) % 3
     images = rng.integers(0, 60, (12, 1, 8, 8)).astype(np.uint8)
     for i, c in enumerate(labels):  # a bright row per class: learnable
         images[i, 0, 2 + 2 * c] = 250
-    return trainer, params, state, images, labels
+    return recipe, params, state, images, labels
 
 
 def test_a_step_changes_nothing_it_is_given(setup):
-    trainer, params, state, images, labels = setup
-    opt_state = trainer.optimizer.init(params)
+    recipe, params, state, images, labels = setup
+    opt_state = recipe.optimizer.init(params)
     before = snapshot(params, state, opt_state, images, labels)
-    out = train_step(trainer, params, state, opt_state, images, labels, fr.key(1))
+    out = train_step(recipe, params, state, opt_state, images, labels, fr.key(1))
     assert_unchanged(before, params, state, opt_state, images, labels)
     assert not all(
         np.array_equal(a, b)
@@ -41,12 +41,12 @@ def test_a_step_changes_nothing_it_is_given(setup):
 
 
 def test_steps_are_reproducible_and_learn(setup):
-    trainer, params, state, images, labels = setup
-    opt_state = trainer.optimizer.init(params)
-    again = train_step(trainer, params, state, opt_state, images, labels, fr.key(1))
+    recipe, params, state, images, labels = setup
+    opt_state = recipe.optimizer.init(params)
+    again = train_step(recipe, params, state, opt_state, images, labels, fr.key(1))
     losses = []
     for i in range(30):
-        out = train_step(trainer, params, state, opt_state, images, labels, fr.key(1 + i))
+        out = train_step(recipe, params, state, opt_state, images, labels, fr.key(1 + i))
         if i == 0:
             assert out.loss == again.loss and 0 <= out.correct <= len(labels)
         params, state, opt_state = out.params, out.state, out.opt_state
@@ -55,8 +55,8 @@ def test_steps_are_reproducible_and_learn(setup):
 
 
 def test_evaluate_reports_its_logits_loss_and_accuracy(setup):
-    trainer, params, state, images, labels = setup
-    result = evaluate(trainer.net, params, state, images, labels, NORM, batch_size=5)
+    recipe, params, state, images, labels = setup
+    result = evaluate(recipe.net, params, state, images, labels, NORM, batch_size=5)
     assert result.logits.shape == (12, 3) and result.labels is labels
     loss, _ = cross_entropy.forward(result.logits.astype(np.float64), labels)
     assert result.loss == pytest.approx(float(loss))
