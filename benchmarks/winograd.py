@@ -3,12 +3,20 @@
     python -m benchmarks.winograd [--rounds 7] [--chunks 4 8 16]
 
 Times the forward pass of a stride-1, "same" 3×3 convolution at the shapes of the
-presets' 3×3 layers (BatchNorm net and tiny VGG at batch 128 and 64) two ways, on one BLAS
-thread, in interleaved rounds (CPU time, medians): fcnn's :func:`fcnn.layers.conv.forward`
-and a Winograd forward written as carefully as NumPy allows (below: de-interleaved
-columns so every transform pass reads contiguous runs, chunks of images so the transformed
-tiles stay in the cache, the 16 products as one stacked ``matmul``). It also reports where
-the Winograd time goes and its float32 error against the im2col result.
+presets' 3×3 layers (BatchNorm net and tiny VGG at batch 128) on one BLAS thread, in
+interleaved rounds (CPU time, medians): fcnn's :func:`fcnn.layers.conv.forward` against
+two Winograd forwards written as carefully as NumPy allows, both with chunks of images so
+the transformed tiles stay in the cache and the 16 products as one stacked ``matmul``:
+
+- :func:`winograd_forward`: the padded input's columns de-interleaved, so that every
+  transform pass reads contiguous runs of one tile row;
+- :func:`winograd_polyphase_forward`: the padded input split by row parity into two
+  planes whose rows hold both column parities; every transform pass is then one long 1-D
+  operation over a whole plane (column taps as stride-2 views, row taps as shifts of a
+  plane row), never a loop over short rows. It computes one garbage tile per tile row and
+  column (the planes' extra row and column), which the 16 GEMMs multiply too.
+
+It also reports where the time goes and the float32 error against the im2col result.
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016):
 ``Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`` for each 4×4 input tile ``d`` and 3×3 kernel ``g``
@@ -34,6 +42,7 @@ import numpy as np
 from fcnn import random as fr
 from fcnn.io import atomic_write_text
 from fcnn.layers import conv
+from fcnn.runtime import keep_freed_memory
 
 # F(2x2, 3x3): kernel transform G (4x3); the input (B^T) and output (A^T) transforms are
 # written out as the additions they are, in winograd_forward
@@ -50,6 +59,20 @@ SHAPES = [
 ]
 
 
+def _stage_clock(spent: dict | None):
+    """``tick(stage)`` adds the seconds since the previous tick to ``spent[stage]`` (a no-op
+    when ``spent`` is None)."""
+    clock = [time.perf_counter()]
+
+    def tick(stage: str) -> None:
+        if spent is not None:
+            now = time.perf_counter()
+            spent[stage] = spent.get(stage, 0.0) + now - clock[0]
+            clock[0] = now
+
+    return tick
+
+
 def winograd_forward(w, b, x, chunk=8, spent=None):
     """Stride-1, padding-1 3x3 correlation of ``x`` (N, C, H, W) with ``w`` (C_out, C, 3, 3)
     plus ``b``, by F(2x2, 3x3); ``spent`` (a dict) collects seconds per stage."""
@@ -60,14 +83,7 @@ def winograd_forward(w, b, x, chunk=8, spent=None):
     hp = 2 * th + 2
     u = np.einsum("ai,ocij,bj->aboc", G, w, G).reshape(16, co, c).astype(x.dtype)
     y = np.empty((n, co, oh, ow), x.dtype)
-    clock = [time.perf_counter()]
-
-    def tick(stage):
-        if spent is not None:
-            now = time.perf_counter()
-            spent[stage] = spent.get(stage, 0.0) + now - clock[0]
-            clock[0] = now
-
+    tick = _stage_clock(spent)
     for start in range(0, n, chunk):
         xs = x[start : start + chunk]
         k = xs.shape[0]
@@ -118,7 +134,85 @@ def winograd_forward(w, b, x, chunk=8, spent=None):
     return y
 
 
-def _row(shape, chunks, rounds, rng) -> str:
+def winograd_polyphase_forward(w, b, x, chunk=2, spent=None):
+    """The same convolution as :func:`winograd_forward` (stride 1, padding 1, 3x3), on the
+    row-parity planes described in the module docstring; ``spent`` collects seconds per
+    stage."""
+    n, c, h, wd = x.shape
+    co, pad = w.shape[0], 1
+    oh, ow = h, wd
+    th, tw = (oh + 1) // 2, (ow + 1) // 2  # output tiles per column and row
+    rows, cols = th + 1, tw + 1  # a plane's rows and tile columns (one garbage of each)
+    pitch = 2 * cols  # values per plane row: both column parities
+    u = np.einsum("ai,ocij,bj->aboc", G, w, G).reshape(16, co, c).astype(x.dtype)
+    y = np.empty((n, co, oh, ow), x.dtype)
+    bias = b.reshape(co, 1).astype(x.dtype)
+    tick = _stage_clock(spent)
+    for start in range(0, n, chunk):
+        xs = x[start : start + chunk]
+        k = xs.shape[0]
+        size = c * k * rows * cols  # tile positions of one transform plane
+        # planes[q] holds padded rows q, q+2, ... of every (channel, image), `pitch` values
+        # each, plus a tail so that the shifted views below stay inside the buffer
+        planes = np.zeros((2, 2 * size + pitch + 2), x.dtype)
+        xt = xs.transpose(1, 0, 2, 3)  # (k, C, H, W) -> (C, k, H, W) view
+        for q in (0, 1):
+            view = planes[q, : 2 * size].reshape(c, k, rows, pitch)  # (C, k, rows, pitch)
+            first = (q - pad) % 2  # first input row that lands on parity q
+            at = (first + pad - q) // 2
+            src = xt[:, :, first::2]
+            fit = min(src.shape[2], rows - at)
+            view[:, :, at : at + fit, pad : pad + wd] = src[:, :, :fit]
+        tick("pad and split rows")
+        # B^T along the columns: tap t of tile column j is value 2j + t of its plane row
+        s = np.empty((2, 4, size + cols), x.dtype)  # (row parity, transformed column, pos)
+        for q in (0, 1):
+            d = [planes[q, t : t + 2 * (size + cols) : 2] for t in range(4)]  # stride-2 views
+            np.subtract(d[0], d[2], out=s[q, 0])
+            np.add(d[1], d[2], out=s[q, 1])
+            np.subtract(d[2], d[1], out=s[q, 2])
+            np.subtract(d[1], d[3], out=s[q, 3])
+        tick("input transform, columns")
+        # and along the rows: tap t of tile row i is plane row i + t // 2 of parity t % 2
+        v = np.empty((4, 4, size), x.dtype)
+        for j in range(4):
+            r = [s[t % 2, j, (t // 2) * cols : (t // 2) * cols + size] for t in range(4)]
+            np.subtract(r[0], r[2], out=v[0, j])
+            np.add(r[1], r[2], out=v[1, j])
+            np.subtract(r[2], r[1], out=v[2, j])
+            np.subtract(r[1], r[3], out=v[3, j])
+        tick("input transform, rows")
+        m = np.matmul(u, v.reshape(16, c, size // c))  # (16, C_out, k*rows*cols)
+        tick("16 GEMMs")
+        m[5] += bias  # A^T's column 1 is all ones: a bias on product (1, 1) reaches every pixel
+        m = m.reshape(4, 4, co * (size // c))
+        t_ = np.empty((4, 2, m.shape[-1]), x.dtype)  # A^T along the columns
+        for i in range(4):
+            np.add(m[i, 0], m[i, 1], out=t_[i, 0])
+            t_[i, 0] += m[i, 2]
+            np.subtract(m[i, 1], m[i, 2], out=t_[i, 1])
+            t_[i, 1] -= m[i, 3]
+        out = np.empty((2, co * k * rows * pitch), x.dtype)  # output rows by parity
+        for j in (0, 1):  # A^T along the rows, columns written interleaved (stride 2)
+            even, odd = out[0, j::2], out[1, j::2]
+            np.add(t_[0, j], t_[1, j], out=even)
+            even += t_[2, j]
+            np.subtract(t_[1, j], t_[2, j], out=odd)
+            odd -= t_[3, j]
+        tick("output transform")
+        yc = y[start : start + k].transpose(1, 0, 2, 3)  # (C_out, k, OH, OW) view
+        for i in (0, 1):
+            dst = yc[:, :, i::2]
+            rows_i = out[i].reshape(co, k, rows, pitch)  # (C_out, k, rows, pitch)
+            dst[...] = rows_i[:, :, : dst.shape[2], :ow]
+        tick("copy out")
+    return y
+
+
+DESIGNS = {"columns": winograd_forward, "polyphase": winograd_polyphase_forward}
+
+
+def _row(shape, chunks: dict[str, list[int]], rounds, rng) -> str:
     """The report's table row for one (batch, C_in, C_out, side)."""
     n, c, co, side = shape
     x = rng.standard_normal((n, c, side, side)).astype(np.float32)
@@ -126,10 +220,11 @@ def _row(shape, chunks, rounds, rng) -> str:
     b = rng.standard_normal(co).astype(np.float32)
     p = conv.Conv2DParams(w=p.w, b=b, padding=p.padding)
     reference = conv.forward(p, x)[0]
-    error = float(np.abs(winograd_forward(p.w, b, x) - reference).max() / np.abs(reference).max())
-    runs = {"im2col": lambda: conv.forward(p, x)}
-    for chunk in chunks:
-        runs[chunk] = lambda chunk=chunk: winograd_forward(p.w, b, x, chunk)
+    scale = np.abs(reference).max()
+    runs = {("im2col", 0): lambda: conv.forward(p, x)}
+    for design, fn in DESIGNS.items():
+        for chunk in chunks[design]:
+            runs[design, chunk] = lambda fn=fn, chunk=chunk: fn(p.w, b, x, chunk)
     times: dict = {name: [] for name in runs}
     for _ in range(rounds):  # interleaved: every way once per round
         for name, run in runs.items():
@@ -137,37 +232,43 @@ def _row(shape, chunks, rounds, rng) -> str:
             run()
             times[name].append(time.process_time() - t0)
     ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    cells = [f"({n}, {c}, {co}, {side})", f"{ms['im2col', 0]:.1f}"]
+    for design, fn in DESIGNS.items():
+        chunk = min(chunks[design], key=lambda k, d=design: ms[d, k])
+        error = float(np.abs(fn(p.w, b, x, chunk) - reference).max() / scale)
+        ratio = ms[design, chunk] / ms["im2col", 0]
+        cells.append(f"{ms[design, chunk]:.1f} ({chunk}): **{ratio:.2f}×**, error {error:.1e}")
     spent: dict[str, float] = {}
-    winograd_forward(p.w, b, x, 8, spent)
-    best = min(ms[chunk] for chunk in chunks) / ms["im2col"]
-    stages = ", ".join(f"{k} {1e3 * v:.1f}" for k, v in spent.items())
-    return (
-        f"| ({n}, {c}, {co}, {side}) | {ms['im2col']:.1f} | "
-        + " | ".join(f"{ms[chunk]:.1f}" for chunk in chunks)
-        + f" | {best:.2f}× | {error:.1e} | {stages} |"
-    )
+    winograd_polyphase_forward(p.w, b, x, chunks["polyphase"][0], spent)
+    cells.append(", ".join(f"{k} {1e3 * v:.1f}" for k, v in spent.items()))
+    return "| " + " | ".join(cells) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.winograd", description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--polyphase-chunks", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as fcnn train does: fresh temporaries reuse pages
     rng = np.random.default_rng(0)
+    chunks = {"columns": args.chunks, "polyphase": args.polyphase_chunks}
     lines = [
         "# Winograd F(2×2, 3×3) in NumPy against fcnn's im2col convolution (forward)",
         "",
-        f"`python -m benchmarks.winograd --rounds {args.rounds}`: one BLAS thread, CPU time, "
-        f"median of {args.rounds} interleaved rounds, milliseconds.",
+        f"`python -m benchmarks.winograd --rounds {args.rounds}`: one BLAS thread, glibc "
+        "tuned as `fcnn train` tunes it, CPU time, median of "
+        f"{args.rounds} interleaved rounds, milliseconds. Each Winograd design at its "
+        "fastest chunk (images per chunk in brackets), its time over im2col's, and its "
+        "float32 error against im2col (max |difference| over max |output|).",
         "",
-        "| shape (N, C_in, C_out, side) | im2col | "
-        + " | ".join(f"Winograd, {c}-image chunks" for c in args.chunks)
-        + " | best ratio | float32 error | Winograd stages (chunk 8) |",
-        "| --- | --- | " + " | ".join("---" for _ in args.chunks) + " | --- | --- | --- |",
+        "| shape (N, C_in, C_out, side) | im2col | Winograd, de-interleaved columns | "
+        "Winograd, polyphase planes | polyphase stages (smallest chunk) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for shape in SHAPES:
-        lines.append(_row(shape, args.chunks, args.rounds, rng))
+        lines.append(_row(shape, chunks, args.rounds, rng))
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)

@@ -4,9 +4,9 @@ NumPy runs element-wise work (im2col copies, pooling, activations, bias adds) on
 only its BLAS uses several. Splitting a batch into contiguous shards that threads of one
 process run concurrently uses every core for all of the work, since NumPy releases the GIL
 inside its loops. The BLAS must then run single-threaded, or its threads and ours
-oversubscribe the cores: measured on 2 cores, LeNet inference at batch 256 took 9–13 ms on
-2 shard threads with a one-thread BLAS, 16–23 ms in one thread with a two-thread BLAS, and
-23–25 ms on 2 shard threads with a two-thread BLAS.
+oversubscribe the cores (on this project's 2-core machine shards on a one-thread BLAS beat
+both one thread on a two-thread BLAS and shards on a two-thread BLAS; the README's
+Benchmarks section has the command and the figures).
 
 :func:`default_workers` is the BLAS's own thread count, so a process that was given one
 core's worth of BLAS (an MPI rank, a ``fcnn serve`` worker, ``OPENBLAS_NUM_THREADS=1``) runs

@@ -89,7 +89,7 @@ CHUNK_BYTES = 2 << 20
 # proportion (smaller chunks keep the thin GEMM's operands in the cache).
 FULL_CHUNK_CHANNELS = 32
 
-# OpenBLAS multiplies matrices with M*N*K <= 1e6 by kernels that skip packing, 2-5x faster
+# OpenBLAS multiplies matrices with M*N*K <= 1e6 by kernels that skip packing, much faster
 # for thin shapes such as a first layer's (C_out, C_in*KH*KW) = (6, 25); a chunk is cut to
 # stay under that when it can still hold a few images.
 SMALL_GEMM = 10**6
@@ -176,7 +176,7 @@ def forward(params: Conv2DParams, x: np.ndarray) -> tuple[np.ndarray, Conv2DCach
         for part in _chunks(n, chunk):  # k = part.stop - part.start images each
             cols, g = grid_im2col(x[part], geo)  # (C_in*KH*KW, k*OH*Wq)
             y_grid = w2d @ cols  # (C_out, k*OH*Wq), a new array
-            y_grid += bias_column  # on the grid's long rows: 0.5-0.7x the time of adding it
+            y_grid += bias_column  # on the grid's long rows: cheaper than adding it
             # while copying out, whose runs are only OW values long
             y[part] = grid_to_nchw(y_grid, part.stop - part.start, g, geo.out_hw)
         return y, GridConvCache(x, geo, chunk)
@@ -224,7 +224,7 @@ def _grid_backward(
         k = part.stop - part.start
         cols, g = grid_im2col(x[part], geo)  # (C_in*KH*KW, k*OH*Wq)
         dy_grid = nchw_to_grid(dy[part], g)  # (C_out, k*OH*Wq)
-        dw2d_t += cols @ dy_grid.T  # in this order OpenBLAS runs 1.2-1.8x faster than dy @ cols.T
+        dw2d_t += cols @ dy_grid.T  # OpenBLAS runs this order faster than dy @ cols.T
         if method == "grid":  # col2im of the patch-matrix gradient
             dx[part] = grid_col2im(w2d.T @ dy_grid, x[part].shape, geo, g)
         elif method == "slots":  # the same at the slots' pitch: one add per kernel offset
