@@ -2,8 +2,15 @@
 
 import math
 
-from fcnn.training.callbacks import BestCheckpoint, EarlyStopping, Monitor, resolve_mode
-from fcnn.training.config import CheckpointConfig, EarlyStoppingConfig
+from fcnn.training.callbacks import (
+    BestCheckpoint,
+    CsvLogger,
+    EarlyStopping,
+    Monitor,
+    make_callbacks,
+    resolve_mode,
+)
+from fcnn.training.config import CheckpointConfig, CsvLoggerConfig, EarlyStoppingConfig
 
 
 def test_auto_mode_minimizes_losses_and_maximizes_the_rest():
@@ -50,3 +57,17 @@ def test_best_checkpoint_saves_only_improvements_to_its_path(tmp_path):
     assert fresh.tracker.best == math.inf
     fresh.load_state_dict(best.state_dict())
     assert fresh.tracker.best == 0.6 and fresh.best_epoch == 3
+
+
+def test_make_callbacks_keeps_the_configs_order_and_always_logs_metrics(tmp_path):
+    configs = (EarlyStoppingConfig(patience=2), CheckpointConfig(filepath="copy.npz"))
+    callbacks, best = make_callbacks(
+        configs, lambda *_: None, tmp_path / "best.npz", tmp_path, True
+    )
+    assert [type(cb) for cb in callbacks] == [EarlyStopping, BestCheckpoint, CsvLogger]
+    assert best is callbacks[1] and callbacks[2].path == tmp_path / "metrics.csv"
+    own_log = CsvLoggerConfig(filepath=str(tmp_path / "mine.csv"))
+    callbacks, best = make_callbacks(
+        (own_log,), lambda *_: None, tmp_path / "b.npz", tmp_path, False
+    )
+    assert best is None and len(callbacks) == 1 and callbacks[0].path == tmp_path / "mine.csv"
