@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # before NumPy loads its BLAS: under mpiexec each process gets its share of the cores,
     # exactly as in fcnn train --procs
-    from cli.threads import pin_blas_threads
+    from fcnn.runtime import pin_blas_threads
 
     pin_blas_threads()
 

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 
 from cli.common import USER_ERRORS, RichEpochProgress, console, fail, friendly_errors
-from cli.threads import usable_cores
 from fcnn import checkpoint
 from fcnn.distributed import Replicas
 from fcnn.distributed.launch import auto_procs, find_mpiexec, mpi_missing, mpiexec_command
 from fcnn.distributed.mpi import MPIUnavailable, launched_by_mpi, world
+from fcnn.runtime import usable_cores
 from fcnn.training.config import load_config, parse_config
 from fcnn.training.run import TrainingDiverged, TrainingInterrupted, train
 from fcnn.training.run_config import requested_config

@@ -6,8 +6,8 @@ optimizers and schedules are pure state transforms. Arrays are NCHW, conv
 weights ``(C_out, C_in, KH, KW)``. See the README for the conventions.
 """
 
-from fcnn import initializers, layers, losses, models, optim, random, tree
-from fcnn.gradcheck import check_grad
+import importlib
+
 from fcnn.version import __version__
 
 __all__ = [
@@ -25,10 +25,25 @@ __all__ = [
 ]
 
 
+# Submodules load on first use (``fcnn.layers``, ``from fcnn import optim``): importing
+# fcnn itself loads no NumPy, so that fcnn.runtime can set the BLAS threads before NumPy
+# loads its BLAS (which reads them once); ``load`` and ``Model`` bring in Pillow too.
+_SUBMODULES = ("initializers", "layers", "losses", "models", "optim", "random", "tree")
+
+
 def __getattr__(name: str):
-    """``fcnn.load`` and ``fcnn.Model`` are imported on first use: they bring in Pillow."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"fcnn.{name}")
+    if name == "check_grad":
+        from fcnn.gradcheck import check_grad
+
+        return check_grad
     if name in ("load", "Model"):
         from fcnn import inference
 
         return getattr(inference, name)
     raise AttributeError(f"module 'fcnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,27 +1,49 @@
-"""Process-level performance settings for long-running fcnn processes (training, serving).
+"""Process-level performance settings: BLAS threads and the allocator.
 
-NumPy allocates a fresh array for most results. With glibc's defaults every large
-array is an ``mmap`` that is returned to the kernel when freed, so the next step
-faults in zeroed pages all over again; on the conv layers of a VGG that costs
-1.5–2× in time. :func:`keep_freed_memory` asks glibc to serve large blocks from
-its heap and to keep freed memory for reuse. It is called by the ``fcnn`` command;
-library users can call it themselves.
+Only the standard library is imported here, and importing the fcnn package loads nothing
+else, so a program can call :func:`pin_blas_threads` before anything imports NumPy (whose
+BLAS reads its thread count once, when it loads).
 
-A server wants a large upload's memory back once the request is done. glibc raises its
-mmap threshold each time a large block is freed, so later large blocks come from
-per-thread heaps that keep their free pages; :func:`release_free_memory` hands those
+**BLAS threads.** A process that ``mpiexec`` started gets its share of the cores, and
+``fcnn serve`` one thread per process, since a server's parallelism comes from concurrent
+requests and workers, and BLAS threads on top of them oversubscribe the cores (the README's
+results give the serving figures). A thread count the user set is always kept. "Usable
+cores" are the CPUs this process may run on (``os.sched_getaffinity``), capped by a cgroup
+CPU quota (a container's ``--cpus``), not ``os.cpu_count()``: a process pinned to one core
+of a 64-core host that starts 64 BLAS threads runs them all on that core.
+
+**Memory.** NumPy allocates a fresh array for most results. With glibc's defaults every
+large array is an ``mmap`` that is returned to the kernel when freed, so the next step
+faults in zeroed pages all over again, which makes conv layers markedly slower.
+:func:`keep_freed_memory` asks glibc to serve large blocks from its heap and to keep freed
+memory for reuse. It is called by the ``fcnn`` command; library users can call it
+themselves. A server wants a large upload's memory back once the request is done. glibc
+raises its mmap threshold each time a large block is freed, so later large blocks come
+from per-thread heaps that keep their free pages; :func:`release_free_memory` hands those
 pages back (``malloc_trim``). The server calls it after a large decode only: forcing every
-large block to be an ``mmap`` instead (a fixed threshold) made each prediction 1.3-1.4×
-slower, from page faults on the conv layers' buffers. Elsewhere (musl, macOS, Windows)
-these functions do nothing.
+large block to be an ``mmap`` instead (a fixed threshold) made every prediction slower,
+from page faults on the conv layers' buffers. Elsewhere (musl, macOS, Windows) these
+functions do nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
+import os
+import sys
+from pathlib import Path
 
-__all__ = ["keep_freed_memory", "release_free_memory"]
+__all__ = [
+    "BLAS_THREAD_VARIABLES",
+    "cgroup_cpu_quota",
+    "keep_freed_memory",
+    "pin_blas_threads",
+    "pin_blas_threads_for_serving",
+    "release_free_memory",
+    "usable_cores",
+]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -60,3 +82,111 @@ def release_free_memory() -> bool:
     something large, not on every request."""
     malloc_trim = _libc_function("malloc_trim", [ctypes.c_size_t])
     return bool(malloc_trim(0)) if malloc_trim is not None else False
+
+
+# ----------------------------------------------------------------------------- BLAS threads
+
+
+# Set by mpiexec in every process it starts: processes on this machine, and world size.
+_LOCAL_PROCS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
+_WORLD_PROCS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _procs_on_this_machine(env) -> int:
+    for name in _LOCAL_PROCS + _WORLD_PROCS:
+        if env.get(name, "").isdigit():
+            return int(env[name])
+    return 1
+
+
+def _cgroup_v2_quota(root: Path, path: str) -> float | None:
+    """The tightest ``cpu.max`` quota (in CPUs) from the process's cgroup up to the root."""
+    quotas = []
+    here = root / path.lstrip("/")
+    while True:
+        try:
+            limit, period = (here / "cpu.max").read_text().split()[:2]
+            if limit != "max":
+                quotas.append(int(limit) / int(period))
+        except (OSError, ValueError):
+            pass
+        if here == root or root not in here.parents:
+            break
+        here = here.parent
+    return min(quotas, default=None)
+
+
+def _cgroup_v1_quota(root: Path, path: str) -> float | None:
+    """``cpu.cfs_quota_us / cpu.cfs_period_us`` of the cpu controller's cgroup, or None."""
+    for mount in (root / "cpu", root / "cpu,cpuacct"):
+        folder = mount / path.lstrip("/")
+        try:
+            quota = int((folder / "cpu.cfs_quota_us").read_text())
+            period = int((folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
+def cgroup_cpu_quota(
+    root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")
+) -> float | None:
+    """The CPU quota of this process's cgroups in CPUs (1.5 for ``--cpus 1.5``), or None.
+
+    Reads both hierarchies (a hybrid host mounts v1's cpu controller beside v2) and takes
+    the tighter quota.
+    """
+    try:
+        lines = (proc_self / "cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    quotas = []
+    for line in lines:
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and not controllers:
+            quotas.append(_cgroup_v2_quota(root, path))
+        elif "cpu" in controllers.split(","):
+            quotas.append(_cgroup_v1_quota(root, path))
+    if not lines:
+        quotas.append(_cgroup_v2_quota(root, "/"))
+    return min((q for q in quotas if q is not None), default=None)
+
+
+def usable_cores(root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")) -> int:
+    """CPUs this process may run on, capped by its cgroup CPU quota (rounded down: a
+    quota of 1.5 CPUs keeps one busy thread unthrottled, not two); at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(root, proc_self)
+    if quota is not None:
+        cores = min(cores, math.floor(quota))
+    return max(1, cores)
+
+
+def pin_blas_threads(env=os.environ, cores: int | None = None) -> int | None:
+    """Give each process ``usable cores / processes on this machine`` BLAS threads (at
+    least 1) under mpiexec, or the usable cores in a lone process that may not use every
+    CPU of the machine; never when the user set a thread count. Returns the count set."""
+    if any(name in env for name in BLAS_THREAD_VARIABLES):
+        return None
+    procs = _procs_on_this_machine(env)
+    cores = cores or usable_cores()
+    if procs <= 1 and cores >= (os.cpu_count() or 1):
+        return None  # the BLAS's own default (one thread per CPU) is right
+    threads = max(1, cores // procs)
+    for name in BLAS_THREAD_VARIABLES:
+        env[name] = str(threads)
+    return threads
+
+
+def pin_blas_threads_for_serving(argv=sys.argv, env=os.environ) -> bool:
+    """``fcnn serve``: one BLAS thread per process unless the user chose; True if set."""
+    if len(argv) < 2 or argv[1] != "serve" or any(n in env for n in BLAS_THREAD_VARIABLES):
+        return False
+    for name in BLAS_THREAD_VARIABLES:
+        env[name] = "1"
+    return True

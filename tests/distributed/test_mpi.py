@@ -141,7 +141,7 @@ def test_mpiexec_without_procs_and_procs_under_mpiexec_is_refused(tmp_path):
 
 @pytest.mark.data
 def test_train_without_procs_uses_every_usable_core(real_data_root, tmp_path):
-    from cli.threads import usable_cores
+    from fcnn.runtime import usable_cores
 
     sets = [*_overrides(tmp_path, "auto"), "train.epochs=1"]
     done = _fcnn(
