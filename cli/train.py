@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -32,12 +33,24 @@ def _relaunch(procs: int, args: list[str], note: str) -> None:
         )
     env = {**os.environ, LAUNCH_NOTE: note}
     child = subprocess.Popen(mpiexec_command(mpiexec, procs, args), env=env)
-    while True:
-        try:
-            code = child.wait()
-            break
-        except KeyboardInterrupt:  # Ctrl-C reaches mpiexec too; wait for the ranks to save
-            continue
+
+    def stop_ranks(signum, frame) -> None:
+        # SIGTERM or SIGHUP sent to this launcher alone (timeout, a scheduler, a closed
+        # terminal) would end it and leave mpiexec and the ranks running: ask them to
+        # stop as Ctrl-C does, all after the same step, with last.npz saved
+        child.send_signal(signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, stop_ranks) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                code = child.wait()
+                break
+            except KeyboardInterrupt:  # Ctrl-C reaches mpiexec too; wait for the ranks to save
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     raise typer.Exit(code)
 
 

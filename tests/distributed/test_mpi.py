@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,33 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves(real_data_root, t
     last = _one_run(tmp_path, "cut") / "last.npz"
     saved = checkpoint.load(last).manifest["training"]["progress"]
     assert saved["epoch"] >= 1  # the progress of a completed step, resumable
+
+
+@pytest.mark.data
+def test_sigterm_to_the_launcher_alone_stops_the_ranks_and_saves(real_data_root, tmp_path):
+    import signal
+
+    cmd = [
+        sys.executable, "-m", "cli.main", "train", "configs/mnist.yaml", "--no-progress",
+        "--procs", "2", "--data-dir", str(real_data_root),
+        *[a for s in [*_overrides(tmp_path, "term"), "train.epochs=50"] for a in ("--set", s)],
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    seen = []
+    for line in child.stdout:
+        seen.append(line)
+        if line.startswith("epoch 1/50"):
+            break
+    child.send_signal(signal.SIGTERM)  # as timeout(1) or a scheduler sends it: not to the ranks
+    out, _ = child.communicate(timeout=60)
+    text = "".join(seen) + out
+    assert child.returncode == 130 and "interrupted: saved" in text, text
+    assert checkpoint.load(_one_run(tmp_path, "term") / "last.npz").info.training.epoch >= 1
+    # nothing of the run is left behind: mpiexec and the ranks are in the child's group
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)
