@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import epoch, fcnn_side, torch_side
-from benchmarks.data import epoch_data
+from benchmarks.data import EPOCH_JOBS, epoch_job
 from benchmarks.report import markdown
 from benchmarks.timing import gemm_peak_gflops, peak_rss_mb
 from fcnn import models
@@ -42,7 +42,6 @@ from fcnn.runtime import keep_freed_memory
 from fcnn.version import __version__
 
 LAYER_NETS = ("lenet_mnist", "tiny_vgg_cifar", "bn_net_mnist")
-EPOCH_NETS = ("lenet_mnist", "bn_net_mnist")
 SECTIONS = ("layers", "epochs", "inference")
 
 
@@ -65,7 +64,8 @@ def _parallel_procs(requested: int | None) -> tuple[int, str | None]:
 
 def _epoch_rounds(
     name: str,
-    mnist: Dataset,
+    preset: models.Preset,
+    data: Dataset,
     batch: int,
     args: argparse.Namespace,
     procs: int,
@@ -75,10 +75,9 @@ def _epoch_rounds(
     """``args.epoch_rounds`` rounds of full epochs of ``name``, each round fcnn in this
     process, fcnn on ``procs`` MPI processes and PyTorch back to back, so that every ratio
     compares epochs run minutes apart at most (this VM's speed drifts over a run)."""
-    preset = models.get(name)
     runs: dict[str, list[dict[str, Any]]] = {"fcnn": []}
     for r in range(args.epoch_rounds):
-        runs["fcnn"].append(fcnn_side.train_epoch(preset, mnist, batch))
+        runs["fcnn"].append(fcnn_side.train_epoch(preset, data, batch))
         if mpiexec is not None:
             parallel = epoch.run_fcnn_parallel(mpiexec, procs, name, args.data_dir, args.quick)
             runs.setdefault("fcnn_parallel", []).append(parallel)
@@ -142,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds of full epochs per network, each fcnn and PyTorch back to back (median)",
     )
     parser.add_argument(
+        "--epoch-jobs",
+        nargs="+",
+        choices=list(EPOCH_JOBS),
+        default=list(EPOCH_JOBS),
+        help="the networks (and data) whose training epochs are timed (default: all)",
+    )
+    parser.add_argument(
         "--inference-rounds",
         type=int,
         default=3,
@@ -193,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"environment": env, "layers": {}, "epochs": {}, "inference": {}}
 
     if "epochs" in sections:
-        mnist, source = epoch_data(args.quick, args.data_dir)
-        env["epoch_data"] = f"{source}, {len(mnist)} images, batch {batch}"
+        env["epoch_data"] = {}
     # ---- fcnn first, so the peak memory is fcnn's alone
     if "layers" in sections:
         for name in LAYER_NETS:
@@ -202,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             results["layers"][name] = {"fcnn": fcnn_side.per_layer(preset, batch, repeats)}
             print(f"layers {name}: done", flush=True)
     if "epochs" in sections:
-        for name in EPOCH_NETS:
+        for name in args.epoch_jobs:
+            preset, data, source = epoch_job(name, args.quick, args.data_dir)
+            env["epoch_data"][name] = f"{source}, batch {batch}"
             results["epochs"][name] = _epoch_rounds(
-                name, mnist, batch, args, procs, mpiexec, use_torch
+                name, preset, data, batch, args, procs, mpiexec, use_torch
             )
     if "inference" in sections:  # once here, for the peak memory; timed in rounds below
         for name in LAYER_NETS:

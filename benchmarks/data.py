@@ -1,31 +1,62 @@
-"""The images the epoch benchmarks train on."""
+"""The networks and images the epoch benchmarks train on: one job per row of the report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from fcnn import models
 from fcnn.data.dataset import Dataset
 from fcnn.data.errors import DataError
-from fcnn.data.mnist import load as load_mnist
 from fcnn.data.paths import data_root
+from fcnn.data.registry import load_dataset
 
-__all__ = ["epoch_data"]
+__all__ = ["EPOCH_JOBS", "epoch_job"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+# job -> (preset, data set, image side for HAM10000 or None); the DermaScan rows train the
+# network of configs/dermascan.yaml (its model_options) at 64x64 and at 96x96
+EPOCH_JOBS: dict[str, tuple[str, str, int | None]] = {
+    "lenet_mnist": ("lenet_mnist", "mnist", None),
+    "bn_net_mnist": ("bn_net_mnist", "mnist", None),
+    "tiny_vgg_cifar": ("tiny_vgg_cifar", "cifar10", None),
+    "dermascan_64": ("dermascan_cnn", "ham10000", 64),
+    "dermascan_96": ("dermascan_cnn", "ham10000", 96),
+}
+QUICK_IMAGES = 2_000
+_RANDOM_IMAGES = {"mnist": 60_000, "cifar10": 50_000, "ham10000": 3_400}  # their usual sizes
 
 
-def epoch_data(quick: bool, data_dir: str | None) -> tuple[Dataset, str]:
-    """The MNIST training set and a line naming it; random 28x28 images when MNIST is not
-    found (timings only); its first 2,000 images with ``quick``."""
+def _dermascan_options() -> dict:
+    from fcnn.training.config import load_config
+
+    return dict(load_config(REPO / "configs" / "dermascan.yaml").model_options)
+
+
+def epoch_job(name: str, quick: bool, data_dir: str | None) -> tuple[models.Preset, Dataset, str]:
+    """The preset, its training images and a line naming them, for the job ``name`` of
+    :data:`EPOCH_JOBS`; random images of the same shape when the data set is not found
+    (timings only); the first :data:`QUICK_IMAGES` images with ``quick``."""
+    if name not in EPOCH_JOBS:
+        raise SystemExit(f"unknown epoch job {name!r}; choose from {', '.join(EPOCH_JOBS)}")
+    preset_name, dataset, side = EPOCH_JOBS[name]
+    options = {**_dermascan_options(), "image_size": side} if side else {}
+    preset = models.get(preset_name, **options)
     try:
-        train, _ = load_mnist(data_root(data_dir), allow_download=False)
-        source = "MNIST training set"
-    except DataError:
+        size = (side, side) if side else None
+        train = load_dataset(dataset, data_root(data_dir), image_size=size, allow_download=False)
+        data, source = train.train, f"{dataset} training set"
+    except (DataError, FileNotFoundError):
         rng = np.random.default_rng(0)
-        train = Dataset(
-            rng.integers(0, 256, (60_000, 1, 28, 28), dtype=np.uint8),
-            rng.integers(0, 10, 60_000),
-            tuple("0123456789"),
+        n, k = _RANDOM_IMAGES[dataset], 7 if dataset == "ham10000" else 10
+        data = Dataset(
+            rng.integers(0, 256, (n, *preset.input_shape), dtype=np.uint8),
+            rng.integers(0, k, n),
+            tuple(str(i) for i in range(k)),
         )
-        source = "random 28x28 images (MNIST not found; timings only)"
+        source = f"random images of {dataset}'s shape ({dataset} not found; timings only)"
     if quick:
-        train = train.subset(np.arange(2_000))
-    return train, source
+        data = data.subset(np.arange(min(QUICK_IMAGES, len(data))))
+    return preset, data, f"{source}, {len(data)} images of {preset.input_shape}"

@@ -47,7 +47,7 @@ def run_fcnn_parallel(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.epoch")
-    parser.add_argument("net")
+    parser.add_argument("net", help="an epoch job of benchmarks.data.EPOCH_JOBS")
     parser.add_argument("--engine", choices=("fcnn", "torch"), default="fcnn")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--quick", action="store_true")
@@ -59,24 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     pin_blas_threads()
 
     from benchmarks import fcnn_side, torch_side
-    from benchmarks.data import epoch_data
-    from fcnn import models
+    from benchmarks.data import epoch_job
 
-    mnist, _ = epoch_data(args.quick, args.data_dir)
-    preset = models.get(args.net)
+    preset, data, _ = epoch_job(args.net, args.quick, args.data_dir)
     if args.engine == "torch":
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
         spec, shape = preset.network.spec, preset.input_shape
-        print(json.dumps(torch_side.train_epoch(spec, shape, mnist.images, mnist.labels, 128)))
+        print(json.dumps(torch_side.train_epoch(spec, shape, data.images, data.labels, 128)))
         return 0
     from fcnn.distributed.mpi import world
     from fcnn.runtime import keep_freed_memory
 
     keep_freed_memory()  # as the fcnn command does for fcnn train
     replicas = world()
-    result = fcnn_side.train_epoch(preset, mnist, 128, replicas=replicas)
+    result = fcnn_side.train_epoch(preset, data, 128, replicas=replicas)
     if replicas.rank == 0:
         print(json.dumps(result), flush=True)
     return 0

@@ -21,9 +21,18 @@ def _header(env: dict[str, Any]) -> list[str]:
         f"({env['machine']}); PyTorch {torch}{threads}. float32 GEMM peak (2048², NumPy BLAS): "
         f"{env['gemm_peak_gflops']:.0f} GFLOP/s.{quick}",
         "",
-        f"Epoch data: {env.get('epoch_data', '?')}.",
+        *_epoch_data(env.get("epoch_data")),
         f"Peak resident memory of the fcnn part: {env.get('fcnn_peak_rss_mb', 0):.0f} MB.",
     ]
+
+
+def _epoch_data(data: dict[str, str] | str | None) -> list[str]:
+    """What each epoch row trained on (older reports name one data set for all rows)."""
+    if not data:
+        return []
+    if isinstance(data, str):
+        return [f"Epoch data: {data}."]
+    return ["Epoch data:", "", *(f"- {name}: {what}" for name, what in data.items()), ""]
 
 
 def _median_ratio(times: list[float], torch_times: list[float] | None) -> str:

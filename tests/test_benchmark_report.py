@@ -52,3 +52,13 @@ def test_inference_table_gives_the_median_of_the_rounds_ratios():
     assert "| lenet_mnist | 256 | 9.00 | 28444 | 8.00 | 1.00× (0.90–2.00) |" in text
     assert "| lenet_mnist | 1 | 0.20 | 5000 | 0.40 | 0.50× (0.50–1.00) |" in text
     assert "| tiny_vgg_cifar | 256 | 200.00 | 1280 | – | – |" in text
+
+
+def test_the_report_names_each_epoch_rows_data():
+    env = {**ENV, "epoch_data": {"lenet_mnist": "mnist, 60000", "dermascan_96": "ham10000, 3400"}}
+    text = markdown({"environment": env, "epochs": {}, "inference": {}, "layers": {}})
+    assert "- lenet_mnist: mnist, 60000" in text and "- dermascan_96: ham10000, 3400" in text
+    older = markdown(
+        {"environment": {**ENV, "epoch_data": "MNIST"}, "epochs": {}, "inference": {}, "layers": {}}
+    )
+    assert "Epoch data: MNIST." in older
