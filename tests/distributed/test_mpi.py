@@ -157,43 +157,13 @@ def test_train_without_procs_uses_every_usable_core(real_data_root, tmp_path):
     assert f"processes: {expected} (" in log and "--procs auto" in log
 
 
-@pytest.mark.data
-def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves(real_data_root, tmp_path):
-    import signal
-
+def _started_after_one_epoch(real_data_root, tmp_path, name):
+    """A 2-process ``fcnn train`` of 50 short epochs in its own process group (as a
+    terminal would start it), once its first epoch has ended; and the lines it printed."""
     cmd = [
         sys.executable, "-m", "cli.main", "train", "configs/mnist.yaml", "--no-progress",
         "--procs", "2", "--data-dir", str(real_data_root),
-        *[a for s in [*_overrides(tmp_path, "cut"), "train.epochs=50"] for a in ("--set", s)],
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    child = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,  # its own process group, as a terminal would have
-    )  # fmt: skip
-    seen = []
-    for line in child.stdout:  # wait for the first epoch to end, then press Ctrl-C
-        seen.append(line)
-        if line.startswith("epoch 1/50"):
-            break
-    os.killpg(child.pid, signal.SIGINT)
-    out, _ = child.communicate(timeout=60)  # every rank exits; no one hangs in a collective
-    text = "".join(seen) + out
-    assert child.returncode == 130, text
-    assert "interrupted: saved" in text
-    last = _one_run(tmp_path, "cut") / "last.npz"
-    saved = checkpoint.load(last).manifest["training"]["progress"]
-    assert saved["epoch"] >= 1  # the progress of a completed step, resumable
-
-
-@pytest.mark.data
-def test_sigterm_to_the_launcher_alone_stops_the_ranks_and_saves(real_data_root, tmp_path):
-    import signal
-
-    cmd = [
-        sys.executable, "-m", "cli.main", "train", "configs/mnist.yaml", "--no-progress",
-        "--procs", "2", "--data-dir", str(real_data_root),
-        *[a for s in [*_overrides(tmp_path, "term"), "train.epochs=50"] for a in ("--set", s)],
+        *[a for s in [*_overrides(tmp_path, name), "train.epochs=50"] for a in ("--set", s)],
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(
@@ -205,12 +175,33 @@ def test_sigterm_to_the_launcher_alone_stops_the_ranks_and_saves(real_data_root,
         seen.append(line)
         if line.startswith("epoch 1/50"):
             break
-    child.send_signal(signal.SIGTERM)  # as timeout(1) or a scheduler sends it: not to the ranks
-    out, _ = child.communicate(timeout=60)
+    return child, seen
+
+
+def _stopped_and_saved(child, seen, tmp_path, name):
+    out, _ = child.communicate(timeout=60)  # every rank exits; no one hangs in a collective
     text = "".join(seen) + out
     assert child.returncode == 130 and "interrupted: saved" in text, text
-    assert checkpoint.load(_one_run(tmp_path, "term") / "last.npz").info.training.epoch >= 1
-    # nothing of the run is left behind: mpiexec and the ranks are in the child's group
-    time.sleep(0.5)
+    last = _one_run(tmp_path, name) / "last.npz"
+    assert checkpoint.load(last).info.training.epoch >= 1  # a completed step's progress
+
+
+@pytest.mark.data
+def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves(real_data_root, tmp_path):
+    import signal
+
+    child, seen = _started_after_one_epoch(real_data_root, tmp_path, "cut")
+    os.killpg(child.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
+    _stopped_and_saved(child, seen, tmp_path, "cut")
+
+
+@pytest.mark.data
+def test_sigterm_to_the_launcher_alone_stops_the_ranks_and_saves(real_data_root, tmp_path):
+    import signal
+
+    child, seen = _started_after_one_epoch(real_data_root, tmp_path, "term")
+    child.send_signal(signal.SIGTERM)  # as timeout(1) or a scheduler sends it: not to the ranks
+    _stopped_and_saved(child, seen, tmp_path, "term")
+    time.sleep(0.5)  # nothing of the run is left: mpiexec and the ranks were in its group
     with pytest.raises(ProcessLookupError):
         os.killpg(child.pid, 0)
