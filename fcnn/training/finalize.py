@@ -40,11 +40,9 @@ def finalize_model(
     net: Layer, params: Any, state: Any, data: PreparedData, config: Config, model_path: Path
 ) -> Finalized:
     """Fit what ``config`` asks for (``calibration``, ``decision``, ``ood_quantile``) and
-    rewrite ``model_path`` with it and the config's ``answer_rules``; returns them and lines
-    describing what was done."""
+    rewrite ``model_path`` with it; returns them and lines describing what was done."""
     wants_decision = config.decision.rule != "argmax"
-    nothing_to_fit = config.calibration == "none" and config.ood_quantile is None
-    if nothing_to_fit and not wants_decision and config.answer_rules is None:
+    if config.calibration == "none" and config.ood_quantile is None and not wants_decision:
         return Finalized(calibration.Calibration(), decision.DecisionRule(), [])
     batch = config.train.eval_batch_size
     val = evaluate(net, params, state, data.val.images, data.val.labels, data.normalization, batch)
@@ -89,9 +87,6 @@ def finalize_model(
             f"({floors}{met})"
         )
     fitted: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
-    if config.answer_rules is not None:
-        fitted["answer_rules"] = config.answer_rules.to_dict()
-        lines.append(f"answer rules {config.answer_rules.to_dict()}")
     trees_extra: dict[str, Any] = {}
     if config.ood_quantile is not None:
         detector = ood.fit(

@@ -88,9 +88,7 @@ def train_step(
     x = augment(normalize(images, recipe.normalization), recipe.augmentation, aug_key)
     total_weight = _batch_weight(recipe, labels)
     each_takes_all = replicas.size > 1 and labels.shape[0] < replicas.size
-    if (
-        each_takes_all
-    ):  # fewer images than replicas: each takes them all and a 1/N share of the loss
+    if each_takes_all:  # fewer images than replicas: each takes all, a 1/N share of the loss
         total_weight *= replicas.size
     elif replicas.size > 1:
         part = distributed.shard_slice(labels.shape[0], replicas.rank, replicas.size)

@@ -166,6 +166,8 @@ def build(
         dataset=config.dataset,
         normalization=data.normalization.to_dict(),
         config=config.to_dict(),
+        # chosen in the config, not fitted: every checkpoint of the run carries them
+        answer_rules=config.answer_rules and config.answer_rules.to_dict(),
     )
     if resumed is not None:
         if resumed.info.architecture != net.spec:
