@@ -9,7 +9,7 @@ import attrs
 import typer
 
 from cli.common import console, fail, friendly_errors
-from fcnn import calibration, checkpoint
+from fcnn import calibration, checkpoint, decision
 from fcnn.training.data import prepare_data
 from fcnn.training.finalize import finalize_model
 from fcnn.training.run_config import model_config
@@ -30,15 +30,31 @@ def calibrate_command(
     ood_quantile: Annotated[
         float | None, typer.Option(help="Also refit the out-of-distribution detector")
     ] = None,
+    screening_sensitivity: Annotated[
+        float | None,
+        typer.Option(
+            help="Also fit the high-risk flag's threshold (answer_rules.high_risk_at) so that "
+            "this share of validation lesions of the high-risk classes is flagged high"
+        ),
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
 ) -> None:
-    """Fit calibration (and optionally the OOD detector) on the validation split, in place."""
+    """Fit calibration (and optionally the OOD detector and the screening operating point) on
+    the validation split, in place."""
     if method not in calibration.METHODS:
         raise fail(f"--method must be one of {', '.join(calibration.METHODS)}; got {method!r}")
     stored = checkpoint.load(weights)
     cfg = model_config(stored.info.config, config, set_ or [], str(weights))
-    cfg = attrs.evolve(cfg, calibration=method, ood_quantile=ood_quantile)
+    stored_rules = stored.info.answer_rules  # a model's rules may postdate its config
+    cfg = attrs.evolve(
+        cfg,
+        calibration=method,
+        ood_quantile=ood_quantile,
+        screening_sensitivity=screening_sensitivity,
+        answer_rules=cfg.answer_rules
+        or (stored_rules and decision.AnswerRules.from_dict(stored_rules)),
+    )
     net, params, state = checkpoint.build(stored)
     fitted = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)
     for line in fitted.lines:

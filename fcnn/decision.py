@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-__all__ = ["AnswerRules", "DecisionRule", "fit_prior_correction"]
+__all__ = ["AnswerRules", "DecisionRule", "fit_prior_correction", "fit_screening_threshold"]
 
 
 @attrs.frozen
@@ -174,3 +174,28 @@ def fit_prior_correction(
             accuracy_floor = (bal, rule)
     chosen = every_floor or accuracy_floor
     return (chosen[1] if chosen else DecisionRule()), table
+
+
+def fit_screening_threshold(risk: np.ndarray, positive: np.ndarray, sensitivity: float) -> float:
+    """The largest threshold ``t`` at which at least ``sensitivity`` of the positive cases
+    have ``risk >= t``: the operating point of a screening flag.
+
+    ``risk`` (N,) is each case's score (for the high-risk flag, the summed calibrated
+    probability of the high-risk classes) and ``positive`` (N,) bool says which cases the
+    flag must catch. The largest such threshold flags the fewest negatives for that
+    sensitivity. It is returned halfway between the last positive score it must flag and
+    the next lower score of any case: the same cases are flagged, and a score recomputed
+    in another precision (float32 at serving time) does not fall off the threshold.
+    Raises ValueError when there is no positive case to fit on.
+    """
+    if not 0.0 < sensitivity <= 1.0:
+        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity!r}")
+    risk = np.asarray(risk, dtype=np.float64)
+    scores = np.sort(risk[np.asarray(positive, dtype=bool)])[::-1]
+    if scores.size == 0:
+        raise ValueError("no positive case to fit a screening threshold on")
+    # the k-th largest positive score flags exactly the k best-scored positives (or more, on ties)
+    k = int(np.ceil(sensitivity * scores.size - 1e-9))
+    last = scores[max(k, 1) - 1]
+    lower = risk[risk < last]
+    return float((last + lower.max()) / 2.0) if lower.size else float(last)

@@ -1,5 +1,6 @@
 """Classification metrics in NumPy: confusion matrix, accuracy, balanced accuracy,
-per-class precision / recall / F1, one-vs-rest ROC AUC, and expected calibration error.
+per-class precision / recall / F1, one-vs-rest ROC AUC, expected calibration error, and
+percentile bootstrap intervals of any of them.
 
 Conventions: ``labels`` are (N,) ints, ``probs`` are (N, K) rows summing to 1;
 ``confusion[i, j]`` counts examples of true class ``i`` predicted as ``j``. A ratio
@@ -9,11 +10,14 @@ or no negatives as NaN).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 __all__ = [
     "accuracy",
     "balanced_accuracy",
+    "bootstrap_interval",
     "confusion_matrix",
     "expected_calibration_error",
     "precision_recall_f1",
@@ -89,3 +93,36 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
         if members.any():
             ece += members.mean() * abs(correct[members].mean() - conf[members].mean())
     return float(ece)
+
+
+def bootstrap_interval(
+    statistic: Callable[..., float],
+    *arrays: np.ndarray,
+    rounds: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of ``statistic(*arrays)``: the statistic is recomputed
+    on ``rounds`` resamples (with replacement) of the cases, the rows of every array drawn
+    together, and the central ``level`` of those values is returned as (low, high).
+
+    Resamples on which the statistic is undefined (NaN, say no positive case) are left out.
+    Seeded, so a report's interval is reproducible.
+    """
+    if not arrays:
+        raise ValueError("bootstrap_interval needs at least one array of cases")
+    n = len(arrays[0])
+    if n == 0 or any(len(a) != n for a in arrays):
+        raise ValueError(
+            f"the arrays must hold the same, non-zero number of cases: {[len(a) for a in arrays]}"
+        )
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(rounds, n))]
+    )
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        raise ValueError("the statistic was undefined on every resample")
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)

@@ -98,3 +98,40 @@ def test_answer_rules_flag_uncertain_and_high_risk_answers():
     assert AnswerRules.from_dict(rules.to_dict()) == rules
     with pytest.raises(ValueError, match="high_risk_at must be a probability"):
         AnswerRules(high_risk_at=1.5)
+
+
+def test_screening_threshold_is_the_largest_that_reaches_the_sensitivity():
+    from fcnn.decision import fit_screening_threshold
+
+    rng = np.random.default_rng(3)
+    risk = rng.random(500)
+    positive = rng.random(500) < 0.3
+    for sensitivity in (0.5, 0.8, 0.9, 0.95, 1.0):
+        t = fit_screening_threshold(risk, positive, sensitivity)
+        assert np.mean(risk[positive] >= t) >= sensitivity
+        # any larger threshold flagging fewer cases (the next positive score up) misses it
+        last = risk[positive][risk[positive] >= t].min()
+        above = risk[positive][risk[positive] > last]
+        if above.size:
+            assert np.mean(risk[positive] >= above.min()) < sensitivity
+        # the margin: no case lies between the threshold and the last positive it flags
+        assert not np.any((risk >= t) & (risk < last))
+        assert t < last or not np.any(risk < last)
+
+
+def test_screening_threshold_by_hand_and_its_errors():
+    from fcnn.decision import fit_screening_threshold
+
+    risk = np.array([0.9, 0.1, 0.7, 0.4, 0.2, 0.05])
+    positive = np.array([True, False, True, True, True, False])
+    # positives scored 0.9, 0.7, 0.4, 0.2: 3 of 4 (0.75) down to 0.4, all 4 down to 0.2;
+    # each threshold halfway to the next lower score of any case (0.2; 0.1)
+    assert fit_screening_threshold(risk, positive, 0.75) == pytest.approx(0.3)
+    assert fit_screening_threshold(risk, positive, 0.76) == pytest.approx(0.15)
+    # float32 scores of the same cases flag the same cases
+    t = fit_screening_threshold(risk, positive, 0.76)
+    np.testing.assert_array_equal(risk.astype(np.float32) >= t, risk >= t)
+    with pytest.raises(ValueError, match="no positive case"):
+        fit_screening_threshold(risk, np.zeros(6, bool), 0.9)
+    with pytest.raises(ValueError, match=r"sensitivity must be in \(0, 1\]"):
+        fit_screening_threshold(risk, positive, 0.0)

@@ -50,3 +50,34 @@ def test_ece_of_perfect_and_of_overconfident_predictions():
     assert metrics.expected_calibration_error(labels, sure_wrong) == pytest.approx(1.0)
     half = np.full((4, 2), 0.5)
     assert metrics.expected_calibration_error(labels, half) == pytest.approx(0.0)
+
+
+def test_bootstrap_interval_covers_the_estimate_and_narrows_with_more_cases():
+    rng = np.random.default_rng(0)
+
+    def mean(x):
+        return float(np.mean(x))
+
+    small = (rng.random(100) < 0.7).astype(float)
+    large = (rng.random(10_000) < 0.7).astype(float)
+    lo_s, hi_s = metrics.bootstrap_interval(mean, small, rounds=500)
+    lo_l, hi_l = metrics.bootstrap_interval(mean, large, rounds=500)
+    assert lo_s <= mean(small) <= hi_s and lo_l <= mean(large) <= hi_l
+    # the normal approximation: 2 * 1.96 * sqrt(0.21 / n), about 0.18 for n = 100
+    assert 0.12 < hi_s - lo_s < 0.24
+    assert hi_l - lo_l < (hi_s - lo_s) / 5
+    # seeded: the same call gives the same interval
+    assert metrics.bootstrap_interval(mean, small, rounds=500) == (lo_s, hi_s)
+
+
+def test_bootstrap_interval_resamples_rows_together_and_skips_undefined_resamples():
+    labels = np.array([0, 0, 0, 1])
+    preds = np.array([0, 0, 0, 1])
+
+    def recall_of_1(y, p):
+        return float(np.mean(p[y == 1] == 1)) if (y == 1).any() else float("nan")
+
+    # rows drawn together: every resample with the positive case gets it right
+    assert metrics.bootstrap_interval(recall_of_1, labels, preds, rounds=200) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="same, non-zero number of cases"):
+        metrics.bootstrap_interval(recall_of_1, labels, preds[:3])

@@ -176,6 +176,9 @@ class Config:
     decision: DecisionConfig = DecisionConfig()
     # how the answer is flagged (uncertain, high risk), stored in the model for its users
     answer_rules: AnswerRules | None = None
+    # when set, answer_rules.high_risk_at is fitted on validation: the largest threshold at
+    # which this share of the lesions of the high-risk classes is flagged high
+    screening_sensitivity: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
     reports_dir: str | None = None  # where results.csv gets a row; None: runs_dir

@@ -42,7 +42,12 @@ def finalize_model(
     """Fit what ``config`` asks for (``calibration``, ``decision``, ``ood_quantile``) and
     rewrite ``model_path`` with it; returns them and lines describing what was done."""
     wants_decision = config.decision.rule != "argmax"
-    if config.calibration == "none" and config.ood_quantile is None and not wants_decision:
+    wants_screening = config.screening_sensitivity is not None
+    if (
+        config.calibration == "none"
+        and config.ood_quantile is None
+        and not (wants_decision or wants_screening)
+    ):
         return Finalized(calibration.Calibration(), decision.DecisionRule(), [])
     batch = config.train.eval_batch_size
     val = evaluate(net, params, state, data.val.images, data.val.labels, data.normalization, batch)
@@ -87,6 +92,11 @@ def finalize_model(
             f"({floors}{met})"
         )
     fitted: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
+    if wants_screening:
+        probs = cal.probabilities(val.logits.astype(np.float64))
+        rules, line = _fit_screening(config, probs, val.labels, tuple(data.train.class_names))
+        fitted["answer_rules"] = rules.to_dict()
+        lines.append(line)
     trees_extra: dict[str, Any] = {}
     if config.ood_quantile is not None:
         detector = ood.fit(
@@ -108,6 +118,35 @@ def finalize_model(
     trees.update(params=params, state=state, **trees_extra)  # a refit replaces the old one
     checkpoint.save(model_path, attrs.evolve(stored.info, **fitted), **trees)
     return Finalized(cal, rule, [f"{line}; stored in {model_path}" for line in lines])
+
+
+def _fit_screening(
+    config: Config, probs: np.ndarray, labels: np.ndarray, names: tuple[str, ...]
+) -> tuple[decision.AnswerRules, str]:
+    """``config.answer_rules`` with ``high_risk_at`` fitted on the validation ``probs``
+    (N, K) and ``labels`` for ``config.screening_sensitivity``, and a line saying so."""
+    rules = config.answer_rules
+    if rules is None or not rules.high_risk_classes:
+        raise ValueError(
+            "screening_sensitivity fits answer_rules.high_risk_at, so the config needs an "
+            "answer_rules section naming high_risk_classes"
+        )
+    unknown = sorted(set(rules.high_risk_classes) - set(names))
+    if unknown:
+        raise ValueError(
+            f"answer_rules.high_risk_classes names {unknown}, which are not classes: {list(names)}"
+        )
+    risk = np.array([rules.high_risk_probability(p, names) for p in probs])  # (N,)
+    positive = np.isin(labels, [names.index(c) for c in rules.high_risk_classes])  # (N,)
+    threshold = decision.fit_screening_threshold(risk, positive, config.screening_sensitivity)
+    flagged = risk >= threshold
+    line = (
+        f"screening operating point high_risk_at={threshold:.4f} fitted on validation: "
+        f"{'+'.join(rules.high_risk_classes)} lesions flagged high "
+        f"{flagged[positive].mean():.3f} (asked {config.screening_sensitivity}), other "
+        f"lesions flagged high {flagged[~positive].mean() if (~positive).any() else 0.0:.3f}"
+    )
+    return attrs.evolve(rules, high_risk_at=threshold), line
 
 
 def write_reports(

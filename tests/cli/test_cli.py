@@ -244,6 +244,8 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
 
     manifest = checkpoint.load(best).manifest
     assert manifest["calibration"]["method"] == "temperature" and "ood" in manifest  # kept
+    rules_after_training = manifest["answer_rules"]  # fitted at the end of training, kept
+    assert rules_after_training["high_risk_at"] != 0.3
     assert load(best).unfamiliar(blank) == ["not_skin"]  # the detector's arrays were kept too
     assert sorted(p.name for p in figures.iterdir()) == [
         "confusion.png",
@@ -256,10 +258,13 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
         [
             "calibrate", "configs/dermascan.yaml", "--weights", str(best),
             "--data-dir", str(tmp_path / "data"), "--method", "vector",
-            "--ood-quantile", "0.6", *common,
+            "--ood-quantile", "0.6", "--screening-sensitivity", "1.0", *common,
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "decision rule (prior exponent" in result.output  # the config asks for one
+    assert "lesions flagged high 1.000 (asked 1.0)" in result.output
     manifest = checkpoint.load(best).manifest
     assert manifest["ood"] != before and manifest["decision"]["alpha"] >= 0.0
+    # the training run fitted the flag for 0.9 (configs/dermascan.yaml); this one for 1.0
+    assert manifest["answer_rules"]["high_risk_at"] != rules_after_training["high_risk_at"]

@@ -172,6 +172,37 @@ def test_decision_rule_is_fitted_stored_and_used_by_load(fake_mnist_root, tiny_c
     )
 
 
+def test_screening_operating_point_is_fitted_on_validation_and_stored(
+    fake_mnist_root, tiny_config, tmp_path
+):
+    from fcnn.inference import load
+
+    best = tmp_path / "best.npz"
+    cfg = tiny_config(
+        "train.epochs=1",
+        "calibration=temperature",
+        "answer_rules={uncertain_below: 0.2, high_risk_classes: ['3', '7'], high_risk_at: 0.5}",
+        "screening_sensitivity=0.9",
+        f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]",
+    )
+    lines = []
+    train(cfg, data_dir=fake_mnist_root, echo=lines.append)
+    (line,) = [line for line in lines if line.startswith("screening operating point")]
+    rules = load(best).answer_rules
+    assert rules.uncertain_below == 0.2 and rules.high_risk_classes == ("3", "7")
+    assert rules.high_risk_at != 0.5 and f"high_risk_at={rules.high_risk_at:.4f}" in line
+    flagged = float(line.split("flagged high ")[1].split(" ")[0])
+    assert flagged >= 0.9
+
+
+def test_a_screening_sensitivity_without_high_risk_classes_is_a_clear_error(
+    fake_mnist_root, tiny_config
+):
+    cfg = tiny_config("train.epochs=1", "screening_sensitivity=0.9")
+    with pytest.raises(ValueError, match="needs an answer_rules section naming high_risk_classes"):
+        train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+
+
 def test_a_recall_floor_on_an_unknown_class_is_a_clear_error(fake_mnist_root, tiny_config):
     cfg = tiny_config(
         "train.epochs=1",
