@@ -39,8 +39,9 @@ class Finalized(NamedTuple):
 def finalize_model(
     net: Layer, params: Any, state: Any, data: PreparedData, config: Config, model_path: Path
 ) -> Finalized:
-    """Fit what ``config`` asks for (``calibration``, ``decision``, ``ood_quantile``) and
-    rewrite ``model_path`` with it; returns them and lines describing what was done."""
+    """Fit what ``config`` asks for (``calibration``, ``decision``, ``screening_sensitivity``,
+    ``ood_quantile``) and rewrite ``model_path`` with it; returns them and lines describing
+    what was done."""
     wants_decision = config.decision.rule != "argmax"
     wants_screening = config.screening_sensitivity is not None
     if (
