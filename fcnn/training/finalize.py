@@ -55,6 +55,7 @@ def finalize_model(
     cal = calibration.fit(val.logits, val.labels, config.calibration)
     before = calibration.nll(val.logits, val.labels)
     after = calibration.nll(cal.apply(val.logits.astype(np.float64)), val.labels)
+    val_probs = cal.probabilities(val.logits.astype(np.float64))  # (N, K), calibrated
     rule = decision.DecisionRule()
     lines = [
         f"calibration ({cal.method}, T={cal.temperature:.3f}) fitted on validation: "
@@ -70,7 +71,7 @@ def finalize_model(
                 f"{config.dataset}: {names}"
             )
         rule, table = decision.fit_prior_correction(
-            cal.probabilities(val.logits.astype(np.float64)),
+            val_probs,
             val.labels,
             np.maximum(counts, 1.0) / counts.sum(),
             config.decision.min_accuracy,
@@ -94,8 +95,8 @@ def finalize_model(
         )
     fitted: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
     if wants_screening:
-        probs = cal.probabilities(val.logits.astype(np.float64))
-        rules, line = _fit_screening(config, probs, val.labels, tuple(data.train.class_names))
+        names = tuple(data.train.class_names)
+        rules, line = _fit_screening(config, val_probs, val.labels, names)
         fitted["answer_rules"] = rules.to_dict()
         lines.append(line)
     trees_extra: dict[str, Any] = {}

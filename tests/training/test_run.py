@@ -128,18 +128,24 @@ def test_short_real_mnist_run_learns_well_above_chance(real_data_root, tiny_conf
     assert np.isfinite(result.history[-1]["val_loss"])
 
 
+def _one_epoch_to_best(root, tiny_config, tmp_path, *overrides):
+    """Train one epoch of ``tiny_config(*overrides)`` on ``root`` with the best checkpoint
+    kept at ``tmp_path / 'best.npz'``; returns that path and the run's log lines."""
+    best = tmp_path / "best.npz"
+    cfg = tiny_config(
+        "train.epochs=1", *overrides, f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]"
+    )
+    lines = []
+    train(cfg, data_dir=root, echo=lines.append)
+    return best, lines
+
+
 def test_calibration_is_fitted_on_validation_and_applied_by_load(
     fake_mnist_root, tiny_config, tmp_path
 ):
     from fcnn.inference import load
 
-    best = tmp_path / "best.npz"
-    cfg = tiny_config(
-        "train.epochs=1",
-        "calibration=vector",
-        f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]",
-    )
-    train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    best, _ = _one_epoch_to_best(fake_mnist_root, tiny_config, tmp_path, "calibration=vector")
     stored = checkpoint.load(best).manifest["calibration"]
     assert stored["method"] in ("temperature", "vector") and stored["temperature"] > 0
     model = load(best)
@@ -152,15 +158,13 @@ def test_calibration_is_fitted_on_validation_and_applied_by_load(
 def test_decision_rule_is_fitted_stored_and_used_by_load(fake_mnist_root, tiny_config, tmp_path):
     from fcnn.inference import load
 
-    best = tmp_path / "best.npz"
-    cfg = tiny_config(
-        "train.epochs=1",
+    best, lines = _one_epoch_to_best(
+        fake_mnist_root,
+        tiny_config,
+        tmp_path,
         "calibration=temperature",
         "decision={rule: prior_corrected, min_accuracy: 0.0}",
-        f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]",
     )
-    lines = []
-    train(cfg, data_dir=fake_mnist_root, echo=lines.append)
     assert any(line.startswith("decision rule (prior exponent") for line in lines)
     stored = checkpoint.load(best).manifest["decision"]
     model = load(best)
@@ -177,16 +181,14 @@ def test_screening_operating_point_is_fitted_on_validation_and_stored(
 ):
     from fcnn.inference import load
 
-    best = tmp_path / "best.npz"
-    cfg = tiny_config(
-        "train.epochs=1",
+    best, lines = _one_epoch_to_best(
+        fake_mnist_root,
+        tiny_config,
+        tmp_path,
         "calibration=temperature",
         "answer_rules={uncertain_below: 0.2, high_risk_classes: ['3', '7'], high_risk_at: 0.5}",
         "screening_sensitivity=0.9",
-        f"callbacks=[{{checkpoint: {{filepath: '{best}'}}}}]",
     )
-    lines = []
-    train(cfg, data_dir=fake_mnist_root, echo=lines.append)
     (line,) = [line for line in lines if line.startswith("screening operating point")]
     rules = load(best).answer_rules
     assert rules.uncertain_below == 0.2 and rules.high_risk_classes == ("3", "7")
