@@ -37,23 +37,36 @@ def calibrate_command(
             "this share of validation lesions of the high-risk classes is flagged high"
         ),
     ] = None,
+    uncertain_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Also fit the uncertain threshold (answer_rules.uncertain_below): the largest "
+            "at which at most this share of validation lesions is answered uncertain, those "
+            "out of distribution included"
+        ),
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
 ) -> None:
-    """Fit calibration (and optionally the OOD detector and the screening operating point) on
-    the validation split, in place."""
+    """Fit calibration (and optionally the OOD detector, the screening operating point and the
+    uncertain threshold) on the validation split, in place."""
     if method not in calibration.METHODS:
         raise fail(f"--method must be one of {', '.join(calibration.METHODS)}; got {method!r}")
     stored = checkpoint.load(weights)
     cfg = model_config(stored.info.config, config, set_ or [], str(weights))
-    stored_rules = stored.info.answer_rules  # a model's rules may postdate its config
+    # the model's own rules (their thresholds may have been fitted since its config was
+    # written) are the ones to refit, unless this command is given other ones
+    stored_rules = stored.info.answer_rules and decision.AnswerRules.from_dict(
+        stored.info.answer_rules
+    )
+    given = config is not None or any(s.startswith("answer_rules") for s in set_ or [])
     cfg = attrs.evolve(
         cfg,
         calibration=method,
         ood_quantile=ood_quantile,
         screening_sensitivity=screening_sensitivity,
-        answer_rules=cfg.answer_rules
-        or (stored_rules and decision.AnswerRules.from_dict(stored_rules)),
+        uncertain_share=uncertain_share,
+        answer_rules=(cfg.answer_rules if given else stored_rules) or cfg.answer_rules,
     )
     net, params, state = checkpoint.build(stored)
     fitted = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)

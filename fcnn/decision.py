@@ -14,6 +14,10 @@ accuracy when the probabilities are calibrated. :func:`fit_prior_correction`
 picks ``α`` on the validation split: the largest balanced accuracy among the
 exponents that keep accuracy at or above a floor (and, optionally, the recall of chosen
 classes, such as melanoma, at or above theirs).
+
+The flags around the answer (:class:`AnswerRules`) are fitted on validation too:
+:func:`fit_screening_threshold` places the high-risk flag for a sensitivity, and
+:func:`fit_uncertain_threshold` the "uncertain" threshold for a share of abstentions.
 """
 
 from __future__ import annotations
@@ -23,7 +27,13 @@ from typing import Any
 import attrs
 import numpy as np
 
-__all__ = ["AnswerRules", "DecisionRule", "fit_prior_correction", "fit_screening_threshold"]
+__all__ = [
+    "AnswerRules",
+    "DecisionRule",
+    "fit_prior_correction",
+    "fit_screening_threshold",
+    "fit_uncertain_threshold",
+]
 
 
 @attrs.frozen
@@ -199,3 +209,38 @@ def fit_screening_threshold(risk: np.ndarray, positive: np.ndarray, sensitivity:
     last = scores[max(k, 1) - 1]
     lower = risk[risk < last]
     return float((last + lower.max()) / 2.0) if lower.size else float(last)
+
+
+def fit_uncertain_threshold(
+    top_probability: np.ndarray, already_uncertain: np.ndarray, max_share: float
+) -> float:
+    """The largest ``uncertain_below`` at which at most ``max_share`` of the cases are
+    answered "uncertain": those whose ``top_probability`` (N,) lies below it, together with
+    those ``already_uncertain`` (N,) bool for another reason (out of distribution, say).
+
+    The largest such threshold abstains on the least sure answers the budget allows. It is
+    returned halfway between the highest top probability it abstains on and the next higher
+    one, so a probability recomputed in float32 abstains on the same cases. 0.0 (never
+    uncertain by confidence) when even the least sure case does not fit in the budget, the
+    cases already uncertain having used it up.
+    """
+    if not 0.0 <= max_share <= 1.0:
+        raise ValueError(f"max_share must be in [0, 1], got {max_share!r}")
+    top = np.asarray(top_probability, dtype=np.float64)
+    already = np.asarray(already_uncertain, dtype=bool)
+    if top.size == 0 or top.shape != already.shape:
+        raise ValueError(
+            f"need one top probability and one flag per case, got {top.shape} and {already.shape}"
+        )
+    budget = int(np.floor(max_share * top.size + 1e-9))  # cases that may abstain
+    levels = np.unique(top)  # ascending; abstaining "below just above levels[i]"
+    others = np.sort(top[~already])
+    # cases answered uncertain when every case with top <= levels[i] abstains
+    abstaining = already.sum() + np.searchsorted(others, levels, side="right")  # (L,)
+    fits = np.flatnonzero(abstaining <= budget)
+    if fits.size == 0:
+        return 0.0
+    i = fits[-1]
+    if i + 1 == levels.size:  # every case may abstain
+        return 1.0
+    return float((levels[i] + levels[i + 1]) / 2.0)

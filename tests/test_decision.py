@@ -135,3 +135,46 @@ def test_screening_threshold_by_hand_and_its_errors():
         fit_screening_threshold(risk, np.zeros(6, bool), 0.9)
     with pytest.raises(ValueError, match=r"sensitivity must be in \(0, 1\]"):
         fit_screening_threshold(risk, positive, 0.0)
+
+
+def test_uncertain_threshold_is_the_largest_within_the_share():
+    from fcnn.decision import fit_uncertain_threshold
+
+    rng = np.random.default_rng(5)
+    top = rng.random(400)
+    already = rng.random(400) < 0.04
+    for share in (0.03, 0.05, 0.1, 0.2, 0.5):
+        t = fit_uncertain_threshold(top, already, share)
+        if already.mean() > share:  # the cases out of distribution alone are too many
+            assert t == 0.0
+            continue
+        abstains = already | (top < t)
+        assert abstains.mean() <= share
+        # the next higher top probability would abstain on one case too many
+        higher = top[top >= t]
+        if higher.size:
+            assert (already | (top <= higher.min())).mean() > share
+
+
+def test_uncertain_threshold_by_hand_ties_float32_and_errors():
+    from fcnn.decision import fit_uncertain_threshold
+
+    top = np.array([0.9, 0.3, 0.5, 0.3, 0.8, 0.6, 0.95, 0.7, 0.4, 0.99])
+    none = np.zeros(10, bool)
+    # 2 of 10 may abstain: the tied 0.3s; halfway to the next level (0.4)
+    assert fit_uncertain_threshold(top, none, 0.2) == pytest.approx(0.35)
+    # 1 of 10: abstaining on one 0.3 would abstain on both, so not by confidence at all
+    assert fit_uncertain_threshold(top, none, 0.1) == 0.0
+    # a case out of distribution uses the budget up, unless it is itself among the least sure
+    far = np.array([False, True, False, False, False, False, False, False, False, False])
+    assert fit_uncertain_threshold(top, far, 0.2) == pytest.approx(0.35)
+    far_sure = np.roll(far, 7)  # the 0.4 case
+    assert fit_uncertain_threshold(top, far_sure, 0.2) == 0.0
+    assert fit_uncertain_threshold(top, far_sure, 0.3) == pytest.approx(0.45)
+    assert fit_uncertain_threshold(top, none, 1.0) == 1.0
+    t = fit_uncertain_threshold(top, none, 0.3)
+    np.testing.assert_array_equal(top.astype(np.float32) < t, top < t)
+    with pytest.raises(ValueError, match=r"max_share must be in \[0, 1\]"):
+        fit_uncertain_threshold(top, none, 1.5)
+    with pytest.raises(ValueError, match="one top probability and one flag per case"):
+        fit_uncertain_threshold(top, none[:3], 0.1)

@@ -179,6 +179,9 @@ class Config:
     # when set, answer_rules.high_risk_at is fitted on validation: the largest threshold at
     # which this share of the lesions of the high-risk classes is flagged high
     screening_sensitivity: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
+    # when set, answer_rules.uncertain_below is fitted on validation: the largest threshold at
+    # which at most this share of the lesions is answered uncertain (out of distribution too)
+    uncertain_share: float | None = attrs.field(default=None, validator=_in_range(0.0, 0.5))
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
     runs_dir: str = "runs"
     reports_dir: str | None = None  # where results.csv gets a row; None: runs_dir

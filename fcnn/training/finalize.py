@@ -40,14 +40,15 @@ def finalize_model(
     net: Layer, params: Any, state: Any, data: PreparedData, config: Config, model_path: Path
 ) -> Finalized:
     """Fit what ``config`` asks for (``calibration``, ``decision``, ``screening_sensitivity``,
-    ``ood_quantile``) and rewrite ``model_path`` with it; returns them and lines describing
-    what was done."""
+    ``ood_quantile``, ``uncertain_share``) and rewrite ``model_path`` with it; returns them and
+    lines describing what was done."""
     wants_decision = config.decision.rule != "argmax"
     wants_screening = config.screening_sensitivity is not None
+    wants_uncertain = config.uncertain_share is not None
     if (
         config.calibration == "none"
         and config.ood_quantile is None
-        and not (wants_decision or wants_screening)
+        and not (wants_decision or wants_screening or wants_uncertain)
     ):
         return Finalized(calibration.Calibration(), decision.DecisionRule(), [])
     batch = config.train.eval_batch_size
@@ -94,18 +95,21 @@ def finalize_model(
             f"({floors}{met})"
         )
     fitted: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
-    if wants_screening:
-        names = tuple(data.train.class_names)
-        rules, line = _fit_screening(config, val_probs, val.labels, names)
-        fitted["answer_rules"] = rules.to_dict()
-        lines.append(line)
+    stored = checkpoint.load(model_path)
     trees_extra: dict[str, Any] = {}
+    detector = (
+        ood.OodDetector.from_manifest(stored.info.ood, stored.group("ood"))
+        if stored.info.ood is not None
+        else None
+    )
+    if config.ood_quantile is not None or (wants_uncertain and detector is not None):
+        val_features = features(net, params, state, data.val.images, data.normalization, batch)
     if config.ood_quantile is not None:
         detector = ood.fit(
             features(net, params, state, data.train.images, data.normalization, batch),
             data.train.labels,
             data.train.images,
-            features(net, params, state, data.val.images, data.normalization, batch),
+            val_features,
             config.ood_quantile,
             data.train.num_classes,
         )
@@ -114,7 +118,20 @@ def finalize_model(
             f"out-of-distribution detector: distance threshold {detector.threshold:.1f} "
             f"(validation quantile {config.ood_quantile})"
         )
-    stored = checkpoint.load(model_path)
+    if wants_screening or wants_uncertain:
+        class_names = tuple(data.train.class_names)
+        rules = _answer_rules(config, class_names)
+        if wants_screening:
+            rules, line = _fit_screening(config, rules, val_probs, val.labels, class_names)
+            lines.append(line)
+        if wants_uncertain:
+            far = np.zeros(len(val_probs), bool)  # (N,): out of distribution
+            if detector is not None:  # answered "uncertain" too, so they count in the share
+                reasons = detector.reasons(data.val.images, val_features)
+                far = np.array([r is not None for r in reasons])
+            rules, line = _fit_uncertain(config.uncertain_share, rules, val_probs, far)
+            lines.append(line)
+        fitted["answer_rules"] = rules.to_dict()
     groups = {key.split("/", 1)[0] for key in stored.arrays}
     trees: dict[str, Any] = {g: stored.group(g) for g in groups}  # keep what is not refitted
     trees.update(params=params, state=state, **trees_extra)  # a refit replaces the old one
@@ -122,21 +139,30 @@ def finalize_model(
     return Finalized(cal, rule, [f"{line}; stored in {model_path}" for line in lines])
 
 
-def _fit_screening(
-    config: Config, probs: np.ndarray, labels: np.ndarray, names: tuple[str, ...]
-) -> tuple[decision.AnswerRules, str]:
-    """``config.answer_rules`` with ``high_risk_at`` fitted on the validation ``probs``
-    (N, K) and ``labels`` for ``config.screening_sensitivity``, and a line saying so."""
-    rules = config.answer_rules
-    if rules is None or not rules.high_risk_classes:
-        raise ValueError(
-            "screening_sensitivity fits answer_rules.high_risk_at, so the config needs an "
-            "answer_rules section naming high_risk_classes"
-        )
+def _answer_rules(config: Config, names: tuple[str, ...]) -> decision.AnswerRules:
+    """The config's answer rules (none yet: the defaults), to refit thresholds of."""
+    rules = config.answer_rules or decision.AnswerRules()
     unknown = sorted(set(rules.high_risk_classes) - set(names))
     if unknown:
         raise ValueError(
             f"answer_rules.high_risk_classes names {unknown}, which are not classes: {list(names)}"
+        )
+    return rules
+
+
+def _fit_screening(
+    config: Config,
+    rules: decision.AnswerRules,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...],
+) -> tuple[decision.AnswerRules, str]:
+    """``rules`` with ``high_risk_at`` fitted on the validation ``probs`` (N, K) and
+    ``labels`` for ``config.screening_sensitivity``, and a line saying so."""
+    if not rules.high_risk_classes:
+        raise ValueError(
+            "screening_sensitivity fits answer_rules.high_risk_at, so the config needs an "
+            "answer_rules section naming high_risk_classes"
         )
     risk = np.array([rules.high_risk_probability(p, names) for p in probs])  # (N,)
     positive = np.isin(labels, [names.index(c) for c in rules.high_risk_classes])  # (N,)
@@ -149,6 +175,23 @@ def _fit_screening(
         f"lesions flagged high {flagged[~positive].mean() if (~positive).any() else 0.0:.3f}"
     )
     return attrs.evolve(rules, high_risk_at=threshold), line
+
+
+def _fit_uncertain(
+    share: float, rules: decision.AnswerRules, probs: np.ndarray, far: np.ndarray
+) -> tuple[decision.AnswerRules, str]:
+    """``rules`` with ``uncertain_below`` fitted on the validation ``probs`` (N, K) so that at
+    most ``share`` of the lesions are answered uncertain, the ``far`` (N,) ones (out of
+    distribution) included, and a line saying so."""
+    top = probs.max(axis=1)  # (N,)
+    threshold = decision.fit_uncertain_threshold(top, far, share)
+    uncertain = far | (top < threshold)
+    line = (
+        f"uncertain threshold uncertain_below={threshold:.4f} fitted on validation: "
+        f"{uncertain.mean():.3f} of the lesions answered uncertain (asked at most {share}; "
+        f"{far.mean():.3f} out of distribution)"
+    )
+    return attrs.evolve(rules, uncertain_below=threshold), line
 
 
 def write_reports(

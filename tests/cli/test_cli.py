@@ -268,3 +268,16 @@ def test_ham_pipeline_train_calibrate_evaluate_with_figures_and_subgroups(tmp_pa
     assert manifest["ood"] != before and manifest["decision"]["alpha"] >= 0.0
     # the training run fitted the flag for 0.9 (configs/dermascan.yaml); this one for 1.0
     assert manifest["answer_rules"]["high_risk_at"] != rules_after_training["high_risk_at"]
+    # fitting only the uncertain threshold keeps the fitted flag (not the config's 0.3)
+    screening = manifest["answer_rules"]["high_risk_at"]
+    result = runner.invoke(
+        app,
+        [
+            "calibrate", "--weights", str(best), "--data-dir", str(tmp_path / "data"),
+            "--method", "vector", "--uncertain-share", "0.1", *common,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "uncertain threshold uncertain_below=" in result.output
+    rules = checkpoint.load(best).manifest["answer_rules"]
+    assert rules["high_risk_at"] == screening and rules["uncertain_below"] != 0.35

@@ -197,6 +197,30 @@ def test_screening_operating_point_is_fitted_on_validation_and_stored(
     assert flagged >= 0.9
 
 
+def test_uncertain_threshold_is_fitted_on_validation_within_the_share(
+    fake_mnist_root, tiny_config, tmp_path
+):
+    from fcnn.inference import load
+    from fcnn.training.data import prepare_data
+
+    best, lines = _one_epoch_to_best(
+        fake_mnist_root,
+        tiny_config,
+        tmp_path,
+        "calibration=temperature",
+        "answer_rules={uncertain_below: 0.2, high_risk_classes: ['3'], high_risk_at: 0.5}",
+        "uncertain_share=0.1",
+    )
+    (line,) = [line for line in lines if line.startswith("uncertain threshold")]
+    model = load(best)
+    rules = model.answer_rules
+    assert rules.high_risk_at == 0.5 and f"uncertain_below={rules.uncertain_below:.4f}" in line
+    # the stored threshold, applied to the validation images, abstains on at most 10 %
+    val = prepare_data(tiny_config(), fake_mnist_root).val  # the split depends on data and seed
+    top = model.predict(val.images).max(axis=1)
+    assert np.mean(top < rules.uncertain_below) <= 0.1
+
+
 def test_a_screening_sensitivity_without_high_risk_classes_is_a_clear_error(
     fake_mnist_root, tiny_config
 ):
