@@ -1,7 +1,7 @@
 """How often DermaScan says "uncertain": on inputs that are not skin (should be always) and on
 held-out HAM10000 lesions (should be rarely).
 
-``python -m benchmarks.uncertain [--model PATH] [--config configs/dermascan.yaml]`` answers
+``python -m benchmarks.uncertain [--model PATH] [--config CONFIG]`` answers
 every image through the same code path as ``POST /api/predict`` (decode, prepare,
 calibrated predict, out-of-distribution check, confidence threshold) and writes
 ``reports/uncertain.json`` and ``reports/uncertain.md``.
@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fcnn.data import cifar10, mnist
+from fcnn import checkpoint
+from fcnn.data import cifar10, ham10000, mnist
 from fcnn.data.paths import data_root
 from fcnn.inference import load
 from fcnn.io import atomic_write_text
-from fcnn.training.config import load_config
 from fcnn.training.data import prepare_data
+from fcnn.training.run_config import model_config
 from webapp.service import Predictor, load_conditions
 from webapp.settings import DEFAULT_MODEL
 
@@ -50,7 +51,7 @@ def _share(predictor: Predictor, images: list[bytes]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.uncertain", description=__doc__)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--config", default="configs/dermascan.yaml")
+    parser.add_argument("--config", default=None, help="default: the model's stored config")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--per-set", type=int, default=500)
     parser.add_argument("--out", default="reports")
@@ -76,11 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     _, cifar_test = cifar10.load(root, allow_download=False)
     pick = rng.choice(len(cifar_test), args.per_set, replace=False)
     sets["CIFAR-10 photos"] = [_jpeg(cifar_test.images[i].transpose(1, 2, 0)) for i in pick]
-    cfg = load_config(args.config)
+    # the model's own split: from the config stored in it (or the CONFIG given)
+    stored = checkpoint.load(args.model).info.config
+    cfg = model_config(stored, args.config, [], str(args.model))
     ham_test = prepare_data(cfg, args.data_dir).test  # the lesion-disjoint held-out split
-    ham_root = root / "ham10000" / "HAM10000_images"
+    files = ham10000.image_index(root / "ham10000")
     sets["HAM10000 held-out lesions"] = [
-        (ham_root / f"{image_id}.jpg").read_bytes() for image_id in ham_test.meta["image_id"]
+        files[image_id].read_bytes() for image_id in ham_test.meta["image_id"]
     ]
     results = {name: _share(predictor, images) for name, images in sets.items()}
     lines = [

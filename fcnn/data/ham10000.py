@@ -27,7 +27,7 @@ from fcnn.data.imagefolder import decode_image
 from fcnn.data.paths import cache_dir
 from fcnn.io import atomic_write
 
-__all__ = ["CLASS_NAMES", "HamData", "load", "load_splits", "read_metadata"]
+__all__ = ["CLASS_NAMES", "HamData", "image_index", "load", "load_splits", "read_metadata"]
 
 CLASS_NAMES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 IMAGE_FOLDERS = ("HAM10000_images", "HAM10000_images_part_1", "HAM10000_images_part_2")
@@ -81,7 +81,9 @@ def read_metadata(path: Path) -> tuple[list[Row], list[str]]:
     return rows, skipped
 
 
-def _image_index(folder: Path) -> dict[str, Path]:
+def image_index(folder: Path) -> dict[str, Path]:
+    """Each image's file by image id, over the folders HAM10000 is shipped in (one folder, or
+    the two parts of the original download) under ``folder``."""
     index: dict[str, Path] = {}
     for sub in IMAGE_FOLDERS:
         d = folder / sub
@@ -98,7 +100,7 @@ def load(root: Path, *, image_size: tuple[int, int] = (64, 64), use_cache: bool 
     """Every usable HAM10000 image under ``root/ham10000``, resized to ``image_size``."""
     folder = Path(root) / "ham10000"
     rows, skipped = read_metadata(folder / "HAM10000_metadata.csv")
-    index = _image_index(folder)
+    index = image_index(folder)
     if not index:
         raise DataError(
             f"no HAM10000 images found in {folder}: expected {IMAGE_FOLDERS[0]}/ or "
