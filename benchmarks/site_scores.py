@@ -150,6 +150,28 @@ WORDS = {
 }
 
 
+def _per_100(entry: dict[str, Any]) -> tuple[int, int, int]:
+    low, high = entry["interval_95"]
+    return round(100 * entry["value"]), round(100 * low), round(100 * high)
+
+
+def plain_words(report: dict[str, Any]) -> str:
+    """The screening figures as a member of the public reads them (for the model card)."""
+    f = report["figures"]
+    cancers, benign = f["malignant_flagged_high"], f["benign_flagged_high"]
+    c, c_low, c_high = _per_100(cancers)
+    b, b_low, b_high = _per_100(benign)
+    u, _, _ = _per_100(f["uncertain"])
+    return (
+        f"Of every 100 skin cancers (melanoma, basal cell carcinoma, actinic keratosis) among "
+        f"these {report['n']} photos, DermaScan marked about {c} as high risk; for photos like "
+        f"these the true figure is probably between {c_low} and {c_high} (95 % interval). So "
+        f"about {100 - c} in 100 cancers were not marked high risk. Of every 100 harmless "
+        f"lesions, it marked about {b} as high risk too (probably between {b_low} and "
+        f"{b_high}). It said it was unsure about {u} in 100 photos."
+    )
+
+
 def markdown(report: dict[str, Any], model: Path, digest: str, split: str) -> str:
     lines = [
         f"# DermaScan's answers on the {split} split, through the site's code path",
@@ -171,7 +193,9 @@ def markdown(report: dict[str, Any], model: Path, digest: str, split: str) -> st
     for c, r in report["recall"].items():
         lines.append(f"| {c} | {r:.3f} | {report['support'][c]} |")
     verdict = "every target met" if report["every_target_met"] else "not every target met"
-    return "\n".join([*lines, "", f"Against #16's targets: {verdict}.", ""])
+    lines += ["", f"Against #16's targets: {verdict}.", ""]
+    lines.append("In plain words: " + plain_words(report))
+    return "\n".join([*lines, ""])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,3 +68,12 @@ def test_main_scores_the_models_own_split_through_the_site(tiny_model, tmp_path,
     assert len(report["sha256"]) == 64 and report["sha256"] in md
     assert report["figures"]["accuracy"]["value"] > 0.5  # colours encode the classes
     assert "| cancers (akiec + bcc + mel) answered risk: high |" in md
+
+
+def test_plain_words_give_the_screening_figures_per_hundred():
+    report = site_scores.score(_answers(), rounds=50)
+    f = report["figures"]["malignant_flagged_high"]
+    words = site_scores.plain_words(report)
+    low, high = (round(100 * v) for v in f["interval_95"])
+    assert f"marked about {round(100 * f['value'])} as high risk" in words
+    assert f"between {low} and {high}" in words and "400 photos" in words
