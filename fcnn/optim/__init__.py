@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules as pure functions (see :mod:`fcnn.optim.transforms`)."""
 
-from fcnn.optim import schedules
+from fcnn.optim import averaging, schedules
 from fcnn.optim.optimizers import adam, adamw, sgd
 from fcnn.optim.transforms import (
     GradientTransformation,
@@ -21,6 +21,7 @@ __all__ = [
     "adamw",
     "add_decayed_weights",
     "apply_updates",
+    "averaging",
     "chain",
     "clip_by_global_norm",
     "global_norm",

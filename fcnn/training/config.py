@@ -76,6 +76,11 @@ class TrainConfig:
     label_smoothing: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0, open_high=True))
     eval_batch_size: int = attrs.field(default=500, validator=_in_range(1))
     scheduler: SchedulerConfig = SchedulerConfig()
+    # validate, keep and ship an exponential moving average of the weights with this decay
+    # (fcnn.optim.averaging), or the weights themselves (null)
+    ema_decay: float | None = attrs.field(
+        default=None, validator=_in_range(0.0, 1.0, open_high=True)
+    )
     # With several processes (mpiexec): BatchNorm statistics of the whole global batch
     # instead of each process's shard (off by default, as in PyTorch's DDP).
     sync_batchnorm: bool = False

@@ -36,6 +36,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -43,6 +44,7 @@ import numpy as np
 from fcnn import checkpoint, distributed, metrics, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
+from fcnn.optim import averaging
 from fcnn.training.callbacks import make_callbacks
 from fcnn.training.config import Config
 from fcnn.training.finalize import RunResult, finish_run
@@ -163,11 +165,12 @@ class _Run:
     def _save_best(self, path: Path, epoch_metrics: dict[str, float]) -> None:
         if not self.writes:
             return
+        params, state = self.loop.evaluated
         checkpoint.save(
             path,
             attrs.evolve(self.setup.manifest, metrics=epoch_metrics, kind="best"),
-            params=self.loop.params,
-            state=self.loop.state,
+            params=params,
+            state=state,
         )
 
     def _save_last(self) -> None:
@@ -186,12 +189,14 @@ class _Run:
             callbacks=tuple(cb.state_dict() for cb in self.callbacks),
             run_dir=str(self.setup.run_dir),
         )
+        averaged = {} if p.ema is None else {"ema_params": p.ema[0], "ema_state": p.ema[1]}
         checkpoint.save(
             self.setup.last_path,
             attrs.evolve(self.setup.manifest, kind="last", training=training),
             params=p.params,
             state=p.state,
             opt_state=p.opt_state,
+            **averaged,
         )
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
@@ -237,6 +242,7 @@ class _Run:
                     p.loss_sum + out.loss * len(idx),
                     p.correct + out.correct,
                     p.seen + len(idx),
+                    self._averaged(p.ema, out, epoch * self.setup.steps_per_epoch + b),
                 )
                 images += len(idx)
                 if self.interrupts.agreed():
@@ -259,6 +265,13 @@ class _Run:
             raise TrainingInterrupted(self.setup.last_path) from None
         return images / max(time.perf_counter() - t0, 1e-9)
 
+    def _averaged(self, ema: Any, out: Any, step: int) -> Any:
+        """The weight average after ``step`` (its weights in ``out``), or None without one."""
+        if ema is None:
+            return None
+        decay = averaging.ema_decay(self.setup.config.train.ema_decay, step)
+        return averaging.ema_update(ema, (out.params, out.state), decay)
+
     def _diverged(self, loss: float, epoch: int, batch: int) -> None:
         log.error("loss became %s at epoch %d batch %d", loss, epoch + 1, batch + 1)
         kept = [
@@ -277,10 +290,11 @@ class _Run:
         cfg, data = self.setup.config.train, self.setup.data
         self._share_state()
         p = self.loop
+        params, state = p.evaluated
         val = evaluate(
             self.setup.recipe.net,
-            p.params,
-            p.state,
+            params,
+            state,
             data.val.images,
             data.val.labels,
             data.normalization,
@@ -303,7 +317,7 @@ class _Run:
         stop = False
         for cb in self.callbacks:
             stop = cb.on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"}) or stop
-        self.loop = LoopState(p.params, p.state, p.opt_state, epoch + 1, 0)
+        self.loop = LoopState(p.params, p.state, p.opt_state, epoch + 1, 0, ema=p.ema)
         self._save_last()
         summary = (
             f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
@@ -322,9 +336,16 @@ class _Run:
         if n == 1 or self.setup.recipe.sync_batchnorm or not tree.leaves(self.loop.state):
             return
         p = self.loop
-        buf, layout = distributed.to_buffer(p.state, dtype=np.float64)
-        state, _ = distributed.from_buffer(self.replicas.sum(buf) / n, layout)
-        self.loop = attrs.evolve(p, state=state)
+        self.loop = attrs.evolve(
+            p,
+            state=self._mean_over_replicas(p.state),
+            ema=p.ema and (p.ema[0], self._mean_over_replicas(p.ema[1])),
+        )
+
+    def _mean_over_replicas(self, state: Any) -> Any:
+        buf, layout = distributed.to_buffer(state, dtype=np.float64)
+        mean, _ = distributed.from_buffer(self.replicas.sum(buf) / self.replicas.size, layout)
+        return mean
 
     def run(self) -> RunResult:
         cfg = self.setup.config
@@ -361,10 +382,11 @@ class _Run:
 
     def _finish(self, stopped_early: bool) -> RunResult:
         copy_to = self.best_cb.cfg.filepath if self.best_cb else None
+        params, state = self.loop.evaluated
         return finish_run(
             self.setup,
-            self.loop.params,
-            self.loop.state,
+            params,
+            state,
             self.history,
             keeps_best=self.best_cb is not None,
             copy_to=copy_to,

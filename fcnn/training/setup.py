@@ -116,6 +116,13 @@ class LoopState:
     loss_sum: float = 0.0
     correct: int = 0
     seen: int = 0
+    # (params, state) averaged over the steps when train.ema_decay is set, else None
+    ema: Any = None
+
+    @property
+    def evaluated(self) -> tuple[Any, Any]:
+        """The weights a run validates, keeps and ships: the average when there is one."""
+        return self.ema if self.ema is not None else (self.params, self.state)
 
 
 def build(
@@ -157,7 +164,8 @@ def build(
     )
     k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
     _, params, state = net.init(k_init, preset.input_shape)
-    loop = LoopState(params, state, optimizer.init(params))
+    ema = (params, state) if config.train.ema_decay is not None else None
+    loop = LoopState(params, state, optimizer.init(params), ema=ema)
     manifest = checkpoint.ModelManifest(
         architecture=net.spec,
         model=config.model,
@@ -172,11 +180,17 @@ def build(
     if resumed is not None:
         if resumed.info.architecture != net.spec:
             raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
+        if ema is not None:
+            ema = (
+                checkpoint.fill(params, resumed.group("ema_params"), "averaged params"),
+                checkpoint.fill(state, resumed.group("ema_state"), "averaged state"),
+            )
         loop = LoopState(
             checkpoint.fill(params, resumed.group("params"), "params"),
             checkpoint.fill(state, resumed.group("state"), "state"),
             checkpoint.fill(loop.opt_state, resumed.group("opt_state"), "optimizer state"),
             **saved.progress,
+            ema=ema,
         )
         run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
         if replicas.rank == 0 and notes:  # the run's config changed: its folder says so

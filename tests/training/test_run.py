@@ -72,6 +72,40 @@ def test_ctrl_c_saves_last_and_resume_continues_exactly(fake_mnist_root, tiny_co
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
 
 
+def _group(path, name):
+    return checkpoint.load(path).group(name)
+
+
+def test_weight_average_is_what_a_run_validates_keeps_and_resumes(
+    fake_mnist_root, tiny_config, tmp_path
+):
+    best = tmp_path / "best.npz"
+    keep = f"callbacks=[{{checkpoint: {{filepath: '{best}', monitor: val_acc}}}}]"
+    one = train(
+        tiny_config("train.epochs=1", "train.ema_decay=0.9", keep),
+        data_dir=fake_mnist_root,
+        echo=_quiet,
+    )
+    # the kept model is the average, not the last step's weights
+    assert_trees_all_close(
+        _group(one.best_checkpoint, "params"), _group(one.last_checkpoint, "ema_params"), rtol=0
+    )
+    assert not tree.allclose(
+        _group(one.last_checkpoint, "ema_params"), _group(one.last_checkpoint, "params")
+    )
+    # Ctrl-C mid-epoch and resume: the same average as a run straight through
+    cfg = tiny_config("train.ema_decay=0.9")
+    straight = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(cfg, data_dir=fake_mnist_root, progress=_InterruptAt(1, 3), echo=_quiet)
+    resumed = train(cfg, data_dir=fake_mnist_root, resume=info.value.path, echo=_quiet)
+    for group in ("ema_params", "params"):
+        assert_trees_all_close(
+            _group(resumed.last_checkpoint, group), _group(straight.last_checkpoint, group), rtol=0
+        )
+    assert [h["val_acc"] for h in resumed.history] == [h["val_acc"] for h in straight.history]
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     fake_mnist_root, tiny_config, tmp_path, monkeypatch
 ):
