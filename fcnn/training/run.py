@@ -13,6 +13,8 @@ with the pure pieces of :mod:`fcnn.training.loop` and keeps the side effects her
   (:mod:`fcnn.training.run_config`); the run folder is the folder that holds it;
 - a ``checkpoint`` callback keeps the run's best model in ``<run>/best.npz``; its
   ``filepath`` only receives a copy of the final model at the end (nothing reads it back);
+- with ``train.ema_decay`` the run validates, keeps and finishes with an average of the
+  weights over the steps (:mod:`fcnn.optim.averaging`), which ``last.npz`` also holds;
 - a loss that becomes NaN or infinite stops the run (:class:`TrainingDiverged`)
   without touching the last good checkpoints;
 - at the end the run's best model is evaluated on the test split and a row is appended
@@ -336,11 +338,8 @@ class _Run:
         if n == 1 or self.setup.recipe.sync_batchnorm or not tree.leaves(self.loop.state):
             return
         p = self.loop
-        self.loop = attrs.evolve(
-            p,
-            state=self._mean_over_replicas(p.state),
-            ema=p.ema and (p.ema[0], self._mean_over_replicas(p.ema[1])),
-        )
+        ema = None if p.ema is None else (p.ema[0], self._mean_over_replicas(p.ema[1]))
+        self.loop = attrs.evolve(p, state=self._mean_over_replicas(p.state), ema=ema)
 
     def _mean_over_replicas(self, state: Any) -> Any:
         buf, layout = distributed.to_buffer(state, dtype=np.float64)
