@@ -6,7 +6,9 @@
   const dropZone = $("drop-zone"), analyse = $("analyse"), statusBox = $("status");
   const errorBox = $("error"), result = $("result");
   const RISK_TEXT = {
-    high: "Risk level: high — see a dermatologist promptly.",
+    high: "Risk level: high — see a dermatologist promptly. DermaScan marks a photo high " +
+      "risk whenever a skin cancer is a real possibility, so many photos marked high turn " +
+      "out to be harmless; only a doctor can tell.",
     medium: "Risk level: medium — discuss it with a doctor at your next visit, sooner if it changes.",
     low: "Risk level: low concern — keep an eye on it and see a doctor if it changes.",
   };
