@@ -35,7 +35,7 @@ from fcnn.training.run_config import model_config
 from webapp.service import Predictor, load_conditions
 from webapp.settings import DEFAULT_MODEL
 
-__all__ = ["TARGETS", "Answers", "collect", "main", "score"]
+__all__ = ["TARGETS", "Answers", "collect", "lesion_photos", "main", "score"]
 
 MALIGNANT = ("akiec", "bcc", "mel")
 
@@ -52,6 +52,19 @@ class Answers:
     high: np.ndarray
     uncertain: np.ndarray
     class_names: tuple[str, ...]
+
+
+def lesion_photos(
+    model: Path, split: str, data_dir: str | None, config: str | None = None
+) -> tuple[list[bytes], np.ndarray]:
+    """The file bytes and labels of the HAM10000 ``split`` ("validation" or "test") the model
+    was trained with: its splits come from the config stored in it (or ``config``, which must
+    agree with it)."""
+    stored = checkpoint.load(model).info.config
+    prepared = prepare_data(model_config(stored, config, [], str(model)), data_dir)
+    lesions = prepared.val if split == "validation" else prepared.test
+    files = ham10000.image_index(data_root(data_dir) / "ham10000")
+    return [files[i].read_bytes() for i in lesions.meta["image_id"]], lesions.labels
 
 
 def collect(predictor: Predictor, images: list[bytes], labels: np.ndarray) -> Answers:
@@ -206,14 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
-    stored = checkpoint.load(args.model)
-    cfg = model_config(stored.info.config, None, [], str(args.model))
-    prepared = prepare_data(cfg, args.data_dir)
-    split = prepared.val if args.split == "validation" else prepared.test
-    files = ham10000.image_index(data_root(args.data_dir) / "ham10000")
-    images = [files[image_id].read_bytes() for image_id in split.meta["image_id"]]
+    images, labels = lesion_photos(args.model, args.split, args.data_dir)
     predictor = Predictor(load(args.model), load_conditions())
-    report = score(collect(predictor, images, split.labels), rounds=args.rounds)
+    report = score(collect(predictor, images, labels), rounds=args.rounds)
     digest = hashlib.sha256(args.model.read_bytes()).hexdigest()
     report = {"model": str(args.model), "sha256": digest, "split": args.split, **report}
     stem = args.out / f"site-scores-{args.split}"

@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fcnn import checkpoint
-from fcnn.data import cifar10, ham10000, mnist
+from benchmarks.site_scores import lesion_photos
+from fcnn.data import cifar10, mnist
 from fcnn.data.paths import data_root
 from fcnn.inference import load
 from fcnn.io import atomic_write_text
-from fcnn.training.data import prepare_data
-from fcnn.training.run_config import model_config
 from webapp.service import Predictor, load_conditions
 from webapp.settings import DEFAULT_MODEL
 
@@ -77,14 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     _, cifar_test = cifar10.load(root, allow_download=False)
     pick = rng.choice(len(cifar_test), args.per_set, replace=False)
     sets["CIFAR-10 photos"] = [_jpeg(cifar_test.images[i].transpose(1, 2, 0)) for i in pick]
-    # the model's own split: from the config stored in it (or the CONFIG given)
-    stored = checkpoint.load(args.model).info.config
-    cfg = model_config(stored, args.config, [], str(args.model))
-    ham_test = prepare_data(cfg, args.data_dir).test  # the lesion-disjoint held-out split
-    files = ham10000.image_index(root / "ham10000")
-    sets["HAM10000 held-out lesions"] = [
-        files[image_id].read_bytes() for image_id in ham_test.meta["image_id"]
-    ]
+    # the lesion-disjoint held-out split the model was trained with
+    sets["HAM10000 held-out lesions"], _ = lesion_photos(
+        args.model, "test", args.data_dir, args.config
+    )
     results = {name: _share(predictor, images) for name, images in sets.items()}
     lines = [
         "# DermaScan: share of answers marked uncertain",
