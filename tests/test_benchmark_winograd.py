@@ -1,32 +1,18 @@
-"""Both Winograd forwards that benchmarks.winograd measures compute the same convolution."""
+"""benchmarks.winograd measures both ways of a layer and reports what the rule picks."""
 
 import numpy as np
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from benchmarks.winograd import DESIGNS
-from fcnn.layers import conv
+from benchmarks.winograd import LAYERS, _row, measure
 
 
-@pytest.mark.parametrize("design", sorted(DESIGNS))
-@given(
-    n=st.integers(1, 3),
-    c_in=st.integers(1, 4),
-    c_out=st.integers(1, 4),
-    h=st.integers(1, 9),
-    w=st.integers(1, 9),
-    chunk=st.integers(1, 3),
-    seed=st.integers(0, 2**16),
-)
-def test_both_winograd_forwards_equal_the_im2col_convolution_in_float64(
-    design, n, c_in, c_out, h, w, chunk, seed
-):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c_in, h, w))
-    params = conv.Conv2DParams(
-        w=rng.standard_normal((c_out, c_in, 3, 3)), b=rng.standard_normal(c_out), padding=(1, 1)
-    )
-    expected, _ = conv.forward(params, x)
-    got = DESIGNS[design](params.w, params.b, x, chunk)
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+def test_a_layer_is_measured_both_ways_with_small_float32_errors():
+    result = measure(("tiny", 2, 8, 8, 6), rounds=1, rng=np.random.default_rng(0))
+    assert result["chosen"] == "grid"  # 8 x 8 channels: below the rule's product
+    assert max(result["errors"]) < 1e-5  # the same convolution, in float32
+    assert all(t > 0 for t in (*result["fwd"], *result["bwd"], result["step_ratio"]))
+    assert _row(result).startswith("| tiny | (2, 8, 8, 6) |")
+
+
+def test_the_measured_layers_are_every_3x3_layer_of_the_presets_past_the_first():
+    presets = {layer[0] for layer in LAYERS}
+    assert presets == {"bn_net_mnist", "tiny_vgg_cifar", "dermascan 64 px", "dermascan 96 px"}

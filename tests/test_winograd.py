@@ -1,0 +1,156 @@
+"""Winograd F(2×2, 3×3): the same convolution and gradients as the im2col path, and the rule
+that picks it."""
+
+import numpy as np
+import pytest
+from helpers import assert_unchanged, snapshot
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import smooth_arrays
+
+from fcnn import check_grad, winograd
+from fcnn.im2col import geometry
+from fcnn.layers import conv
+
+
+@st.composite
+def winograd_convs(draw):
+    """float64 conv params (3×3, stride 1, padding 0..2 per axis) and an input of odd or even
+    sides with at least one output."""
+    padding = (draw(st.integers(0, 2), label="ph"), draw(st.integers(0, 2), label="pw"))
+    sides = [draw(st.integers(max(1, 3 - 2 * p), 8), label="side") for p in padding]
+    n = draw(st.integers(1, 3), label="batch")
+    c_in = draw(st.integers(1, 4), label="c_in")
+    c_out = draw(st.integers(1, 4), label="c_out")
+    params = conv.Conv2DParams(
+        w=draw(smooth_arrays((c_out, c_in, 3, 3)), label="w"),
+        b=draw(smooth_arrays((c_out,)), label="b"),
+        padding=padding,
+    )
+    return params, draw(smooth_arrays((n, c_in, *sides)), label="x")
+
+
+def _winograd_forward(params, x):
+    """Winograd as a layer forward, whatever the rule says of these shapes."""
+    return conv.forward_by("winograd", params, x)
+
+
+@given(winograd_convs(), st.data())
+def test_forward_and_both_gradients_equal_the_im2col_path_in_float64(conv_and_x, data):
+    params, x = conv_and_x
+    want, want_cache = conv.forward_by("grid", params, x)
+    got, cache = _winograd_forward(params, x)
+    assert isinstance(cache, conv.WinogradConvCache)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    dy = data.draw(smooth_arrays(want.shape), label="dy")
+    dx_want, grads_want = conv.backward(params, want_cache, dy)
+    dx, grads = conv.backward(params, cache, dy)
+    np.testing.assert_allclose(dx, dx_want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grads.w, grads_want.w, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grads.b, grads_want.b, rtol=1e-10, atol=1e-10)
+    no_dx, grads_only = conv.backward(params, cache, dy, need_dx=False)
+    assert no_dx is None
+    np.testing.assert_array_equal(grads_only.w, grads.w)
+
+
+@given(winograd_convs())
+def test_gradients_match_finite_differences(conv_and_x):
+    params, x = conv_and_x
+    errors = check_grad(_winograd_forward, conv.backward, params, x)
+    assert set(errors) == {"x", "w", "b"}
+
+
+@given(winograd_convs())
+def test_forward_and_backward_are_pure(conv_and_x):
+    params, x = conv_and_x
+    before = snapshot(params, x)
+    y, cache = _winograd_forward(params, x)
+    cache_before = snapshot(*cache)
+    conv.backward(params, cache, np.ones_like(y))
+    assert_unchanged(before, params, x)
+    assert_unchanged(cache_before, *cache)
+
+
+@given(winograd_convs(), st.data())
+def test_chunks_of_one_image_give_the_whole_batch_results(conv_and_x, data):
+    params, x = conv_and_x
+    y, cache = _winograd_forward(params, x)
+    dy = data.draw(smooth_arrays(y.shape), label="dy")
+    dx, grads = conv.backward(params, cache, dy)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(winograd, "MIN_TILES", 1)  # every image its own chunk
+        y1, cache1 = _winograd_forward(params, x)
+        dx1, grads1 = conv.backward(params, cache1, dy)
+    np.testing.assert_allclose(y1, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx1, dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads1.w, grads.w, rtol=1e-12, atol=1e-12)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**16))
+def test_kernel_gradient_is_the_adjoint_of_the_kernel_transform(c_in, c_out, seed):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((c_out, c_in, 3, 3))
+    du = rng.standard_normal((16, c_in, c_out))
+    lhs = np.sum(winograd.kernel_transform(w) * du)
+    rhs = np.sum(w * winograd.kernel_gradient(du))
+    assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+def test_float32_stays_float32_and_close_to_the_float64_result():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 64, 9, 10))
+    params = conv.Conv2DParams(
+        w=rng.standard_normal((128, 64, 3, 3)) / 24, b=rng.standard_normal(128), padding=(1, 1)
+    )
+    y64, cache64 = _winograd_forward(params, x)
+    p32 = conv.Conv2DParams(
+        w=params.w.astype(np.float32), b=params.b.astype(np.float32), padding=(1, 1)
+    )
+    y32, cache32 = _winograd_forward(p32, x.astype(np.float32))
+    dy = rng.standard_normal(y64.shape)
+    dx64, g64 = conv.backward(params, cache64, dy)
+    dx32, g32 = conv.backward(p32, cache32, dy.astype(np.float32))
+    assert y32.dtype == dx32.dtype == g32.w.dtype == np.float32
+    # Each value sums 576 (forward) to 180 (weight gradient) float32 products, after
+    # transforms whose constants are 0, ±1 and ±1/2: the rounding grows like the square root
+    # of the terms, a few float32 epsilons (1.2e-7) of the largest magnitude; 2e-6 of it
+    # leaves room while a wrong tile or sign would be off by O(1).
+    for got, want in ((y32, y64), (dx32, dx64), (g32.w, g64.w)):
+        assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
+
+
+def _geo(kernel=3, stride=1, padding=1, dilation=1):
+    return geometry((1, 1, 16, 16), kernel, stride, padding, dilation)
+
+
+@pytest.mark.parametrize(
+    ("geo", "channels", "expected"),
+    [
+        (_geo(), (64, 64), "winograd"),
+        (_geo(padding=0), (128, 64), "winograd"),
+        (_geo(padding=2), (128, 128), "winograd"),
+        (_geo(), (32, 64), "grid"),  # too few channels: the transforms cost what they save
+        (_geo(kernel=5, padding=2), (128, 128), "grid"),
+        (_geo(dilation=2, padding=2), (128, 128), "grid"),
+        (_geo(padding=3), (128, 128), "grid"),  # the input gradient would pad dy by -1
+        (_geo(stride=2), (128, 128), "strided"),
+    ],
+)
+def test_algorithm_is_chosen_by_the_shapes(geo, channels, expected):
+    assert conv.algorithm(geo, *channels) == expected
+    assert winograd.applies(geo, *channels) == (expected == "winograd")
+
+
+def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch):
+    rng = np.random.default_rng(1)
+    params = conv.Conv2DParams(
+        w=rng.standard_normal((3, 2, 3, 3)), b=rng.standard_normal(3), padding=(1, 1)
+    )
+    x = rng.standard_normal((2, 2, 5, 6))
+    y_grid, cache_grid = conv.forward(params, x)
+    assert isinstance(cache_grid, conv.GridConvCache)
+    monkeypatch.setattr(winograd, "MIN_CHANNEL_PRODUCT", 1)
+    y, cache = conv.forward(params, x)
+    assert isinstance(cache, conv.WinogradConvCache)
+    np.testing.assert_allclose(y, y_grid, rtol=1e-12, atol=1e-12)
+    assert set(check_grad(conv.forward, conv.backward, params, x)) == {"x", "w", "b"}
