@@ -55,6 +55,42 @@ MIN_CHANNEL_PRODUCT = 64 * 64
 
 MIN_TILES = 256  # tiles per chunk: narrower GEMMs run well below the BLAS's speed
 
+# Channel planes a multiple of 4 KiB apart (32x32 float32 maps, 64x64, ...) make a
+# channel-last copy touch every channel at addresses with the same low 12 bits, which the
+# CPU's caches and store buffers serve one at a time: two to three times slower than other
+# sizes. Such copies go through a buffer whose planes are a few values further apart.
+_ALIAS_BYTES = 4096
+_PLANE_SKEW = 16  # values added after each plane of the buffer
+
+
+def _skewed_planes(k: int, c: int, h: int, w: int, dtype: np.dtype) -> np.ndarray:
+    """A (k, C, H, W) view into a buffer whose planes are :data:`_PLANE_SKEW` values apart."""
+    return np.empty((k, c, h * w + _PLANE_SKEW), dtype)[..., : h * w].reshape(k, c, h, w)
+
+
+def _aliased(h: int, w: int, dtype: np.dtype) -> bool:
+    return (h * w * np.dtype(dtype).itemsize) % _ALIAS_BYTES == 0
+
+
+def _to_channels_last(x: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (k, H, W, C) = ``x`` (k, C, H, W)."""
+    if _aliased(*x.shape[2:], x.dtype):
+        skewed = _skewed_planes(*x.shape, x.dtype)
+        skewed[...] = x  # contiguous runs of whole planes
+        x = skewed
+    out[...] = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC
+
+
+def _to_channels_first(x: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (k, C, H, W) = ``x`` (k, H, W, C)."""
+    k, h, w, c = x.shape
+    if not _aliased(h, w, x.dtype):
+        out[...] = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+        return
+    skewed = _skewed_planes(k, c, h, w, x.dtype)
+    skewed[...] = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+    out[...] = skewed  # contiguous runs of whole planes
+
 
 class TileGrid(NamedTuple):
     """The 2×2 output tiles of one image and the zero-padded input they read."""
@@ -113,7 +149,7 @@ def _input_tiles(x: np.ndarray, grid: TileGrid) -> np.ndarray:
     k, c, h, w = x.shape
     (th, tw), (hp, wp), (ph, pw) = grid.tiles, grid.padded, grid.padding
     padded = np.zeros((k, hp, wp, c), x.dtype)
-    padded[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC, zero border
+    _to_channels_last(x, padded[:, ph : ph + h, pw : pw + w])  # inside a zero border
     # d B along the rows of every tile: column tap t of tile column b is column 2b + t
     d = [padded[:, :, t : t + 2 * tw : 2] for t in range(4)]  # 4 x (k, Hp, TW, C) views
     s = np.empty((4, k, hp, tw, c), x.dtype)  # (η, k, padded row, tile column, C)
@@ -137,7 +173,7 @@ def _gradient_tiles(dy: np.ndarray, grid: TileGrid) -> np.ndarray:
     k, c_out, oh, ow = dy.shape
     th, tw = grid.tiles
     padded = np.zeros((k, 2 * th, 2 * tw, c_out), dy.dtype)  # the half tiles of odd sizes: 0
-    padded[:, :oh, :ow] = dy.transpose(0, 2, 3, 1)  # NCHW -> NHWC
+    _to_channels_last(dy, padded[:, :oh, :ow])
     y0, y1 = padded[:, 0::2], padded[:, 1::2]  # a tile's two rows: (k, TH, 2*TW, C_out) each
     r = np.empty((4, k, th, 2 * tw, c_out), dy.dtype)  # (ξ, ...): A applied to the rows
     r[0] = y0
@@ -154,8 +190,8 @@ def _gradient_tiles(dy: np.ndarray, grid: TileGrid) -> np.ndarray:
 
 
 def _output_tiles(m: np.ndarray, k: int, grid: TileGrid) -> np.ndarray:
-    """``Aᵀ M A`` of the products ``m`` (16, k*TH*TW, C_out): the outputs (k, C_out, OH, OW)
-    (a view)."""
+    """``Aᵀ M A`` of the products ``m`` (16, k*TH*TW, C_out): the outputs channel-last, (k,
+    OH, OW, C_out) (a view)."""
     (th, tw), (oh, ow) = grid.tiles, grid.out_hw
     c_out = m.shape[2]
     rows = m.reshape(4, 4, k, th, tw, c_out)  # (ξ, η, k, tile row, tile column, C_out)
@@ -170,7 +206,7 @@ def _output_tiles(m: np.ndarray, k: int, grid: TileGrid) -> np.ndarray:
         left += t[2]
         np.subtract(t[1], t[2], out=right)
         right -= t[3]
-    return out[:, :oh, :ow].transpose(0, 3, 1, 2)  # NHWC -> NCHW view, half tiles cropped
+    return out[:, :oh, :ow]  # the half tiles of odd sizes cropped
 
 
 def _chunks(n: int, grid: TileGrid) -> list[slice]:
@@ -193,7 +229,7 @@ def _correlate(x: np.ndarray, u: np.ndarray, b: np.ndarray | None, grid: TileGri
             np.matmul(v[q], u[q], out=m[q])  # (tiles, C_in) @ (C_in, C_out)
         if b is not None:  # Aᵀ's column 1 is all ones: product (1, 1) reaches every output
             m[5] += b
-        y[part] = _output_tiles(m, part.stop - part.start, grid)
+        _to_channels_first(_output_tiles(m, part.stop - part.start, grid), y[part])
     return y
 
 

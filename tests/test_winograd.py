@@ -154,3 +154,25 @@ def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch
     assert isinstance(cache, conv.WinogradConvCache)
     np.testing.assert_allclose(y, y_grid, rtol=1e-12, atol=1e-12)
     assert set(check_grad(conv.forward, conv.backward, params, x)) == {"x", "w", "b"}
+
+
+@pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
+def test_planes_4_kib_apart_take_the_skewed_copies_and_give_the_same_results(padding):
+    # 16 x 32 float64 planes are 4 KiB: the channel-last copies of x and dy, and the copy of
+    # the output back to NCHW, go through the skewed buffer
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 16, 32))
+    assert winograd._aliased(16, 32, x.dtype)
+    params = conv.Conv2DParams(
+        w=rng.standard_normal((4, 3, 3, 3)), b=rng.standard_normal(4), padding=padding
+    )
+    want, want_cache = conv.forward_by("grid", params, x)
+    got, cache = _winograd_forward(params, x)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(want.shape)
+    (dx_want, g_want), (dx, g) = (
+        conv.backward(params, want_cache, dy),
+        conv.backward(params, cache, dy),
+    )
+    np.testing.assert_allclose(dx, dx_want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(g.w, g_want.w, rtol=1e-10, atol=1e-10)
