@@ -12,7 +12,14 @@ comment never carries a timing from another day:
    backward with the committed budget against whole-batch chunks and a 2 MB budget for every
    channel count;
 3. max pooling with windows that tile the input: the tiled path (row maxima, then
-   column maxima) against the general window path.
+   column maxima) against the general window path;
+4. BatchNorm's per-channel operands: an element-wise operation between an (N, C, H, W)
+   array and a per-channel vector broadcast as (1, C, 1, 1), against the same operation on
+   rows of one example each with the vector repeated to a row (``batchnorm._flat``).
+
+The stride-1 convolutions here run the im2col (grid) path whatever ``conv.algorithm`` picks
+for their shapes: these are that path's choices (``benchmarks.winograd`` compares it with
+Winograd).
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ CONV_SHAPES = [
     (64, 128, 128, 8, 3, 1),
 ]
 POOL_SHAPES = [(64, 6, 28, 28), (64, 32, 28, 28), (128, 32, 32, 32), (128, 128, 8, 8)]
+# BatchNorm inputs: the BN net's, tiny VGG's and the DermaScan net's (at 96x96) per replica
+NORM_SHAPES = [(64, 32, 28, 28), (64, 64, 14, 14), (64, 128, 8, 8), (32, 128, 24, 24)]
 
 
 def _median_ms(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
@@ -74,7 +83,7 @@ def _conv_case(shape, rng):
     n, c_in, c_out, side, k, pad = shape
     x = rng.standard_normal((n, c_in, side, side)).astype(np.float32)
     _, p = conv.init(fr.key(0), (c_in, side, side), out_channels=c_out, kernel_size=k, padding=pad)
-    y, cache = conv.forward(p, x)
+    y, cache = conv.forward_by("grid", p, x)
     return p, x, cache, rng.standard_normal(y.shape).astype(np.float32)
 
 
@@ -105,7 +114,7 @@ def _chunk_rows(rounds: int, rng) -> list[str]:
         p, x, _, dy = _conv_case(shape, rng)
 
         def step(p=p, x=x, dy=dy):
-            _, cache = conv.forward(p, x)
+            _, cache = conv.forward_by("grid", p, x)
             conv.backward(p, cache, dy)
 
         def with_budget(**values):
@@ -163,6 +172,23 @@ def _pool_rows(rounds: int, rng) -> list[str]:
     return rows
 
 
+def _norm_rows(rounds: int, rng) -> list[str]:
+    rows = []
+    for shape in NORM_SHAPES:
+        n, c, h, w = shape
+        x = rng.standard_normal(shape).astype(np.float32)
+        v = rng.standard_normal(c).astype(np.float32)
+        ms = _median_ms(
+            {
+                "broadcast": lambda x=x, v=v, c=c: x * v.reshape(1, c, 1, 1),
+                "rows": lambda x=x, v=v, n=n, hw=h * w: x.reshape(n, -1) * np.repeat(v, hw),
+            },
+            rounds,
+        )
+        rows.append(f"| {shape} | {ms['broadcast']:.2f} | {ms['rows']:.2f} |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.kernels", description=__doc__)
     parser.add_argument("--rounds", type=int, default=9)
@@ -193,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         "| input | tiled forward | window forward | tiled fwd + bwd | window fwd + bwd |",
         "| --- | --- | --- | --- | --- |",
         *_pool_rows(args.rounds, rng),
+        "",
+        "## BatchNorm's per-channel operands (one multiplication)",
+        "",
+        "| input | (1, C, 1, 1) broadcast | rows, vector repeated |",
+        "| --- | --- | --- |",
+        *_norm_rows(args.rounds, rng),
     ]
     text = "\n".join(lines) + "\n"
     print(text)

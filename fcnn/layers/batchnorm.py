@@ -131,13 +131,25 @@ def init(
     return tuple(input_shape), params, state
 
 
-def _layout(x: np.ndarray) -> tuple[str, tuple[int, ...]]:
-    """(einsum subscripts of x, broadcast shape of a per-channel vector) for 2 or 4 dims."""
+def _layout(x: np.ndarray) -> str:
+    """The einsum subscripts of x, of 2 or 4 dims."""
     if x.ndim == 2:
-        return "nc", (1, x.shape[1])
+        return "nc"
     if x.ndim == 4:
-        return "nchw", (1, x.shape[1], 1, 1)
+        return "nchw"
     raise ValueError(f"BatchNorm expects input of shape (N, C) or (N, C, H, W), got {x.shape}")
+
+
+def _flat(x: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """``x`` as rows of one example each, (N, C) or (N, C*H*W), and the map from a
+    per-channel vector (C,) to the matching row. An element-wise operation between the two
+    runs one long inner loop per example, where a (1, C, 1, 1) broadcast restarts NumPy's
+    inner loop at every (example, channel) plane, which costs more than the work on planes
+    of the presets' sizes (``python -m benchmarks.kernels`` measures both)."""
+    if x.ndim == 2:
+        return x, lambda v: v
+    n, c, h, w = x.shape
+    return x.reshape(n, c * h * w), lambda v: np.repeat(v, h * w)  # (N, C, H, W) -> (N, C*H*W)
 
 
 def _channel_sum(sub: str, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
@@ -151,7 +163,7 @@ def forward(
     params: BatchNormParams, x: np.ndarray, *, state: BatchNormState, train: bool = False
 ) -> tuple[np.ndarray, BatchNormCache, BatchNormState]:
     """Normalize ``x``; returns ``(y, cache, new_state)``."""
-    sub, bshape = _layout(x)
+    sub = _layout(x)
     if x.shape[1] != params.gamma.shape[0]:
         raise ValueError(f"BatchNorm has {params.gamma.shape[0]} channels, got input {x.shape}")
     dtype = x.dtype.type
@@ -160,9 +172,10 @@ def forward(
         mean = state.mean.astype(x.dtype)
         scale = params.gamma.astype(x.dtype) * inv_std
         # y = (x - μ)·γσ⁻¹ + β in two passes: x·scale, then + (β - μ·scale)
-        y = x * scale.reshape(bshape)
-        y += (params.beta.astype(x.dtype) - mean * scale).reshape(bshape)
-        return y, EvalCache(x, mean, inv_std), state
+        rows, per_value = _flat(x)
+        y = rows * per_value(scale)
+        y += per_value(params.beta.astype(x.dtype) - mean * scale)
+        return y.reshape(x.shape), EvalCache(x, mean, inv_std), state
     c = x.shape[1]
     # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
     totals = _replica_total(np.append(_channel_sum(sub, x), dtype(x.size // c)))
@@ -172,11 +185,13 @@ def forward(
             f"BatchNorm in training needs more than one value per channel, got input {x.shape}"
         )
     mean = (totals[:c] / dtype(m)).astype(x.dtype)
-    centered = x - mean.reshape(bshape)
+    rows, per_value = _flat(x)
+    centered = (rows - per_value(mean)).reshape(x.shape)
     var = (_replica_total(_channel_sum(sub, centered, centered)) / dtype(m)).astype(x.dtype)
     inv_std = (1.0 / np.sqrt(var + dtype(params.eps))).astype(x.dtype)
-    y = centered * (params.gamma.astype(x.dtype) * inv_std).reshape(bshape)  # x̂·γ
-    y += params.beta.reshape(bshape).astype(x.dtype, copy=False)
+    y = _flat(centered)[0] * per_value(params.gamma.astype(x.dtype) * inv_std)  # x̂·γ
+    y += per_value(params.beta.astype(x.dtype, copy=False))
+    y = y.reshape(x.shape)
     mom = params.momentum
     new_state = BatchNormState(
         mean=((1 - mom) * state.mean + mom * mean).astype(state.mean.dtype),
@@ -189,7 +204,7 @@ def backward(
     params: BatchNormParams, cache: BatchNormCache, dy: np.ndarray
 ) -> tuple[np.ndarray, BatchNormParams]:
     """Gradients w.r.t. the input, ``gamma`` and ``beta`` (for the mode forward ran in)."""
-    sub, bshape = _layout(dy)
+    sub = _layout(dy)
     inv_std = cache.inv_std
     dbeta = _channel_sum(sub, dy)
     # dγ = Σ dy·x̂ = σ⁻¹·(Σ dy·source − offset·Σ dy), without forming x̂
@@ -199,7 +214,8 @@ def backward(
         dgamma = _channel_sum(sub, dy, cache.x)
         dgamma -= cache.mean * dbeta
     dgamma *= inv_std
-    scale = (params.gamma * inv_std).astype(dy.dtype).reshape(bshape)
+    rows, per_value = _flat(dy)
+    scale = per_value((params.gamma * inv_std).astype(dy.dtype))
     if isinstance(cache, TrainCache):
         m = dy.dtype.type(cache.count or dy.size // dy.shape[1])
         c = dy.shape[1]
@@ -207,13 +223,13 @@ def backward(
         sums = _replica_total(np.concatenate([dbeta, dgamma]))
         batch_dbeta, batch_dgamma = sums[:c], sums[c:]
         # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), x̂·dγ/m = (x − μ)·σ⁻¹dγ/m; four passes, one new array
-        dx = cache.centered * (-inv_std * batch_dgamma / m).reshape(bshape)
-        dx += dy
-        dx -= (batch_dbeta / m).reshape(bshape)
+        dx = _flat(cache.centered)[0] * per_value(-inv_std * batch_dgamma / m)
+        dx += rows
+        dx -= per_value(batch_dbeta / m)
         dx *= scale
     else:
-        dx = dy * scale
-    return dx, attrs.evolve(params, gamma=dgamma, beta=dbeta)
+        dx = rows * scale
+    return dx.reshape(dy.shape), attrs.evolve(params, gamma=dgamma, beta=dbeta)
 
 
 def _composable(type_name: str, ndim: int, momentum: float, eps: float) -> Layer:
