@@ -1,5 +1,5 @@
-"""Winograd F(2×2, 3×3) against the im2col (grid) convolution, layer by layer: the A/B
-behind :data:`fcnn.winograd.MIN_CHANNEL_PRODUCT`.
+"""Winograd F(2×2, 3×3) and F(4×4, 3×3) against the im2col (grid) convolution, layer by
+layer: the measurements behind :func:`fcnn.winograd.variant`.
 
     python -m benchmarks.winograd [--rounds 7] [--out reports]
 
@@ -9,7 +9,7 @@ holds (the config's batch over two replicas), on one BLAS thread as each replica
 with glibc tuned as ``fcnn train`` tunes it. Rounds are interleaved (every way of every
 shape once per round) so the VM's drift hits both alike; times are medians of CPU time,
 a ratio the median of the rounds' ratios. The float32 error is the largest difference from
-the im2col result over the largest |output| (forward) or |gradient| (backward).
+the float64 result over the largest |output| (forward) or |gradient| (backward).
 """
 
 from __future__ import annotations
@@ -61,48 +61,56 @@ def _error(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.abs(got - want).max() / np.abs(want).max())
 
 
+WAYS = ("grid", "winograd2", "winograd4")
+
+
 def measure(layer, rounds: int, rng) -> dict:
-    """Forward and backward milliseconds of both ways, their ratios and errors, for one layer."""
+    """Forward and backward milliseconds of every way, each Winograd way's ratios to im2col
+    and its float32 errors, for one layer."""
     _, n, c_in, c_out, side = layer
     x = rng.standard_normal((n, c_in, side, side)).astype(np.float32)
     _, p = conv.init(fr.key(0), (c_in, side, side), out_channels=c_out, kernel_size=3, padding=1)
     p = conv.Conv2DParams(w=p.w, b=rng.standard_normal(c_out).astype(np.float32), padding=1)
-    ways = ("grid", "winograd")
-    outputs = {way: conv.forward_by(way, p, x) for way in ways}
+    outputs = {way: conv.forward_by(way, p, x) for way in WAYS}
     dy = rng.standard_normal(outputs["grid"][0].shape).astype(np.float32)
-    grads = {way: conv.backward(p, outputs[way][1], dy) for way in ways}
-    times = {(way, part): [] for way in ways for part in ("fwd", "bwd")}
+    times = {(way, part): [] for way in WAYS for part in ("fwd", "bwd")}
     for _ in range(rounds):
-        for way in ways:
+        for way in WAYS:
             times[way, "fwd"].append(_cpu_ms(lambda way=way: conv.forward_by(way, p, x)))
             cache = outputs[way][1]
             times[way, "bwd"].append(_cpu_ms(lambda cache=cache: conv.backward(p, cache, dy)))
     result = {"layer": layer, "chosen": conv.algorithm(outputs["grid"][1].geo, c_in, c_out)}
-    for part in ("fwd", "bwd"):
-        a, b = times["grid", part], times["winograd", part]
-        result[part] = (statistics.median(a), statistics.median(b))
-        result[part + "_ratio"] = statistics.median(y / x for x, y in zip(a, b, strict=True))
-    steps = [x + y for x, y in zip(times["grid", "fwd"], times["grid", "bwd"], strict=True)]
-    wino = [x + y for x, y in zip(times["winograd", "fwd"], times["winograd", "bwd"], strict=True)]
-    result["step_ratio"] = statistics.median(y / x for x, y in zip(steps, wino, strict=True))
-    (dx0, g0), (dx1, g1) = grads["grid"], grads["winograd"]
-    result["errors"] = (
-        _error(outputs["winograd"][0], outputs["grid"][0]),
-        _error(dx1, dx0),
-        _error(g1.w, g0.w),
-    )
+    steps = {
+        way: [f + b for f, b in zip(times[way, "fwd"], times[way, "bwd"], strict=True)]
+        for way in WAYS
+    }
+    p64 = conv.Conv2DParams(w=p.w.astype(float), b=p.b.astype(float), padding=1)
+    y64, cache64 = conv.forward_by("grid", p64, x.astype(float))
+    dx64, g64 = conv.backward(p64, cache64, dy.astype(float))
+    for way in WAYS:
+        result[way] = tuple(statistics.median(times[way, part]) for part in ("fwd", "bwd"))
+        result[way, "step"] = statistics.median(
+            w / g for w, g in zip(steps[way], steps["grid"], strict=True)
+        )
+        dx, g = conv.backward(p, outputs[way][1], dy)
+        result[way, "errors"] = (
+            _error(outputs[way][0], y64),
+            _error(dx, dx64),
+            _error(g.w, g64.w),
+        )
     return result
 
 
 def _row(r: dict) -> str:
     where, n, c_in, c_out, side = r["layer"]
-    (fa, fb), (ba, bb) = r["fwd"], r["bwd"]
-    return (
-        f"| {where} | ({n}, {c_in}, {c_out}, {side}) | {fa:.1f} / {ba:.1f} | {fb:.1f} / {bb:.1f} "
-        f"| {r['fwd_ratio']:.2f}× / {r['bwd_ratio']:.2f}× | **{r['step_ratio']:.2f}×** | "
-        + " / ".join(f"{e:.1e}" for e in r["errors"])
-        + f" | {r['chosen']} |"
-    )
+    cells = [where, f"({n}, {c_in}, {c_out}, {side})"]
+    for way in WAYS:
+        fwd, bwd = r[way]
+        ratio = "" if way == "grid" else f" (**{r[way, 'step']:.2f}×**)"
+        cells.append(f"{fwd:.1f} / {bwd:.1f}{ratio}")
+    for way in WAYS:
+        cells.append(" / ".join(f"{e:.0e}" for e in r[way, "errors"]))
+    return "| " + " | ".join([*cells, r["chosen"]]) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,20 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # as fcnn train does: fresh temporaries reuse pages
     rng = np.random.default_rng(0)
     lines = [
-        "# Winograd F(2×2, 3×3) against im2col, layer by layer",
+        "# Winograd F(2×2, 3×3) and F(4×4, 3×3) against im2col, layer by layer",
         "",
         f"`python -m benchmarks.winograd --rounds {args.rounds}`: one BLAS thread (as each "
         "replica of `fcnn train` runs), glibc tuned as `fcnn train` tunes it, CPU time in "
-        f"milliseconds, medians of {args.rounds} interleaved rounds; a ratio is the median of "
-        "the rounds' Winograd / im2col ratios, *step* = forward + backward (input and weight "
-        "gradients). Shapes are (images per replica, C_in, C_out, side), padding 1. The "
-        "float32 error of the output, input gradient and weight gradient is the largest "
-        "difference from im2col's over the largest magnitude. The last column is what "
-        "`fcnn.layers.conv.algorithm` picks.",
+        f"milliseconds (forward / backward, the backward with both gradients), medians of "
+        f"{args.rounds} interleaved rounds; in brackets the median of the rounds' ratios of "
+        "forward + backward to im2col's. Shapes are (images per replica, C_in, C_out, side), "
+        "padding 1. The float32 error of the output, input gradient and weight gradient is "
+        "the largest difference from the float64 result over the largest magnitude. The last "
+        "column is what `fcnn.layers.conv.algorithm` picks.",
         "",
-        "| preset | shape | im2col fwd / bwd | Winograd fwd / bwd | ratio fwd / bwd | step "
-        "| float32 error y / dx / dw | chosen |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| preset | shape | im2col | F(2×2) | F(4×4) | error im2col | error F(2×2) "
+        "| error F(4×4) | chosen |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for layer in LAYERS:
         lines.append(_row(measure(layer, args.rounds, rng)))

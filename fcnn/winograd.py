@@ -1,21 +1,33 @@
-"""Winograd F(2×2, 3×3): stride-1 3×3 convolutions with 16 multiplications per 2×2 outputs.
+"""Winograd convolutions F(m×m, 3×3): stride-1 3×3 correlations with fewer multiplications.
 
-Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016). The
-correlation of a 4×4 input tile ``d`` with a 3×3 kernel ``g`` is the 2×2 output tile
+Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016). With
+α = m + 2, the correlation of an α×α input tile ``d`` with a 3×3 kernel ``g`` is the m×m
+output tile
 
-    Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
+    Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A          (Bᵀ: α×α, G: α×3, Aᵀ: m×α)
 
-    Bᵀ = [[1, 0, -1, 0],      G = [[1,  0,  0],      Aᵀ = [[1, 1,  1,  0],
-          [0, 1,  1, 0],           [½,  ½,  ½],            [0, 1, -1, -1]]
-          [0, -1, 1, 0],           [½, -½,  ½],
-          [0, 1,  0, -1]]          [0,  0,  1]]
+α² multiplications instead of 9·m². Two variants (:data:`F2`, :data:`F4`):
 
-16 multiplications instead of the 36 of the direct product. Output tile (a, b) covers
-outputs (2a..2a+1, 2b..2b+1) and reads padded input rows 2a..2a+3 and columns 2b..2b+3
-(neighbouring tiles overlap by two). Summed over input channels, the 16 element-wise
-products become 16 GEMMs: ``M[q] = V[q] @ U[q]`` for q = 4ξ + η, where ``V[q]`` (tiles,
-C_in) holds ``(Bᵀ d B)[ξ, η]`` of every tile and ``U[q]`` (C_in, C_out) holds
-``(G g Gᵀ)[ξ, η]`` of every kernel.
+    F(2×2, 3×3), 16 for 4 outputs:           F(4×4, 3×3), 36 for 16 outputs:
+    Bᵀ = [[1, 0, -1, 0],                     Bᵀ = [[4,  0, -5,  0, 1, 0],
+          [0, 1,  1, 0],                           [0, -4, -4,  1, 1, 0],
+          [0, -1, 1, 0],                           [0,  4, -4, -1, 1, 0],
+          [0, 1,  0, -1]]                          [0, -2, -1,  2, 1, 0],
+    G  = [[1, 0, 0], [½, ½, ½],                    [0,  2, -1, -2, 1, 0],
+          [½, -½, ½], [0, 0, 1]]                   [0,  4,  0, -5, 0, 1]]
+    Aᵀ = [[1, 1, 1, 0],                      G  = [[¼, 0, 0], [-⅙, -⅙, -⅙], [-⅙, ⅙, -⅙],
+          [0, 1, -1, -1]]                          [1/24, 1/12, ⅙], [1/24, -1/12, ⅙], [0, 0, 1]]
+                                             Aᵀ = [[1, 1,  1, 1,  1, 0],
+                                                   [0, 1, -1, 2, -2, 0],
+                                                   [0, 1,  1, 4,  4, 0],
+                                                   [0, 1, -1, 8, -8, 1]]
+
+Output tile (a, b) covers outputs (m·a.., m·b..) and reads the α×α padded input at
+(m·a, m·b): neighbouring tiles overlap by two. Summed over input channels, the α²
+element-wise products become α² GEMMs ``M[q] = V[q] @ U[q]``, q = α·ξ + η, where ``V[q]``
+(tiles, C_in) holds ``(Bᵀ d B)[ξ, η]`` of every tile and ``U[q]`` (C_in, C_out) holds
+``(G g Gᵀ)[ξ, η]`` of every kernel. Column 1 of both Aᵀ is all ones, so the bias, added to
+product (1, 1), reaches every output.
 
 The forward pass is linear in ``d`` and in ``g``, so both gradients reuse it:
 
@@ -23,17 +35,20 @@ The forward pass is linear in ``d`` and in ``g``, so both gradients reuse it:
   by 180° and its channel axes swapped (the adjoint of a correlation is the correlation
   with the flipped kernel);
 - weight gradient: ``dU[q] = V[q]ᵀ @ dM[q]`` over the same input tiles, with
-  ``dM = A dY Aᵀ`` of each 2×2 tile of ``dy`` (4×4 values), then ``dg = Gᵀ dU G``.
+  ``dM = A dY Aᵀ`` of each m×m tile of ``dy``, then ``dg = Gᵀ dU G``.
 
-Tiles are laid out channel-last, ``(tiles, C)``: every transform pass then moves runs of C
-contiguous values whatever the image size, where a channel-major layout of an 8×8 map
-would move runs of four. The transforms are written out as the additions they are, on
-strided views of a padded channel-last copy of the input. Work goes in chunks of images
-of at least :data:`MIN_TILES` tiles: each chunk's transformed tiles stay near the cache,
-and each of its 16 GEMMs is still wide enough to run at the BLAS's speed.
+Tiles are laid out channel-last, ``(tiles, C)``: every copy and transform then moves runs of
+C contiguous values whatever the image size, where a channel-major layout of an 8×8 map
+would move runs of four. Each transform is the small matrix applied on both sides of all
+tiles at once: two GEMMs over the gathered tiles (``_both_sides``). Work goes in chunks of
+images of at least :data:`MIN_TILES` tiles, so that each of the α² GEMMs is still wide
+enough to run at the BLAS's speed.
 
-:func:`applies` is the rule that picks this path; it reads the shapes only, never a timing,
-so a resumed run computes exactly what the uninterrupted one did.
+F(4×4) does 2.25 times fewer multiplications than F(2×2) and moves fewer values per
+output, but its constants (up to 8 and 1/24) cost precision: in float32 it is about 1e-5 of
+the output's scale from the exact result, F(2×2) and im2col under 1e-6
+(``reports/winograd.md``). :func:`variant` chooses from the shapes alone, never from a
+timing, so a resumed run computes exactly what the uninterrupted one did.
 """
 
 from __future__ import annotations
@@ -44,14 +59,80 @@ import numpy as np
 
 from fcnn.im2col import Geometry
 
-__all__ = ["MIN_CHANNEL_PRODUCT", "MIN_TILES", "TileGrid", "applies", "backward", "forward"]
+__all__ = [
+    "F2",
+    "F4",
+    "MIN_CHANNEL_PRODUCT",
+    "MIN_TILES",
+    "TileGrid",
+    "Variant",
+    "backward",
+    "forward",
+    "variant",
+]
 
-_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+class Variant(NamedTuple):
+    """One Winograd algorithm F(m×m, 3×3): its name and its three matrices."""
+
+    name: str
+    bt: np.ndarray  # (α, α): Bᵀ, input tiles
+    g: np.ndarray  # (α, 3): G, kernels
+    at: np.ndarray  # (m, α): Aᵀ, products to outputs
+
+    @property
+    def m(self) -> int:  # output tile side
+        return self.at.shape[0]
+
+    @property
+    def alpha(self) -> int:  # input tile side, m + 2
+        return self.bt.shape[0]
+
+
+F2 = Variant(
+    "F(2x2,3x3)",
+    np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float),
+    np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+    np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float),
+)
+F4 = Variant(
+    "F(4x4,3x3)",
+    np.array(
+        [
+            [4, 0, -5, 0, 1, 0],
+            [0, -4, -4, 1, 1, 0],
+            [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, 4, 0, -5, 0, 1],
+        ],
+        dtype=float,
+    ),
+    np.array(
+        [
+            [1 / 4, 0, 0],
+            [-1 / 6, -1 / 6, -1 / 6],
+            [-1 / 6, 1 / 6, -1 / 6],
+            [1 / 24, 1 / 12, 1 / 6],
+            [1 / 24, -1 / 12, 1 / 6],
+            [0, 0, 1],
+        ]
+    ),
+    np.array(
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+        dtype=float,
+    ),
+)
+_BIAS_COLUMN = 1  # Aᵀ[:, 1] is all ones in both variants
 
 # The transforms cost a fixed number of passes per input and output value while the GEMMs
 # they save grow with C_in * C_out: below this product the im2col path is as fast or faster
-# (``python -m benchmarks.winograd`` measures both at the presets' shapes).
-MIN_CHANNEL_PRODUCT = 64 * 64
+# (``python -m benchmarks.winograd`` measures every way at the presets' shapes).
+MIN_CHANNEL_PRODUCT = 32 * 32
+
+# F(4x4) pads each side up to a multiple of 4 outputs; past this share of computed outputs
+# over valid ones (14x14 maps compute 16x16: 1.31) the padding costs more than F(4x4) saves.
+F4_MAX_WASTE = 1.15
 
 MIN_TILES = 256  # tiles per chunk: narrower GEMMs run well below the BLAS's speed
 
@@ -61,6 +142,63 @@ MIN_TILES = 256  # tiles per chunk: narrower GEMMs run well below the BLAS's spe
 # sizes. Such copies go through a buffer whose planes are a few values further apart.
 _ALIAS_BYTES = 4096
 _PLANE_SKEW = 16  # values added after each plane of the buffer
+
+
+class TileGrid(NamedTuple):
+    """The m×m output tiles of one image and the zero-padded input they read."""
+
+    tiles: tuple[int, int]  # (TH, TW): tiles per column and per row, ceil(OH/m), ceil(OW/m)
+    padded: tuple[int, int]  # (m*TH + 2, m*TW + 2): rows and columns of the padded input
+    padding: tuple[int, int]  # zeros before the first input row and column
+    out_hw: tuple[int, int]  # (OH, OW): the valid outputs (the last tiles may stick out)
+
+
+def tile_grid(in_hw: tuple[int, int], padding: tuple[int, int], m: int) -> TileGrid:
+    """The m×m tiles of a stride-1 3×3 correlation of ``in_hw`` images padded by ``padding``."""
+    oh, ow = (side + 2 * pad - 2 for side, pad in zip(in_hw, padding, strict=True))
+    th, tw = -(-oh // m), -(-ow // m)
+    return TileGrid((th, tw), (m * th + 2, m * tw + 2), padding, (oh, ow))
+
+
+def variant(geo: Geometry, c_in: int, c_out: int) -> Variant | None:
+    """The Winograd variant for a convolution of this geometry and these channels, or None
+    (im2col): a 3×3 kernel, stride 1, no dilation, padding of at most 2 (the input gradient
+    pads ``dy`` by ``2 - p``) and ``C_in * C_out >=`` :data:`MIN_CHANNEL_PRODUCT`; then
+    :data:`F4` unless its tiles would stick out past :data:`F4_MAX_WASTE`, else :data:`F2`."""
+    if not (
+        geo.kernel == (3, 3)
+        and geo.stride == (1, 1)
+        and geo.dilation == (1, 1)
+        and max(geo.padding) <= 2
+        and c_in * c_out >= MIN_CHANNEL_PRODUCT
+    ):
+        return None
+    (oh, ow), m = geo.out_hw, F4.m
+    computed = (-(-oh // m) * m) * (-(-ow // m) * m)
+    return F4 if computed <= F4_MAX_WASTE * oh * ow else F2
+
+
+def kernel_transform(w: np.ndarray, v: Variant) -> np.ndarray:
+    """``U``: ``G g Gᵀ`` of every kernel of ``w`` (C_out, C_in, 3, 3), as (α², C_in, C_out)."""
+    c_out, c_in = w.shape[:2]
+    g, a = v.g.astype(w.dtype), v.alpha
+    rows = w.reshape(-1, 3) @ g.T  # (C_out*C_in*3 [i], 3 [j]) -> (.., α [η]): g Gᵀ
+    rows = rows.reshape(-1, 3, a).transpose(0, 2, 1)  # -> (C_out*C_in, α [η], 3 [i])
+    u = rows.reshape(-1, 3) @ g.T  # (C_out*C_in*α [η], α [ξ]): G (g Gᵀ), transposed
+    u = u.reshape(c_out, c_in, a, a).transpose(3, 2, 1, 0)  # -> (α [ξ], α [η], C_in, C_out)
+    return np.ascontiguousarray(u).reshape(a * a, c_in, c_out)
+
+
+def kernel_gradient(du: np.ndarray, v: Variant) -> np.ndarray:
+    """``dg = Gᵀ dU G``: the gradient of the kernels (C_out, C_in, 3, 3) from that of ``U``
+    (α², C_in, C_out) (the adjoint of :func:`kernel_transform`)."""
+    _, c_in, c_out = du.shape
+    g, a = v.g.astype(du.dtype), v.alpha
+    d = du.reshape(a, a, c_in, c_out).transpose(3, 2, 0, 1)  # -> (C_out, C_in, α [ξ], α [η])
+    rows = d.reshape(-1, a) @ g  # (C_out*C_in*α [ξ], α [η]) -> (.., 3 [j]): dU G
+    rows = rows.reshape(-1, a, 3).transpose(0, 2, 1)  # -> (C_out*C_in, 3 [j], α [ξ])
+    dg = rows.reshape(-1, a) @ g  # (C_out*C_in*3 [j], 3 [i]): Gᵀ (dU G), transposed
+    return np.ascontiguousarray(dg.reshape(c_out, c_in, 3, 3).transpose(0, 1, 3, 2))
 
 
 def _skewed_planes(k: int, c: int, h: int, w: int, dtype: np.dtype) -> np.ndarray:
@@ -92,121 +230,58 @@ def _to_channels_first(x: np.ndarray, out: np.ndarray) -> None:
     out[...] = skewed  # contiguous runs of whole planes
 
 
-class TileGrid(NamedTuple):
-    """The 2×2 output tiles of one image and the zero-padded input they read."""
-
-    tiles: tuple[int, int]  # (TH, TW): tiles per column and per row, ceil(OH/2), ceil(OW/2)
-    padded: tuple[int, int]  # (2*TH + 2, 2*TW + 2): rows and columns of the padded input
-    padding: tuple[int, int]  # zeros before the first input row and column
-    out_hw: tuple[int, int]  # (OH, OW): the valid outputs (odd sizes leave half a tile)
-
-
-def tile_grid(in_hw: tuple[int, int], padding: tuple[int, int]) -> TileGrid:
-    """The tile grid of a stride-1 3×3 correlation of ``in_hw`` images padded by ``padding``."""
-    oh, ow = (side + 2 * pad - 2 for side, pad in zip(in_hw, padding, strict=True))
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    return TileGrid((th, tw), (2 * th + 2, 2 * tw + 2), padding, (oh, ow))
+def _gather(padded: np.ndarray, side: int, m: int, tiles: tuple[int, int]) -> np.ndarray:
+    """The ``side``×``side`` tiles at stride ``m`` of a channel-last ``padded`` (k, rows, cols,
+    C), as (side, side, k, TH, TW, C): value (i, j) of every tile in one contiguous block."""
+    k, c = padded.shape[0], padded.shape[3]
+    (th, tw), dtype = tiles, padded.dtype
+    out = np.empty((side, side, k, th, tw, c), dtype)
+    for i in range(side):
+        for j in range(side):
+            out[i, j] = padded[:, i : i + m * th : m, j : j + m * tw : m]  # (k, TH, TW, C)
+    return out
 
 
-def applies(geo: Geometry, c_in: int, c_out: int) -> bool:
-    """True when a convolution of this geometry and these channels runs here: 3×3 kernel,
-    stride 1, no dilation, padding of at most 2 (the input gradient pads ``dy`` by
-    ``2 - p``), and ``C_in * C_out >=`` :data:`MIN_CHANNEL_PRODUCT`."""
-    return (
-        geo.kernel == (3, 3)
-        and geo.stride == (1, 1)
-        and geo.dilation == (1, 1)
-        and max(geo.padding) <= 2
-        and c_in * c_out >= MIN_CHANNEL_PRODUCT
-    )
+def _both_sides(mat: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+    """``mat @ t @ matᵀ`` for every tile ``t`` of ``tiles`` (s, s, ...): (r, r, ...)."""
+    s, r = tiles.shape[0], mat.shape[0]
+    rest = tiles.shape[2:]
+    left = mat @ tiles.reshape(s, -1)  # (r, s*rest): mat applied along the tiles' rows
+    both = np.matmul(mat, left.reshape(r, s, -1))  # (r, r, rest): and along their columns
+    return both.reshape(r, r, *rest)
 
 
-def kernel_transform(w: np.ndarray) -> np.ndarray:
-    """``U``: ``G g Gᵀ`` of every kernel of ``w`` (C_out, C_in, 3, 3), as (16, C_in, C_out)."""
-    c_out, c_in = w.shape[:2]
-    g = _G.astype(w.dtype)
-    rows = w.reshape(-1, 3) @ g.T  # (C_out*C_in*3 [i], 3 [j]) -> (.., 4 [η]): g Gᵀ
-    rows = rows.reshape(-1, 3, 4).transpose(0, 2, 1)  # -> (C_out*C_in, 4 [η], 3 [i])
-    u = rows.reshape(-1, 3) @ g.T  # (C_out*C_in*4 [η], 4 [ξ]): G (g Gᵀ), transposed
-    u = u.reshape(c_out, c_in, 4, 4).transpose(3, 2, 1, 0)  # -> (4 [ξ], 4 [η], C_in, C_out)
-    return np.ascontiguousarray(u).reshape(16, c_in, c_out)
-
-
-def kernel_gradient(du: np.ndarray) -> np.ndarray:
-    """``dg = Gᵀ dU G``: the gradient of the kernels (C_out, C_in, 3, 3) from that of ``U``
-    (16, C_in, C_out) (the adjoint of :func:`kernel_transform`)."""
-    _, c_in, c_out = du.shape
-    g = _G.astype(du.dtype)
-    d = du.reshape(4, 4, c_in, c_out).transpose(3, 2, 0, 1)  # -> (C_out, C_in, 4 [ξ], 4 [η])
-    rows = d.reshape(-1, 4) @ g  # (C_out*C_in*4 [ξ], 4 [η]) -> (.., 3 [j]): dU G
-    rows = rows.reshape(-1, 4, 3).transpose(0, 2, 1)  # -> (C_out*C_in, 3 [j], 4 [ξ])
-    dg = rows.reshape(-1, 4) @ g  # (C_out*C_in*3 [j], 3 [i]): Gᵀ (dU G), transposed
-    return np.ascontiguousarray(dg.reshape(c_out, c_in, 3, 3).transpose(0, 1, 3, 2))
-
-
-def _input_tiles(x: np.ndarray, grid: TileGrid) -> np.ndarray:
-    """``V``: ``Bᵀ d B`` of every 4×4 input tile of ``x`` (k, C, H, W), as (16, k*TH*TW, C)."""
+def _input_tiles(x: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
+    """``V``: ``Bᵀ d B`` of every α×α input tile of ``x`` (k, C, H, W), as (α², tiles, C)."""
     k, c, h, w = x.shape
-    (th, tw), (hp, wp), (ph, pw) = grid.tiles, grid.padded, grid.padding
+    (hp, wp), (ph, pw) = grid.padded, grid.padding
     padded = np.zeros((k, hp, wp, c), x.dtype)
     _to_channels_last(x, padded[:, ph : ph + h, pw : pw + w])  # inside a zero border
-    # d B along the rows of every tile: column tap t of tile column b is column 2b + t
-    d = [padded[:, :, t : t + 2 * tw : 2] for t in range(4)]  # 4 x (k, Hp, TW, C) views
-    s = np.empty((4, k, hp, tw, c), x.dtype)  # (η, k, padded row, tile column, C)
-    np.subtract(d[0], d[2], out=s[0])
-    np.add(d[1], d[2], out=s[1])
-    np.subtract(d[2], d[1], out=s[2])
-    np.subtract(d[1], d[3], out=s[3])
-    # Bᵀ (d B) along the columns: row tap t of tile row a is padded row 2a + t
-    r = [s[:, :, t : t + 2 * th : 2] for t in range(4)]  # 4 x (4 [η], k, TH, TW, C) views
-    v = np.empty((4, 4, k, th, tw, c), x.dtype)  # (ξ, η, k, tile row, tile column, C)
-    np.subtract(r[0], r[2], out=v[0])
-    np.add(r[1], r[2], out=v[1])
-    np.subtract(r[2], r[1], out=v[2])
-    np.subtract(r[1], r[3], out=v[3])
-    return v.reshape(16, k * th * tw, c)
+    tiles = _gather(padded, v.alpha, v.m, grid.tiles)  # (α, α, k, TH, TW, C)
+    return _both_sides(v.bt.astype(x.dtype), tiles).reshape(v.alpha**2, -1, c)
 
 
-def _gradient_tiles(dy: np.ndarray, grid: TileGrid) -> np.ndarray:
-    """``dM = A dY Aᵀ`` of every 2×2 tile of ``dy`` (k, C_out, OH, OW), as (16, k*TH*TW,
-    C_out): the gradient of the 16 products of the tiles that produced ``dy``."""
+def _gradient_tiles(dy: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
+    """``dM = A dY Aᵀ`` of every m×m tile of ``dy`` (k, C_out, OH, OW), as (α², tiles, C_out):
+    the gradient of the α² products of the tiles that produced ``dy``."""
     k, c_out, oh, ow = dy.shape
-    th, tw = grid.tiles
-    padded = np.zeros((k, 2 * th, 2 * tw, c_out), dy.dtype)  # the half tiles of odd sizes: 0
+    (th, tw), m = grid.tiles, v.m
+    padded = np.zeros((k, m * th, m * tw, c_out), dy.dtype)  # outputs past the edge: 0
     _to_channels_last(dy, padded[:, :oh, :ow])
-    y0, y1 = padded[:, 0::2], padded[:, 1::2]  # a tile's two rows: (k, TH, 2*TW, C_out) each
-    r = np.empty((4, k, th, 2 * tw, c_out), dy.dtype)  # (ξ, ...): A applied to the rows
-    r[0] = y0
-    np.add(y0, y1, out=r[1])
-    np.subtract(y0, y1, out=r[2])
-    np.negative(y1, out=r[3])
-    c0, c1 = r[:, :, :, 0::2], r[:, :, :, 1::2]  # a tile's two columns: (4, k, TH, TW, C_out)
-    dm = np.empty((4, 4, k, th, tw, c_out), dy.dtype)  # (ξ, η, ...): then along the columns
-    dm[:, 0] = c0
-    np.add(c0, c1, out=dm[:, 1])
-    np.subtract(c0, c1, out=dm[:, 2])
-    np.negative(c1, out=dm[:, 3])
-    return dm.reshape(16, k * th * tw, c_out)
+    tiles = _gather(padded, m, m, grid.tiles)  # (m, m, k, TH, TW, C_out)
+    return _both_sides(v.at.T.astype(dy.dtype), tiles).reshape(v.alpha**2, -1, c_out)
 
 
-def _output_tiles(m: np.ndarray, k: int, grid: TileGrid) -> np.ndarray:
-    """``Aᵀ M A`` of the products ``m`` (16, k*TH*TW, C_out): the outputs channel-last, (k,
-    OH, OW, C_out) (a view)."""
-    (th, tw), (oh, ow) = grid.tiles, grid.out_hw
-    c_out = m.shape[2]
-    rows = m.reshape(4, 4, k, th, tw, c_out)  # (ξ, η, k, tile row, tile column, C_out)
-    t0 = rows[0] + rows[1]  # Aᵀ along the columns of a tile: (4 [η], k, TH, TW, C_out)
-    t0 += rows[2]
-    t1 = rows[1] - rows[2]
-    t1 -= rows[3]
-    out = np.empty((k, 2 * th, 2 * tw, c_out), m.dtype)  # NHWC, whole tiles
-    for i, t in enumerate((t0, t1)):  # output row i of each tile, then A along its row
-        left, right = out[:, i::2, 0::2], out[:, i::2, 1::2]  # (k, TH, TW, C_out) views
-        np.add(t[0], t[1], out=left)
-        left += t[2]
-        np.subtract(t[1], t[2], out=right)
-        right -= t[3]
-    return out[:, :oh, :ow]  # the half tiles of odd sizes cropped
+def _output_tiles(products: np.ndarray, k: int, grid: TileGrid, v: Variant) -> np.ndarray:
+    """``Aᵀ M A`` of the ``products`` (α², k*TH*TW, C_out): the outputs channel-last, (k, OH,
+    OW, C_out) (a view)."""
+    (th, tw), (oh, ow), m = grid.tiles, grid.out_hw, v.m
+    c_out = products.shape[2]
+    tiles = products.reshape(v.alpha, v.alpha, k, th, tw, c_out)
+    y = _both_sides(v.at.astype(products.dtype), tiles)  # (m [i], m [j], k, TH, TW, C_out)
+    out = np.empty((k, th, m, tw, m, c_out), products.dtype)
+    out[...] = y.transpose(2, 3, 0, 4, 1, 5)  # output (m*a + i, m*b + j) of image n
+    return out.reshape(k, m * th, m * tw, c_out)[:, :oh, :ow]  # the outputs past the edge cut
 
 
 def _chunks(n: int, grid: TileGrid) -> list[slice]:
@@ -217,47 +292,57 @@ def _chunks(n: int, grid: TileGrid) -> list[slice]:
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
-def _correlate(x: np.ndarray, u: np.ndarray, b: np.ndarray | None, grid: TileGrid) -> np.ndarray:
-    """The correlation of ``x`` (N, C_in, H, W) with the transformed kernels ``u`` (16, C_in,
+def _correlate(
+    x: np.ndarray, u: np.ndarray, b: np.ndarray | None, grid: TileGrid, v: Variant
+) -> np.ndarray:
+    """The correlation of ``x`` (N, C_in, H, W) with the transformed kernels ``u`` (α², C_in,
     C_out), plus ``b`` (C_out,) or nothing: (N, C_out, OH, OW)."""
     n, c_out = x.shape[0], u.shape[2]
     y = np.empty((n, c_out, *grid.out_hw), dtype=np.result_type(x, u))
+    bias_product = _BIAS_COLUMN * v.alpha + _BIAS_COLUMN
     for part in _chunks(n, grid):
-        v = _input_tiles(x[part], grid)  # (16, tiles, C_in)
-        m = np.empty((16, v.shape[1], c_out), y.dtype)
-        for q in range(16):  # one GEMM each: faster than a stacked matmul of thin matrices
-            np.matmul(v[q], u[q], out=m[q])  # (tiles, C_in) @ (C_in, C_out)
-        if b is not None:  # Aᵀ's column 1 is all ones: product (1, 1) reaches every output
-            m[5] += b
-        _to_channels_first(_output_tiles(m, part.stop - part.start, grid), y[part])
+        tiles = _input_tiles(x[part], grid, v)  # (α², tiles, C_in)
+        products = np.empty((len(u), tiles.shape[1], c_out), y.dtype)
+        for q in range(len(u)):  # one GEMM each: faster than a stacked matmul of thin matrices
+            np.matmul(tiles[q], u[q], out=products[q])  # (tiles, C_in) @ (C_in, C_out)
+        if b is not None:
+            products[bias_product] += b
+        _to_channels_first(_output_tiles(products, part.stop - part.start, grid, v), y[part])
     return y
 
 
-def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, padding: tuple[int, int]) -> np.ndarray:
+def forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, padding: tuple[int, int], v: Variant
+) -> np.ndarray:
     """``y[n, o] = sum_c w[o, c] ⋆ x[n, c] + b[o]`` for a stride-1 3×3 kernel ``w`` (C_out,
     C_in, 3, 3) and ``padding`` (rows, cols) of zeros: x (N, C_in, H, W) -> y (N, C_out, OH,
     OW), the same values as :func:`fcnn.layers.conv.forward` up to rounding."""
-    grid = tile_grid(x.shape[2:], padding)
-    return _correlate(x, kernel_transform(w), b.astype(w.dtype), grid)
+    grid = tile_grid(x.shape[2:], padding, v.m)
+    return _correlate(x, kernel_transform(w, v), b.astype(w.dtype), grid, v)
 
 
 def backward(
-    x: np.ndarray, w: np.ndarray, dy: np.ndarray, padding: tuple[int, int], need_dx: bool
+    x: np.ndarray,
+    w: np.ndarray,
+    dy: np.ndarray,
+    padding: tuple[int, int],
+    v: Variant,
+    need_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """(dx or None, dw): the gradients of ``sum(forward(x, w, b, padding) * dy)`` w.r.t. the
-    input and the kernels. The input tiles are rebuilt from ``x`` chunk by chunk (cheaper
-    than keeping them from the forward pass)."""
-    grid = tile_grid(x.shape[2:], padding)
+    """(dx or None, dw): the gradients of ``sum(forward(x, w, b, padding, v) * dy)`` w.r.t.
+    the input and the kernels. The input tiles are rebuilt from ``x`` chunk by chunk
+    (cheaper than keeping them from the forward pass)."""
+    grid = tile_grid(x.shape[2:], padding, v.m)
     c_in, c_out = x.shape[1], w.shape[0]
-    du = np.zeros((16, c_in, c_out), dtype=np.result_type(x, w, dy))
+    du = np.zeros((v.alpha**2, c_in, c_out), dtype=np.result_type(x, w, dy))
     for part in _chunks(x.shape[0], grid):
-        v = _input_tiles(x[part], grid)  # (16, tiles, C_in)
-        dm = _gradient_tiles(dy[part], grid)  # (16, tiles, C_out)
-        for q in range(16):
-            du[q] += v[q].T @ dm[q]  # (C_in, tiles) @ (tiles, C_out)
-    dw = kernel_gradient(du)
+        tiles = _input_tiles(x[part], grid, v)  # (α², tiles, C_in)
+        d_products = _gradient_tiles(dy[part], grid, v)  # (α², tiles, C_out)
+        for q in range(len(du)):
+            du[q] += tiles[q].T @ d_products[q]  # (C_in, tiles) @ (tiles, C_out)
+    dw = kernel_gradient(du, v)
     if not need_dx:
         return None, dw
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C_in, C_out, 3, 3)
-    back = tile_grid(dy.shape[2:], (2 - padding[0], 2 - padding[1]))
-    return _correlate(dy, kernel_transform(flipped), None, back), dw
+    back = tile_grid(dy.shape[2:], (2 - padding[0], 2 - padding[1]), v.m)
+    return _correlate(dy, kernel_transform(flipped, v), None, back, v), dw

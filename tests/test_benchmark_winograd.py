@@ -8,8 +8,10 @@ from benchmarks.winograd import LAYERS, _row, measure
 def test_a_layer_is_measured_both_ways_with_small_float32_errors():
     result = measure(("tiny", 2, 8, 8, 6), rounds=1, rng=np.random.default_rng(0))
     assert result["chosen"] == "grid"  # 8 x 8 channels: below the rule's product
-    assert max(result["errors"]) < 1e-5  # the same convolution, in float32
-    assert all(t > 0 for t in (*result["fwd"], *result["bwd"], result["step_ratio"]))
+    for way, bound in (("grid", 1e-5), ("winograd2", 1e-5), ("winograd4", 1e-4)):
+        assert max(result[way, "errors"]) < bound  # the same convolution, in float32
+        assert min(result[way]) > 0
+    assert result["winograd4", "step"] > 0
     assert _row(result).startswith("| tiny | (2, 8, 8, 6) |")
 
 

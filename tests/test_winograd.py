@@ -1,5 +1,5 @@
-"""Winograd F(2×2, 3×3): the same convolution and gradients as the im2col path, and the rule
-that picks it."""
+"""Winograd F(2×2, 3×3) and F(4×4, 3×3): the same convolution and gradients as the im2col
+path, and the rule that picks them."""
 
 import numpy as np
 import pytest
@@ -30,16 +30,20 @@ def winograd_convs(draw):
     return params, draw(smooth_arrays((n, c_in, *sides)), label="x")
 
 
-def _winograd_forward(params, x):
-    """Winograd as a layer forward, whatever the rule says of these shapes."""
-    return conv.forward_by("winograd", params, x)
+VARIANTS = sorted(conv.WINOGRAD)
 
 
+def _forward_by(method):
+    """Winograd ``method`` as a layer forward, whatever the rule says of the shapes."""
+    return lambda params, x: conv.forward_by(method, params, x)
+
+
+@pytest.mark.parametrize("method", VARIANTS)
 @given(winograd_convs(), st.data())
-def test_forward_and_both_gradients_equal_the_im2col_path_in_float64(conv_and_x, data):
+def test_forward_and_both_gradients_equal_the_im2col_path_in_float64(method, conv_and_x, data):
     params, x = conv_and_x
     want, want_cache = conv.forward_by("grid", params, x)
-    got, cache = _winograd_forward(params, x)
+    got, cache = _forward_by(method)(params, x)
     assert isinstance(cache, conv.WinogradConvCache)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     dy = data.draw(smooth_arrays(want.shape), label="dy")
@@ -53,83 +57,95 @@ def test_forward_and_both_gradients_equal_the_im2col_path_in_float64(conv_and_x,
     np.testing.assert_array_equal(grads_only.w, grads.w)
 
 
+@pytest.mark.parametrize("method", VARIANTS)
 @given(winograd_convs())
-def test_gradients_match_finite_differences(conv_and_x):
+def test_gradients_match_finite_differences(method, conv_and_x):
     params, x = conv_and_x
-    errors = check_grad(_winograd_forward, conv.backward, params, x)
+    errors = check_grad(_forward_by(method), conv.backward, params, x)
     assert set(errors) == {"x", "w", "b"}
 
 
+@pytest.mark.parametrize("method", VARIANTS)
 @given(winograd_convs())
-def test_forward_and_backward_are_pure(conv_and_x):
+def test_forward_and_backward_are_pure(method, conv_and_x):
     params, x = conv_and_x
     before = snapshot(params, x)
-    y, cache = _winograd_forward(params, x)
+    y, cache = _forward_by(method)(params, x)
     cache_before = snapshot(*cache)
     conv.backward(params, cache, np.ones_like(y))
     assert_unchanged(before, params, x)
     assert_unchanged(cache_before, *cache)
 
 
+@pytest.mark.parametrize("method", VARIANTS)
 @given(winograd_convs(), st.data())
-def test_chunks_of_one_image_give_the_whole_batch_results(conv_and_x, data):
+def test_chunks_of_one_image_give_the_whole_batch_results(method, conv_and_x, data):
     params, x = conv_and_x
-    y, cache = _winograd_forward(params, x)
+    y, cache = _forward_by(method)(params, x)
     dy = data.draw(smooth_arrays(y.shape), label="dy")
     dx, grads = conv.backward(params, cache, dy)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(winograd, "MIN_TILES", 1)  # every image its own chunk
-        y1, cache1 = _winograd_forward(params, x)
+        y1, cache1 = _forward_by(method)(params, x)
         dx1, grads1 = conv.backward(params, cache1, dy)
     np.testing.assert_allclose(y1, y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx1, dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grads1.w, grads.w, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("v", [winograd.F2, winograd.F4], ids=lambda v: v.name)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**16))
-def test_kernel_gradient_is_the_adjoint_of_the_kernel_transform(c_in, c_out, seed):
+def test_kernel_gradient_is_the_adjoint_of_the_kernel_transform(v, c_in, c_out, seed):
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((c_out, c_in, 3, 3))
-    du = rng.standard_normal((16, c_in, c_out))
-    lhs = np.sum(winograd.kernel_transform(w) * du)
-    rhs = np.sum(w * winograd.kernel_gradient(du))
+    du = rng.standard_normal((v.alpha**2, c_in, c_out))
+    lhs = np.sum(winograd.kernel_transform(w, v) * du)
+    rhs = np.sum(w * winograd.kernel_gradient(du, v))
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
 
-def test_float32_stays_float32_and_close_to_the_float64_result():
+# Each value sums 576 (forward) to 180 (weight gradient) float32 products after the
+# transforms; the rounding grows with the square root of the terms and with the transforms'
+# constants: 0, ±1 and ±1/2 for F(2x2) (a few float32 epsilons, 1.2e-7, of the largest
+# magnitude: 2e-6 leaves room), up to 8 and 1/24 for F(4x4) (measured 5e-6 to 9e-6:
+# 3e-5). A wrong tile or sign is off by O(1).
+FLOAT32_ERROR = {"winograd2": 2e-6, "winograd4": 3e-5}
+
+
+@pytest.mark.parametrize("method", VARIANTS)
+def test_float32_stays_float32_and_close_to_the_float64_result(method):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 64, 9, 10))
     params = conv.Conv2DParams(
         w=rng.standard_normal((128, 64, 3, 3)) / 24, b=rng.standard_normal(128), padding=(1, 1)
     )
-    y64, cache64 = _winograd_forward(params, x)
+    y64, cache64 = _forward_by(method)(params, x)
     p32 = conv.Conv2DParams(
         w=params.w.astype(np.float32), b=params.b.astype(np.float32), padding=(1, 1)
     )
-    y32, cache32 = _winograd_forward(p32, x.astype(np.float32))
+    y32, cache32 = _forward_by(method)(p32, x.astype(np.float32))
     dy = rng.standard_normal(y64.shape)
     dx64, g64 = conv.backward(params, cache64, dy)
     dx32, g32 = conv.backward(p32, cache32, dy.astype(np.float32))
     assert y32.dtype == dx32.dtype == g32.w.dtype == np.float32
-    # Each value sums 576 (forward) to 180 (weight gradient) float32 products, after
-    # transforms whose constants are 0, ±1 and ±1/2: the rounding grows like the square root
-    # of the terms, a few float32 epsilons (1.2e-7) of the largest magnitude; 2e-6 of it
-    # leaves room while a wrong tile or sign would be off by O(1).
     for got, want in ((y32, y64), (dx32, dx64), (g32.w, g64.w)):
-        assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
+        assert np.abs(got - want).max() <= FLOAT32_ERROR[method] * np.abs(want).max()
 
 
-def _geo(kernel=3, stride=1, padding=1, dilation=1):
-    return geometry((1, 1, 16, 16), kernel, stride, padding, dilation)
+def _geo(kernel=3, stride=1, padding=1, dilation=1, side=16):
+    return geometry((1, 1, side, side), kernel, stride, padding, dilation)
 
 
 @pytest.mark.parametrize(
     ("geo", "channels", "expected"),
     [
-        (_geo(), (64, 64), "winograd"),
-        (_geo(padding=0), (128, 64), "winograd"),
-        (_geo(padding=2), (128, 128), "winograd"),
-        (_geo(), (32, 64), "grid"),  # too few channels: the transforms cost what they save
+        (_geo(), (64, 64), "winograd4"),  # 16x16 outputs: whole 4x4 tiles
+        (_geo(side=24), (128, 128), "winograd4"),
+        (_geo(side=14), (64, 64), "winograd2"),  # 4x4 tiles would compute 16x16 for 14x14
+        (_geo(side=15, padding=0), (128, 64), "winograd2"),  # 13x13: 16x16 again
+        (_geo(padding=2), (128, 128), "winograd2"),  # 18x18 outputs
+        (_geo(), (32, 32), "winograd4"),
+        (_geo(), (16, 32), "grid"),  # too few channels: the transforms cost what they save
         (_geo(kernel=5, padding=2), (128, 128), "grid"),
         (_geo(dilation=2, padding=2), (128, 128), "grid"),
         (_geo(padding=3), (128, 128), "grid"),  # the input gradient would pad dy by -1
@@ -138,7 +154,7 @@ def _geo(kernel=3, stride=1, padding=1, dilation=1):
 )
 def test_algorithm_is_chosen_by_the_shapes(geo, channels, expected):
     assert conv.algorithm(geo, *channels) == expected
-    assert winograd.applies(geo, *channels) == (expected == "winograd")
+    assert winograd.variant(geo, *channels) is conv.WINOGRAD.get(expected)
 
 
 def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch):
@@ -151,13 +167,14 @@ def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch
     assert isinstance(cache_grid, conv.GridConvCache)
     monkeypatch.setattr(winograd, "MIN_CHANNEL_PRODUCT", 1)
     y, cache = conv.forward(params, x)
-    assert isinstance(cache, conv.WinogradConvCache)
+    assert isinstance(cache, conv.WinogradConvCache) and cache.variant is winograd.F2
     np.testing.assert_allclose(y, y_grid, rtol=1e-12, atol=1e-12)
     assert set(check_grad(conv.forward, conv.backward, params, x)) == {"x", "w", "b"}
 
 
+@pytest.mark.parametrize("method", VARIANTS)
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
-def test_planes_4_kib_apart_take_the_skewed_copies_and_give_the_same_results(padding):
+def test_planes_4_kib_apart_take_the_skewed_copies_and_give_the_same_results(method, padding):
     # 16 x 32 float64 planes are 4 KiB: the channel-last copies of x and dy, and the copy of
     # the output back to NCHW, go through the skewed buffer
     rng = np.random.default_rng(2)
@@ -167,7 +184,7 @@ def test_planes_4_kib_apart_take_the_skewed_copies_and_give_the_same_results(pad
         w=rng.standard_normal((4, 3, 3, 3)), b=rng.standard_normal(4), padding=padding
     )
     want, want_cache = conv.forward_by("grid", params, x)
-    got, cache = _winograd_forward(params, x)
+    got, cache = _forward_by(method)(params, x)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     dy = rng.standard_normal(want.shape)
     (dx_want, g_want), (dx, g) = (

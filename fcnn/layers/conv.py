@@ -6,7 +6,7 @@ convolution of the presets) runs them on the grid layout of :mod:`fcnn.grid`, ch
 chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
 rebuilds the patch matrices from the input instead of keeping them from the forward pass,
 and picks the faster of two ways to the input gradient (see :func:`dx_method`). Stride-1
-3×3 convolutions with many channels run Winograd F(2×2, 3×3) instead
+3×3 convolutions with many channels run Winograd F(4×4, 3×3) or F(2×2, 3×3) instead
 (:mod:`fcnn.winograd`, chosen by :func:`algorithm` from the shapes alone).
 """
 
@@ -37,6 +37,7 @@ from fcnn.layers.base import Layer, layer_type, stateless
 from fcnn.tree import static_field
 
 __all__ = [
+    "WINOGRAD",
     "Conv2D",
     "Conv2DCache",
     "Conv2DParams",
@@ -46,6 +47,7 @@ __all__ = [
     "algorithm",
     "backward",
     "forward",
+    "forward_by",
     "init",
 ]
 
@@ -83,6 +85,11 @@ class WinogradConvCache(NamedTuple):
 
     x: np.ndarray  # (N, C_in, H, W)
     geo: Geometry
+    variant: winograd.Variant
+
+
+# algorithm() names of the Winograd variants
+WINOGRAD = {"winograd4": winograd.F4, "winograd2": winograd.F2}
 
 
 Conv2DCache = GridConvCache | StridedConvCache | WinogradConvCache
@@ -171,13 +178,15 @@ def algorithm(geo: Geometry, c_in: int, c_out: int) -> str:
     """How a convolution of this geometry and these channels runs, from the shapes alone (so
     a resumed run computes exactly what the uninterrupted one did):
 
-    - ``"winograd"``: stride-1 3×3 kernels with many channels (:func:`fcnn.winograd.applies`):
-      2.25 times fewer multiplications, in 16 GEMMs;
+    - ``"winograd4"`` / ``"winograd2"``: stride-1 3×3 kernels with many channels, by
+      Winograd F(4×4, 3×3) (4 times fewer multiplications than im2col) or F(2×2, 3×3) (2.25
+      times) as :func:`fcnn.winograd.variant` chooses;
     - ``"grid"``: other stride-1 convolutions, im2col on the grid layout of :mod:`fcnn.grid`;
     - ``"strided"``: every other stride, im2col and one GEMM.
     """
-    if winograd.applies(geo, c_in, c_out):
-        return "winograd"
+    v = winograd.variant(geo, c_in, c_out)
+    if v is not None:
+        return next(name for name, known in WINOGRAD.items() if known is v)
     return "grid" if geo.stride == (1, 1) else "strided"
 
 
@@ -196,15 +205,17 @@ def forward_by(
     method: str, params: Conv2DParams, x: np.ndarray, geo: Geometry | None = None
 ) -> tuple[np.ndarray, Conv2DCache]:
     """:func:`forward` by the given :func:`algorithm` (the benchmarks compare them; the
-    ``"winograd"`` one needs a geometry it :func:`~fcnn.winograd.applies` to, ``"grid"``
-    stride 1)."""
+    Winograd ones need a 3×3 kernel, stride 1, no dilation and padding of at most 2,
+    ``"grid"`` stride 1)."""
     geo = geo if geo is not None else _geometry(params, x)
     n = x.shape[0]
     c_out = params.w.shape[0]
     oh, ow = geo.out_hw
     w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
-    if method == "winograd":
-        return winograd.forward(x, params.w, params.b, geo.padding), WinogradConvCache(x, geo)
+    if method in WINOGRAD:
+        v = WINOGRAD[method]
+        y = winograd.forward(x, params.w, params.b, geo.padding, v)
+        return y, WinogradConvCache(x, geo, v)
     if method == "grid":
         dtype = np.result_type(x, params.w)
         chunk = _images_per_chunk(x.shape, geo, c_out, dtype.itemsize)
@@ -235,7 +246,7 @@ def backward(
     w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
     db = np.einsum("nchw->c", dy)
     if isinstance(cache, WinogradConvCache):
-        dx, dw = winograd.backward(cache.x, params.w, dy, cache.geo.padding, need_dx)
+        dx, dw = winograd.backward(cache.x, params.w, dy, cache.geo.padding, cache.variant, need_dx)
         return dx, attrs.evolve(params, w=dw, b=db)
     if isinstance(cache, GridConvCache):
         dw2d, dx = _grid_backward(w2d, cache, dy, need_dx)
