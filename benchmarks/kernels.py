@@ -12,7 +12,8 @@ comment never carries a timing from another day:
    backward with the committed budget against whole-batch chunks and a 2 MB budget for every
    channel count;
 3. max pooling with windows that tile the input: the tiled path (row maxima, then
-   column maxima) against the general window path;
+   column maxima) against the general window path, and its chunks of images
+   (``pooling.CHUNK_BYTES``) against the whole batch at once;
 4. BatchNorm's per-channel operands: an element-wise operation between an (N, C, H, W)
    array and a per-channel vector broadcast as (1, C, 1, 1), against the same operation on
    rows of one example each with the vector repeated to a row (``batchnorm._flat``).
@@ -51,7 +52,14 @@ CONV_SHAPES = [
     (64, 64, 128, 16, 3, 1),
     (64, 128, 128, 8, 3, 1),
 ]
-POOL_SHAPES = [(64, 6, 28, 28), (64, 32, 28, 28), (128, 32, 32, 32), (128, 128, 8, 8)]
+POOL_SHAPES = [
+    (64, 6, 28, 28),
+    (64, 32, 28, 28),
+    (128, 32, 32, 32),
+    (128, 128, 8, 8),
+    (64, 32, 96, 96),  # the DermaScan net's first block at 96x96
+    (64, 64, 48, 48),
+]
 # BatchNorm inputs: the BN net's, tiny VGG's and the DermaScan net's (at 96x96) per replica
 NORM_SHAPES = [(64, 32, 28, 28), (64, 64, 14, 14), (64, 128, 8, 8), (32, 128, 24, 24)]
 
@@ -160,14 +168,18 @@ def _pool_rows(rounds: int, rng) -> list[str]:
             with _patched(pooling, _is_tiled=lambda geo: False):
                 pooling.forward(p, x)
 
+        def whole_batch(p=p, x=x):
+            with _patched(pooling, CHUNK_BYTES=1 << 40):
+                forward_backward(p, x)
+
         ms = _median_ms(
             {"tiled": tiled_forward, "windows": window_forward,
-             "tiled f+b": forward_backward, "windows f+b": windows},
+             "tiled f+b": forward_backward, "windows f+b": windows, "whole": whole_batch},
             rounds,
         )  # fmt: skip
         rows.append(
             f"| {shape} | {ms['tiled']:.2f} | {ms['windows']:.2f} | {ms['tiled f+b']:.2f} | "
-            f"{ms['windows f+b']:.2f} |"
+            f"{ms['windows f+b']:.2f} | {ms['whole']:.2f} |"
         )
     return rows
 
@@ -216,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Max pooling, 2x2 windows that tile the input",
         "",
-        "| input | tiled forward | window forward | tiled fwd + bwd | window fwd + bwd |",
-        "| --- | --- | --- | --- | --- |",
+        "| input | tiled forward | window forward | tiled fwd + bwd | window fwd + bwd "
+        "| tiled fwd + bwd, whole batch in one chunk |",
+        "| --- | --- | --- | --- | --- | --- |",
         *_pool_rows(args.rounds, rng),
         "",
         "## BatchNorm's per-channel operands (one multiplication)",

@@ -1,4 +1,4 @@
-"""benchmarks.winograd measures both ways of a layer and reports what the rule picks."""
+"""benchmarks.winograd measures every way of a layer and reports what the rule picks."""
 
 import numpy as np
 

@@ -1,8 +1,8 @@
 """2-D convolution (cross-correlation, as in every deep-learning library) over NCHW input.
 
 Weights are ``(C_out, C_in, KH, KW)``, biases ``(C_out,)``. The forward pass is
-im2col followed by a GEMM; the backward pass is two GEMMs and col2im. Stride 1 (every
-convolution of the presets) runs them on the grid layout of :mod:`fcnn.grid`, chunk by
+im2col followed by a GEMM; the backward pass is two GEMMs and col2im. Stride 1 (LeNet's
+5×5 layers, every network's first layer) runs them on the grid layout of :mod:`fcnn.grid`, chunk by
 chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
 rebuilds the patch matrices from the input instead of keeping them from the forward pass,
 and picks the faster of two ways to the input gradient (see :func:`dx_method`). Stride-1

@@ -144,38 +144,74 @@ def _tiles(x: np.ndarray, geo: Geometry) -> list[np.ndarray]:
     return [x[:, :, i : oh * kh : kh, j : ow * kw : kw] for i in range(kh) for j in range(kw)]
 
 
-def _max_forward_tiled(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, PoolCache]:
-    """Element-wise maxima over strided sub-grids, no window view and no argmax pass: first
-    over the KH rows of each window (whole rows, contiguous), then over the KW columns (a
-    single strided run through the row maxima), rather than over the KH*KW sub-grids of x,
-    whose runs are only OW values long (``python -m benchmarks.kernels`` compares the
-    tiled and window paths)."""
+# Tiled max pooling passes over each chunk of data several times (row maxima, then column
+# maxima; backward a comparison and a product per window offset): chunks of images of about
+# this many input bytes keep those passes in the CPU cache instead of memory, which pays on
+# large maps such as the DermaScan net's 96x96 first block (``python -m benchmarks.kernels``).
+CHUNK_BYTES = 2 << 20
+
+
+def _image_chunks(shape: tuple[int, ...], itemsize: int) -> list[slice]:
+    """Consecutive slices of the images of an NCHW ``shape``, about :data:`CHUNK_BYTES` each
+    (at least one image)."""
+    n, per_image = shape[0], int(np.prod(shape[1:])) * itemsize
+    step = max(1, CHUNK_BYTES // max(per_image, 1))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _tile_maxima(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
+    """``out`` (N, C, OH, OW) = the maximum of each tiled window of ``x``: first over the KH
+    rows of each window (whole rows, contiguous), then over the KW columns (a single strided
+    run through the row maxima), rather than over the KH*KW sub-grids of x, whose runs are
+    only OW values long."""
     (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
     windows = x[:, :, : oh * kh, : ow * kw]  # the pixels some window covers
-    rows = np.maximum(windows[:, :, 0::kh], windows[:, :, 1::kh]) if kh > 1 else windows.copy()
+    rows = np.maximum(windows[:, :, 0::kh], windows[:, :, 1::kh]) if kh > 1 else windows
     for i in range(2, kh):
         np.maximum(rows, windows[:, :, i::kh], out=rows)  # rows: (N, C, OH, OW*KW)
-    y = np.maximum(rows[..., 0::kw], rows[..., 1::kw]) if kw > 1 else rows
+    if kw == 1:
+        out[...] = rows
+        return
+    np.maximum(rows[..., 0::kw], rows[..., 1::kw], out=out)
     for j in range(2, kw):
-        np.maximum(y, rows[..., j::kw], out=y)  # y: (N, C, OH, OW)
+        np.maximum(out, rows[..., j::kw], out=out)
+
+
+def _max_forward_tiled(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, PoolCache]:
+    """Element-wise maxima over strided sub-grids (:func:`_tile_maxima`), chunk by chunk of
+    images; no window view and no argmax pass (``python -m benchmarks.kernels`` compares the
+    tiled and window paths)."""
+    y = np.empty((*x.shape[:2], *geo.out_hw), dtype=x.dtype)
+    for part in _image_chunks(x.shape, x.itemsize):
+        _tile_maxima(x[part], geo, y[part])
     return y, TiledMaxCache(x.shape, geo, x, y)
 
 
-def _max_backward_tiled(cache: TiledMaxCache, dy: np.ndarray) -> np.ndarray:
-    """Route dy to the first sub-grid (row-major) that holds each window's maximum."""
-    n, c, h, w = cache.input_shape
-    (kh, kw), (oh, ow) = cache.geo.kernel, cache.geo.out_hw
-    covered = h == oh * kh and w == ow * kw  # the tiles write every pixel of dx
-    dx = (np.empty if covered else np.zeros)(cache.input_shape, dtype=dy.dtype)
+def _route_to_first_maxima(
+    x: np.ndarray, y: np.ndarray, dy: np.ndarray, geo: Geometry, dx: np.ndarray
+) -> None:
+    """``dx`` = ``dy`` routed to the first sub-grid (row-major) of ``x`` that holds each
+    window's maximum ``y``, zero elsewhere in the windows."""
     unclaimed = np.ones(dy.shape, dtype=bool)  # windows whose maximum is not yet routed
     hit = np.empty(dy.shape, dtype=bool)
-    tiles = _tiles(cache.x, cache.geo)
-    for k, (tile, dx_tile) in enumerate(zip(tiles, _tiles(dx, cache.geo), strict=True)):
-        np.equal(tile, cache.y, out=hit)
+    tiles = _tiles(x, geo)
+    for k, (tile, dx_tile) in enumerate(zip(tiles, _tiles(dx, geo), strict=True)):
+        np.equal(tile, y, out=hit)
         np.logical_and(hit, unclaimed, out=hit)
         np.multiply(dy, hit, out=dx_tile)
         if k < len(tiles) - 1:
             np.logical_xor(unclaimed, hit, out=unclaimed)  # hit is a subset of unclaimed
+
+
+def _max_backward_tiled(cache: TiledMaxCache, dy: np.ndarray) -> np.ndarray:
+    """Route dy to the first sub-grid (row-major) that holds each window's maximum, chunk
+    by chunk of images."""
+    n, c, h, w = cache.input_shape
+    (kh, kw), (oh, ow) = cache.geo.kernel, cache.geo.out_hw
+    covered = h == oh * kh and w == ow * kw  # the tiles write every pixel of dx
+    dx = (np.empty if covered else np.zeros)(cache.input_shape, dtype=dy.dtype)
+    for part in _image_chunks(cache.input_shape, cache.x.itemsize):
+        _route_to_first_maxima(cache.x[part], cache.y[part], dy[part], cache.geo, dx[part])
     return dx
 
 

@@ -95,23 +95,26 @@ def test_max_pool_with_many_ties_matches_the_loop_oracle(data):
     np.testing.assert_allclose(dx, _max_pool_grad_naive(x, win, stride, pad, dy), atol=1e-12)
 
 
+@pytest.mark.parametrize("chunk_bytes", [pooling.CHUNK_BYTES, 1], ids=["chunks", "one-image"])
 @given(
     st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)),
+    st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)),
     st.integers(0, 2**32 - 1),
 )
-def test_tiled_max_pool_matches_the_loop_oracle(win, shape, seed):
+def test_tiled_max_pool_matches_the_loop_oracle(chunk_bytes, win, shape, seed):
     """stride = window, no padding: the row-then-column fast path, sides that the windows
-    do not cover included, with many tied maxima."""
+    do not cover included, with many tied maxima; whole batches and one image per chunk."""
     assume(shape[2] >= win[0] and shape[3] >= win[1])
     rng = np.random.default_rng(seed)
     x = np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float64)
     params = _params(MAX, win, win, 0, shape)
-    y, cache = pooling.forward(params, x)
+    dy = rng.standard_normal((*shape[:2], shape[2] // win[0], shape[3] // win[1]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pooling, "CHUNK_BYTES", chunk_bytes)
+        y, cache = pooling.forward(params, x)
+        dx, _ = pooling.backward(params, cache, dy)
     assert isinstance(cache, pooling.TiledMaxCache)  # the tiled path
     np.testing.assert_array_equal(y, _pool_naive(x, win, win, (0, 0), np.max))
-    dy = rng.standard_normal(y.shape)
-    dx, _ = pooling.backward(params, cache, dy)
     np.testing.assert_array_equal(dx, _max_pool_grad_naive(x, win, win, (0, 0), dy))
 
 
