@@ -29,13 +29,15 @@ element-wise products become α² GEMMs ``M[q] = V[q] @ U[q]``, q = α·ξ + η,
 ``(G g Gᵀ)[ξ, η]`` of every kernel. Column 1 of both Aᵀ is all ones, so the bias, added to
 product (1, 1), reaches every output.
 
-The forward pass is linear in ``d`` and in ``g``, so both gradients reuse it:
+Backward goes through the same products: ``dM = A dY Aᵀ`` of each m×m tile of ``dy`` is the
+gradient of the products, so
 
-- input gradient: the same algorithm on ``dy`` padded by ``2 - p``, with the kernel rotated
-  by 180° and its channel axes swapped (the adjoint of a correlation is the correlation
-  with the flipped kernel);
-- weight gradient: ``dU[q] = V[q]ᵀ @ dM[q]`` over the same input tiles, with
-  ``dM = A dY Aᵀ`` of each m×m tile of ``dy``, then ``dg = Gᵀ dU G``.
+- weight gradient: ``dU[q] = V[q]ᵀ @ dM[q]`` over the same input tiles, then
+  ``dg = Gᵀ dU G``;
+- input gradient: ``dV[q] = dM[q] @ U[q]ᵀ``, then ``B dV Bᵀ`` of every tile added back
+  where the tile was read from (the adjoint of the input transform; tiles overlap, so
+  their sums meet). That reuses ``dM``, where running the algorithm on ``dy`` with the
+  rotated kernel would transform ``dy``'s C_out channels once more.
 
 Tiles are laid out channel-last, ``(tiles, C)``: every copy and transform then moves runs of
 C contiguous values whatever the image size, where a channel-major layout of an 8×8 map
@@ -162,14 +164,13 @@ def tile_grid(in_hw: tuple[int, int], padding: tuple[int, int], m: int) -> TileG
 
 def variant(geo: Geometry, c_in: int, c_out: int) -> Variant | None:
     """The Winograd variant for a convolution of this geometry and these channels, or None
-    (im2col): a 3×3 kernel, stride 1, no dilation, padding of at most 2 (the input gradient
-    pads ``dy`` by ``2 - p``) and ``C_in * C_out >=`` :data:`MIN_CHANNEL_PRODUCT`; then
-    :data:`F4` unless its tiles would stick out past :data:`F4_MAX_WASTE`, else :data:`F2`."""
+    (im2col): a 3×3 kernel, stride 1, no dilation and ``C_in * C_out >=``
+    :data:`MIN_CHANNEL_PRODUCT`; then :data:`F4` unless its tiles would stick out past
+    :data:`F4_MAX_WASTE`, else :data:`F2`."""
     if not (
         geo.kernel == (3, 3)
         and geo.stride == (1, 1)
         and geo.dilation == (1, 1)
-        and max(geo.padding) <= 2
         and c_in * c_out >= MIN_CHANNEL_PRODUCT
     ):
         return None
@@ -261,6 +262,23 @@ def _input_tiles(x: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
     return _both_sides(v.bt.astype(x.dtype), tiles).reshape(v.alpha**2, -1, c)
 
 
+def _input_tiles_adjoint(
+    d_tiles: np.ndarray, k: int, grid: TileGrid, v: Variant, out: np.ndarray
+) -> None:
+    """``out`` (k, C, H, W) = the adjoint of :func:`_input_tiles` applied to ``d_tiles`` (α²,
+    k*TH*TW, C): ``B dV Bᵀ`` of every tile, added back where the tile was read from."""
+    c = d_tiles.shape[2]
+    (th, tw), (hp, wp), (ph, pw), m = grid.tiles, grid.padded, grid.padding, v.m
+    h, w = out.shape[2:]
+    tiles = d_tiles.reshape(v.alpha, v.alpha, k, th, tw, c)
+    d = _both_sides(v.bt.T.astype(d_tiles.dtype), tiles)  # (α, α, k, TH, TW, C)
+    padded = np.zeros((k, hp, wp, c), d_tiles.dtype)
+    for i in range(v.alpha):
+        for j in range(v.alpha):
+            padded[:, i : i + m * th : m, j : j + m * tw : m] += d[i, j]  # tiles overlap
+    _to_channels_first(padded[:, ph : ph + h, pw : pw + w], out)
+
+
 def _gradient_tiles(dy: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
     """``dM = A dY Aᵀ`` of every m×m tile of ``dy`` (k, C_out, OH, OW), as (α², tiles, C_out):
     the gradient of the α² products of the tiles that produced ``dy``."""
@@ -334,15 +352,18 @@ def backward(
     (cheaper than keeping them from the forward pass)."""
     grid = tile_grid(x.shape[2:], padding, v.m)
     c_in, c_out = x.shape[1], w.shape[0]
-    du = np.zeros((v.alpha**2, c_in, c_out), dtype=np.result_type(x, w, dy))
+    dtype = np.result_type(x, w, dy)
+    du = np.zeros((v.alpha**2, c_in, c_out), dtype=dtype)
+    u = kernel_transform(w, v) if need_dx else None  # (α², C_in, C_out)
+    dx = np.empty(x.shape, dtype=dtype) if need_dx else None
     for part in _chunks(x.shape[0], grid):
         tiles = _input_tiles(x[part], grid, v)  # (α², tiles, C_in)
         d_products = _gradient_tiles(dy[part], grid, v)  # (α², tiles, C_out)
         for q in range(len(du)):
             du[q] += tiles[q].T @ d_products[q]  # (C_in, tiles) @ (tiles, C_out)
-    dw = kernel_gradient(du, v)
-    if not need_dx:
-        return None, dw
-    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C_in, C_out, 3, 3)
-    back = tile_grid(dy.shape[2:], (2 - padding[0], 2 - padding[1]), v.m)
-    return _correlate(dy, kernel_transform(flipped, v), None, back, v), dw
+        if need_dx:
+            d_tiles = tiles  # the input tiles are no longer needed: reuse their memory
+            for q in range(len(du)):
+                np.matmul(d_products[q], u[q].T, out=d_tiles[q])  # (tiles, C_out) @ (C_out, C_in)
+            _input_tiles_adjoint(d_tiles, part.stop - part.start, grid, v, dx[part])
+    return dx, kernel_gradient(du, v)

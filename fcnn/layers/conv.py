@@ -205,8 +205,7 @@ def forward_by(
     method: str, params: Conv2DParams, x: np.ndarray, geo: Geometry | None = None
 ) -> tuple[np.ndarray, Conv2DCache]:
     """:func:`forward` by the given :func:`algorithm` (the benchmarks compare them; the
-    Winograd ones need a 3×3 kernel, stride 1, no dilation and padding of at most 2,
-    ``"grid"`` stride 1)."""
+    Winograd ones need a 3×3 kernel, stride 1 and no dilation, ``"grid"`` stride 1)."""
     geo = geo if geo is not None else _geometry(params, x)
     n = x.shape[0]
     c_out = params.w.shape[0]
