@@ -128,8 +128,10 @@ F4 = Variant(
 _BIAS_COLUMN = 1  # Aᵀ[:, 1] is all ones in both variants
 
 # The transforms cost a fixed number of passes per input and output value while the GEMMs
-# they save grow with C_in * C_out: below this product the im2col path is as fast or faster
-# (``python -m benchmarks.winograd`` measures every way at the presets' shapes).
+# they save grow with C_in * C_out. Every 3x3 layer of the presets from 32 -> 32 channels up
+# gains (``python -m benchmarks.winograd`` measures them); the first layers, with 1 or 3
+# input channels, would run GEMMs with K = 1 or 3 after the same transforms: im2col keeps
+# them.
 MIN_CHANNEL_PRODUCT = 32 * 32
 
 # F(4x4) pads each side up to a multiple of 4 outputs; past this share of computed outputs

@@ -193,3 +193,9 @@ def test_planes_4_kib_apart_take_the_skewed_copies_and_give_the_same_results(met
     )
     np.testing.assert_allclose(dx, dx_want, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(g.w, g_want.w, rtol=1e-10, atol=1e-10)
+
+
+def test_an_unknown_algorithm_is_refused_with_the_known_ones():
+    params = conv.Conv2DParams(w=np.zeros((1, 1, 3, 3)), b=np.zeros(1))
+    with pytest.raises(ValueError, match="winograd4, winograd2, grid, strided"):
+        conv.forward_by("fft", params, np.zeros((1, 1, 4, 4)))

@@ -2,8 +2,8 @@
 
 Weights are ``(C_out, C_in, KH, KW)``, biases ``(C_out,)``. The forward pass is
 im2col followed by a GEMM; the backward pass is two GEMMs and col2im. Stride 1 (LeNet's
-5×5 layers, every network's first layer) runs them on the grid layout of :mod:`fcnn.grid`, chunk by
-chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
+5×5 layers, every network's first layer) runs them on the grid layout of :mod:`fcnn.grid`,
+chunk by chunk of images so that each chunk's patch matrix stays in the CPU cache; its backward
 rebuilds the patch matrices from the input instead of keeping them from the forward pass,
 and picks the faster of two ways to the input gradient (see :func:`dx_method`). Stride-1
 3×3 convolutions with many channels run Winograd F(4×4, 3×3) or F(2×2, 3×3) instead
@@ -207,14 +207,17 @@ def forward_by(
     """:func:`forward` by the given :func:`algorithm` (the benchmarks compare them; the
     Winograd ones need a 3×3 kernel, stride 1 and no dilation, ``"grid"`` stride 1)."""
     geo = geo if geo is not None else _geometry(params, x)
-    n = x.shape[0]
-    c_out = params.w.shape[0]
-    oh, ow = geo.out_hw
-    w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
     if method in WINOGRAD:
         v = WINOGRAD[method]
         y = winograd.forward(x, params.w, params.b, geo.padding, v)
         return y, WinogradConvCache(x, geo, v)
+    if method not in ("grid", "strided"):
+        known = ", ".join([*WINOGRAD, "grid", "strided"])
+        raise ValueError(f"unknown convolution algorithm {method!r}; choose one of {known}")
+    n = x.shape[0]
+    c_out = params.w.shape[0]
+    oh, ow = geo.out_hw
+    w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
     if method == "grid":
         dtype = np.result_type(x, params.w)
         chunk = _images_per_chunk(x.shape, geo, c_out, dtype.itemsize)
