@@ -312,59 +312,56 @@ def _chunks(n: int, grid: TileGrid) -> list[slice]:
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
-def _correlate(
-    x: np.ndarray, u: np.ndarray, b: np.ndarray | None, grid: TileGrid, v: Variant
-) -> np.ndarray:
-    """The correlation of ``x`` (N, C_in, H, W) with the transformed kernels ``u`` (α², C_in,
-    C_out), plus ``b`` (C_out,) or nothing: (N, C_out, OH, OW)."""
+def forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, padding: tuple[int, int], v: Variant
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``y[n, o] = sum_c w[o, c] ⋆ x[n, c] + b[o]`` for a stride-1 3×3 kernel ``w`` (C_out,
+    C_in, 3, 3) and ``padding`` (rows, cols) of zeros: x (N, C_in, H, W) -> y (N, C_out, OH,
+    OW), the same values as :func:`fcnn.layers.conv.forward` up to rounding; and the input
+    tiles ``V`` of each chunk of images ((α², tiles, C_in) each, read-only), which
+    :func:`backward` takes rather than transforming the input again."""
+    grid = tile_grid(x.shape[2:], padding, v.m)
+    u = kernel_transform(w, v)  # (α², C_in, C_out)
     n, c_out = x.shape[0], u.shape[2]
     y = np.empty((n, c_out, *grid.out_hw), dtype=np.result_type(x, u))
     bias_product = _BIAS_COLUMN * v.alpha + _BIAS_COLUMN
+    kept = []
     for part in _chunks(n, grid):
         tiles = _input_tiles(x[part], grid, v)  # (α², tiles, C_in)
+        tiles.flags.writeable = False  # kept for backward: a cache never changes
+        kept.append(tiles)
         products = np.empty((len(u), tiles.shape[1], c_out), y.dtype)
         for q in range(len(u)):  # one GEMM each: faster than a stacked matmul of thin matrices
             np.matmul(tiles[q], u[q], out=products[q])  # (tiles, C_in) @ (C_in, C_out)
-        if b is not None:
-            products[bias_product] += b
+        products[bias_product] += b.astype(y.dtype)
         _to_channels_first(_output_tiles(products, part.stop - part.start, grid, v), y[part])
-    return y
-
-
-def forward(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray, padding: tuple[int, int], v: Variant
-) -> np.ndarray:
-    """``y[n, o] = sum_c w[o, c] ⋆ x[n, c] + b[o]`` for a stride-1 3×3 kernel ``w`` (C_out,
-    C_in, 3, 3) and ``padding`` (rows, cols) of zeros: x (N, C_in, H, W) -> y (N, C_out, OH,
-    OW), the same values as :func:`fcnn.layers.conv.forward` up to rounding."""
-    grid = tile_grid(x.shape[2:], padding, v.m)
-    return _correlate(x, kernel_transform(w, v), b.astype(w.dtype), grid, v)
+    return y, tuple(kept)
 
 
 def backward(
-    x: np.ndarray,
+    tiles: tuple[np.ndarray, ...],
+    input_shape: tuple[int, ...],
     w: np.ndarray,
     dy: np.ndarray,
     padding: tuple[int, int],
     v: Variant,
     need_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """(dx or None, dw): the gradients of ``sum(forward(x, w, b, padding, v) * dy)`` w.r.t.
-    the input and the kernels. The input tiles are rebuilt from ``x`` chunk by chunk
-    (cheaper than keeping them from the forward pass)."""
-    grid = tile_grid(x.shape[2:], padding, v.m)
-    c_in, c_out = x.shape[1], w.shape[0]
-    dtype = np.result_type(x, w, dy)
+    """(dx or None, dw): the gradients of ``sum(forward(x, w, b, padding, v)[0] * dy)``
+    w.r.t. the input (of ``input_shape``) and the kernels, from the input ``tiles`` that
+    :func:`forward` returned."""
+    grid = tile_grid(input_shape[2:], padding, v.m)
+    c_in, c_out = input_shape[1], w.shape[0]
+    dtype = np.result_type(w, dy, *tiles)
     du = np.zeros((v.alpha**2, c_in, c_out), dtype=dtype)
     u = kernel_transform(w, v) if need_dx else None  # (α², C_in, C_out)
-    dx = np.empty(x.shape, dtype=dtype) if need_dx else None
-    for part in _chunks(x.shape[0], grid):
-        tiles = _input_tiles(x[part], grid, v)  # (α², tiles, C_in)
+    dx = np.empty(input_shape, dtype=dtype) if need_dx else None
+    for part, chunk_tiles in zip(_chunks(input_shape[0], grid), tiles, strict=True):
         d_products = _gradient_tiles(dy[part], grid, v)  # (α², tiles, C_out)
         for q in range(len(du)):
-            du[q] += tiles[q].T @ d_products[q]  # (C_in, tiles) @ (tiles, C_out)
+            du[q] += chunk_tiles[q].T @ d_products[q]  # (C_in, tiles) @ (tiles, C_out)
         if need_dx:
-            d_tiles = tiles  # the input tiles are no longer needed: reuse their memory
+            d_tiles = np.empty(chunk_tiles.shape, dtype)  # (α², tiles, C_in)
             for q in range(len(du)):
                 np.matmul(d_products[q], u[q].T, out=d_tiles[q])  # (tiles, C_out) @ (C_out, C_in)
             _input_tiles_adjoint(d_tiles, part.stop - part.start, grid, v, dx[part])

@@ -81,9 +81,11 @@ class StridedConvCache(NamedTuple):
 
 
 class WinogradConvCache(NamedTuple):
-    """The Winograd path: the input, whose tiles backward transforms again chunk by chunk."""
+    """The Winograd path: the input tiles of each chunk of images (read-only), as
+    :func:`fcnn.winograd.forward` made them."""
 
-    x: np.ndarray  # (N, C_in, H, W)
+    tiles: tuple[np.ndarray, ...]  # (α², tiles, C_in) per chunk
+    input_shape: tuple[int, int, int, int]
     geo: Geometry
     variant: winograd.Variant
 
@@ -209,8 +211,8 @@ def forward_by(
     geo = geo if geo is not None else _geometry(params, x)
     if method in WINOGRAD:
         v = WINOGRAD[method]
-        y = winograd.forward(x, params.w, params.b, geo.padding, v)
-        return y, WinogradConvCache(x, geo, v)
+        y, tiles = winograd.forward(x, params.w, params.b, geo.padding, v)
+        return y, WinogradConvCache(tiles, x.shape, geo, v)
     if method not in ("grid", "strided"):
         known = ", ".join([*WINOGRAD, "grid", "strided"])
         raise ValueError(f"unknown convolution algorithm {method!r}; choose one of {known}")
@@ -248,7 +250,9 @@ def backward(
     w2d = params.w.reshape(c_out, -1)  # (C_out, C_in*KH*KW)
     db = np.einsum("nchw->c", dy)
     if isinstance(cache, WinogradConvCache):
-        dx, dw = winograd.backward(cache.x, params.w, dy, cache.geo.padding, cache.variant, need_dx)
+        dx, dw = winograd.backward(
+            cache.tiles, cache.input_shape, params.w, dy, cache.geo.padding, cache.variant, need_dx
+        )
         return dx, attrs.evolve(params, w=dw, b=db)
     if isinstance(cache, GridConvCache):
         dw2d, dx = _grid_backward(w2d, cache, dy, need_dx)
