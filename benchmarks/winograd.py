@@ -79,7 +79,7 @@ def measure(layer, rounds: int, rng) -> dict:
             times[way, "fwd"].append(_cpu_ms(lambda way=way: conv.forward_by(way, p, x)))
             cache = outputs[way][1]
             times[way, "bwd"].append(_cpu_ms(lambda cache=cache: conv.backward(p, cache, dy)))
-    result = {"layer": layer, "chosen": conv.algorithm(outputs["grid"][1].geo, c_in, c_out)}
+    result = {"layer": layer, "chosen": conv.algorithm(outputs["grid"][1].geo, c_in, c_out, n)}
     steps = {
         way: [f + b for f, b in zip(times[way, "fwd"], times[way, "bwd"], strict=True)]
         for way in WAYS

@@ -164,10 +164,12 @@ def tile_grid(in_hw: tuple[int, int], padding: tuple[int, int], m: int) -> TileG
     return TileGrid((th, tw), (m * th + 2, m * tw + 2), padding, (oh, ow))
 
 
-def variant(geo: Geometry, c_in: int, c_out: int) -> Variant | None:
-    """The Winograd variant for a convolution of this geometry and these channels, or None
-    (im2col): a 3×3 kernel, stride 1, no dilation and ``C_in * C_out >=``
-    :data:`MIN_CHANNEL_PRODUCT`; then :data:`F4` unless its tiles would stick out past
+def variant(geo: Geometry, c_in: int, c_out: int, images: int) -> Variant | None:
+    """The Winograd variant for a convolution of this geometry and these channels over a
+    batch of ``images``, or None (im2col): a 3×3 kernel, stride 1, no dilation,
+    ``C_in * C_out >=`` :data:`MIN_CHANNEL_PRODUCT` and a batch of at least
+    :data:`MIN_TILES` tiles (a single photo's tiles make GEMMs too thin to repay the
+    transforms); then :data:`F4` unless its tiles would stick out past
     :data:`F4_MAX_WASTE`, else :data:`F2`."""
     if not (
         geo.kernel == (3, 3)
@@ -176,9 +178,19 @@ def variant(geo: Geometry, c_in: int, c_out: int) -> Variant | None:
         and c_in * c_out >= MIN_CHANNEL_PRODUCT
     ):
         return None
-    (oh, ow), m = geo.out_hw, F4.m
-    computed = (-(-oh // m) * m) * (-(-ow // m) * m)
-    return F4 if computed <= F4_MAX_WASTE * oh * ow else F2
+    v = F4 if _waste(geo.out_hw, F4.m) <= F4_MAX_WASTE else F2
+    tiles = _tiles_covering(geo.out_hw, v.m)
+    return v if images * tiles >= MIN_TILES else None
+
+
+def _tiles_covering(out_hw: tuple[int, int], m: int) -> int:
+    """Tiles of side ``m`` that cover ``out_hw`` outputs (the last ones may stick out)."""
+    return -(-out_hw[0] // m) * -(-out_hw[1] // m)
+
+
+def _waste(out_hw: tuple[int, int], m: int) -> float:
+    """Outputs computed over outputs wanted, for tiles of side ``m``."""
+    return _tiles_covering(out_hw, m) * m * m / (out_hw[0] * out_hw[1])
 
 
 def kernel_transform(w: np.ndarray, v: Variant) -> np.ndarray:

@@ -153,8 +153,15 @@ def _geo(kernel=3, stride=1, padding=1, dilation=1, side=16):
     ],
 )
 def test_algorithm_is_chosen_by_the_shapes(geo, channels, expected):
-    assert conv.algorithm(geo, *channels) == expected
-    assert winograd.variant(geo, *channels) is conv.WINOGRAD.get(expected)
+    assert conv.algorithm(geo, *channels, 64) == expected
+    assert winograd.variant(geo, *channels, 64) is conv.WINOGRAD.get(expected)
+
+
+def test_a_batch_of_fewer_tiles_than_one_chunk_runs_im2col():
+    geo = _geo(side=32)  # 8 x 8 tiles of 4 x 4 outputs per image
+    assert conv.algorithm(geo, 64, 64, winograd.MIN_TILES // 64) == "winograd4"
+    assert conv.algorithm(geo, 64, 64, winograd.MIN_TILES // 64 - 1) == "grid"
+    assert conv.algorithm(geo, 64, 64, 1) == "grid"  # one photo
 
 
 def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch):
@@ -166,6 +173,7 @@ def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch
     y_grid, cache_grid = conv.forward(params, x)
     assert isinstance(cache_grid, conv.GridConvCache)
     monkeypatch.setattr(winograd, "MIN_CHANNEL_PRODUCT", 1)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
     y, cache = conv.forward(params, x)
     assert isinstance(cache, conv.WinogradConvCache) and cache.variant is winograd.F2
     np.testing.assert_allclose(y, y_grid, rtol=1e-12, atol=1e-12)

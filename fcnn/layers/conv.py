@@ -176,17 +176,18 @@ def _geometry(params: Conv2DParams, x: np.ndarray) -> Geometry:
     return geometry(x.shape, params.w.shape[2:], params.stride, params.padding, params.dilation)
 
 
-def algorithm(geo: Geometry, c_in: int, c_out: int) -> str:
-    """How a convolution of this geometry and these channels runs, from the shapes alone (so
-    a resumed run computes exactly what the uninterrupted one did):
+def algorithm(geo: Geometry, c_in: int, c_out: int, images: int) -> str:
+    """How a convolution of this geometry and these channels runs over a batch of ``images``,
+    from the shapes alone (so a resumed run computes exactly what the uninterrupted one did):
 
     - ``"winograd4"`` / ``"winograd2"``: stride-1 3×3 kernels with many channels, by
       Winograd F(4×4, 3×3) (4 times fewer multiplications than im2col) or F(2×2, 3×3) (2.25
-      times) as :func:`fcnn.winograd.variant` chooses;
+      times) as :func:`fcnn.winograd.variant` chooses (not for a batch of a few tiles, such
+      as one photo);
     - ``"grid"``: other stride-1 convolutions, im2col on the grid layout of :mod:`fcnn.grid`;
     - ``"strided"``: every other stride, im2col and one GEMM.
     """
-    v = winograd.variant(geo, c_in, c_out)
+    v = winograd.variant(geo, c_in, c_out, images)
     if v is not None:
         return next(name for name, known in WINOGRAD.items() if known is v)
     return "grid" if geo.stride == (1, 1) else "strided"
@@ -200,7 +201,7 @@ def forward(params: Conv2DParams, x: np.ndarray) -> tuple[np.ndarray, Conv2DCach
     copies) one GEMM per chunk of images, for other strides :func:`fcnn.im2col.im2col`.
     """
     geo = _geometry(params, x)
-    return forward_by(algorithm(geo, x.shape[1], params.w.shape[0]), params, x, geo)
+    return forward_by(algorithm(geo, x.shape[1], params.w.shape[0], x.shape[0]), params, x, geo)
 
 
 def forward_by(
