@@ -279,14 +279,12 @@ def _input_tiles(x: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
     return _both_sides(v.bt.astype(x.dtype), tiles).reshape(v.alpha**2, -1, c)
 
 
-def _input_tiles_adjoint(
-    d_tiles: np.ndarray, k: int, grid: TileGrid, v: Variant, out: np.ndarray
-) -> None:
+def _input_tiles_adjoint(d_tiles: np.ndarray, grid: TileGrid, v: Variant, out: np.ndarray) -> None:
     """``out`` (k, C, H, W) = the adjoint of :func:`_input_tiles` applied to ``d_tiles`` (α²,
     k*TH*TW, C): ``B dV Bᵀ`` of every tile, added back where the tile was read from."""
+    k, _, h, w = out.shape
     c = d_tiles.shape[2]
     (th, tw), (hp, wp), (ph, pw), m = grid.tiles, grid.padded, grid.padding, v.m
-    h, w = out.shape[2:]
     tiles = d_tiles.reshape(v.alpha, v.alpha, k, th, tw, c)
     d = _both_sides(v.bt.T.astype(d_tiles.dtype), tiles)  # (α, α, k, TH, TW, C)
     padded = np.zeros((k, hp, wp, c), d_tiles.dtype)
@@ -307,11 +305,11 @@ def _gradient_tiles(dy: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
     return _both_sides(v.at.T.astype(dy.dtype), tiles).reshape(v.alpha**2, -1, c_out)
 
 
-def _output_tiles(products: np.ndarray, k: int, grid: TileGrid, v: Variant) -> np.ndarray:
+def _output_tiles(products: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
     """``Aᵀ M A`` of the ``products`` (α², k*TH*TW, C_out): the outputs channel-last, (k, OH,
     OW, C_out) (a view)."""
     (th, tw), (oh, ow), m = grid.tiles, grid.out_hw, v.m
-    c_out = products.shape[2]
+    c_out, k = products.shape[2], products.shape[1] // (th * tw)
     tiles = products.reshape(v.alpha, v.alpha, k, th, tw, c_out)
     y = _both_sides(v.at.astype(products.dtype), tiles)  # (m [i], m [j], k, TH, TW, C_out)
     out = np.empty((k, th, m, tw, m, c_out), products.dtype)
@@ -349,7 +347,7 @@ def forward(
         for q in range(len(u)):  # one GEMM each: faster than a stacked matmul of thin matrices
             np.matmul(tiles[q], u[q], out=products[q])  # (tiles, C_in) @ (C_in, C_out)
         products[bias_product] += b.astype(y.dtype)
-        _to_channels_first(_output_tiles(products, part.stop - part.start, grid, v), y[part])
+        _to_channels_first(_output_tiles(products, grid, v), y[part])
     return y, tuple(kept)
 
 
@@ -379,5 +377,5 @@ def backward(
             d_tiles = np.empty(chunk_tiles.shape, dtype)  # (α², tiles, C_in)
             for q in range(len(du)):
                 np.matmul(d_products[q], u[q].T, out=d_tiles[q])  # (tiles, C_out) @ (C_out, C_in)
-            _input_tiles_adjoint(d_tiles, part.stop - part.start, grid, v, dx[part])
+            _input_tiles_adjoint(d_tiles, grid, v, dx[part])
     return dx, kernel_gradient(du, v)
