@@ -196,27 +196,36 @@ def _waste(out_hw: tuple[int, int], m: int) -> float:
     return _tiles_covering(out_hw, m) * m * m / (out_hw[0] * out_hw[1])
 
 
+def _kernel_matrix(v: Variant, dtype: np.dtype) -> np.ndarray:
+    """``G ⊗ G`` (α², 9): row α·ξ + η maps a kernel's 9 values (row-major) to ``(G g Gᵀ)[ξ,
+    η]``, so that both sides of the transform are one product with a 9-value inner side."""
+    return np.kron(v.g, v.g).astype(dtype)
+
+
 def kernel_transform(w: np.ndarray, v: Variant) -> np.ndarray:
-    """``U``: ``G g Gᵀ`` of every kernel of ``w`` (C_out, C_in, 3, 3), as (α², C_in, C_out)."""
+    """``U``: ``G g Gᵀ`` of every kernel of ``w`` (C_out, C_in, 3, 3), as (α², C_in, C_out).
+
+    One product per input channel, written straight into U's layout: applying G on each
+    side in turn would multiply matrices with 3 columns and reorder U twice, which cost
+    several times more than the GEMMs it feeds (``python -m benchmarks.winograd``)."""
     c_out, c_in = w.shape[:2]
-    g, a = v.g.astype(w.dtype), v.alpha
-    rows = w.reshape(-1, 3) @ g.T  # (C_out*C_in*3 [i], 3 [j]) -> (.., α [η]): g Gᵀ
-    rows = rows.reshape(-1, 3, a).transpose(0, 2, 1)  # -> (C_out*C_in, α [η], 3 [i])
-    u = rows.reshape(-1, 3) @ g.T  # (C_out*C_in*α [η], α [ξ]): G (g Gᵀ), transposed
-    u = u.reshape(c_out, c_in, a, a).transpose(3, 2, 1, 0)  # -> (α [ξ], α [η], C_in, C_out)
-    return np.ascontiguousarray(u).reshape(a * a, c_in, c_out)
+    taps = np.ascontiguousarray(w.reshape(c_out, c_in * 9).T)  # (C_out, C_in*9) -> (C_in*9, C_out)
+    taps = taps.reshape(c_in, 9, c_out)
+    u = np.empty((v.alpha**2, c_in, c_out), w.dtype)
+    # (α², 9) @ (C_in [batch], 9, C_out) into U viewed as (C_in, α², C_out)
+    np.matmul(_kernel_matrix(v, w.dtype), taps, out=u.transpose(1, 0, 2))
+    return u
 
 
 def kernel_gradient(du: np.ndarray, v: Variant) -> np.ndarray:
     """``dg = Gᵀ dU G``: the gradient of the kernels (C_out, C_in, 3, 3) from that of ``U``
-    (α², C_in, C_out) (the adjoint of :func:`kernel_transform`)."""
+    (α², C_in, C_out) (the adjoint of :func:`kernel_transform`: ``(G ⊗ G)ᵀ`` per input
+    channel)."""
     _, c_in, c_out = du.shape
-    g, a = v.g.astype(du.dtype), v.alpha
-    d = du.reshape(a, a, c_in, c_out).transpose(3, 2, 0, 1)  # -> (C_out, C_in, α [ξ], α [η])
-    rows = d.reshape(-1, a) @ g  # (C_out*C_in*α [ξ], α [η]) -> (.., 3 [j]): dU G
-    rows = rows.reshape(-1, a, 3).transpose(0, 2, 1)  # -> (C_out*C_in, 3 [j], α [ξ])
-    dg = rows.reshape(-1, a) @ g  # (C_out*C_in*3 [j], 3 [i]): Gᵀ (dU G), transposed
-    return np.ascontiguousarray(dg.reshape(c_out, c_in, 3, 3).transpose(0, 1, 3, 2))
+    dg = np.empty((c_out, c_in, 9), du.dtype)
+    # (C_in [batch], C_out, α²) @ (α², 9) into dg viewed as (C_in, C_out, 9)
+    np.matmul(du.transpose(1, 2, 0), _kernel_matrix(v, du.dtype), out=dg.transpose(1, 0, 2))
+    return dg.reshape(c_out, c_in, 3, 3)  # (C_out, C_in, 9) -> (C_out, C_in, 3, 3)
 
 
 def _skewed_planes(k: int, c: int, h: int, w: int, dtype: np.dtype) -> np.ndarray:
