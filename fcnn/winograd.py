@@ -65,6 +65,7 @@ import numpy as np
 from fcnn.im2col import Geometry
 
 __all__ = [
+    "CHUNK_BYTES",
     "F2",
     "F4",
     "MIN_CHANNEL_PRODUCT",
@@ -142,6 +143,13 @@ MIN_CHANNEL_PRODUCT = 32 * 32
 F4_MAX_WASTE = 1.15
 
 MIN_TILES = 256  # tiles per chunk: narrower GEMMs run well below the BLAS's speed
+
+# A chunk's input tiles and products (α² values per tile and channel, in and out) are read
+# and written by every transform and GEMM of the chunk: past about this size they no longer
+# stay in the CPU's caches between those passes, and a chunk of MIN_TILES tiles that would
+# hold more (many channels: the DermaScan net's 64 -> 128 layers and up) is cut down to
+# MIN_TILES // 2 tiles (``python -m benchmarks.winograd`` measures both ways).
+CHUNK_BYTES = 3 << 20
 
 # Channel planes a multiple of 4 KiB apart (32x32 float32 maps, 64x64, ...) make a
 # channel-last copy touch every channel at addresses with the same low 12 bits, which the
@@ -326,12 +334,28 @@ def _output_tiles(products: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarra
     return out.reshape(k, m * th, m * tw, c_out)[:, :oh, :ow]  # the outputs past the edge cut
 
 
-def _chunks(n: int, grid: TileGrid) -> list[slice]:
-    """Consecutive slices of images with at least :data:`MIN_TILES` tiles each (the last may
-    hold fewer)."""
+def _chunks(n: int, grid: TileGrid, v: Variant, channels: int, itemsize: int) -> list[slice]:
+    """Consecutive slices of images with at least :data:`MIN_TILES` tiles each, or at least
+    half as many where a chunk of :data:`MIN_TILES` tiles would hold more than
+    :data:`CHUNK_BYTES` of tiles and products (``channels`` = C_in + C_out); the last slice
+    may hold fewer."""
     per_image = grid.tiles[0] * grid.tiles[1]
     step = max(1, -(-MIN_TILES // per_image))
+    image_bytes = per_image * v.alpha**2 * channels * itemsize
+    if step * image_bytes > CHUNK_BYTES:
+        fewest = max(1, -(-(MIN_TILES // 2) // per_image))
+        step = max(fewest, min(step, CHUNK_BYTES // image_bytes))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _kept_chunks(tiles: tuple[np.ndarray, ...], grid: TileGrid) -> list[slice]:
+    """The slices of images whose input ``tiles`` (α², images·TH·TW, C_in) forward kept."""
+    per_image, start, parts = grid.tiles[0] * grid.tiles[1], 0, []
+    for chunk_tiles in tiles:
+        images = chunk_tiles.shape[1] // per_image
+        parts.append(slice(start, start + images))
+        start += images
+    return parts
 
 
 def forward(
@@ -348,7 +372,7 @@ def forward(
     y = np.empty((n, c_out, *grid.out_hw), dtype=np.result_type(x, u))
     bias_product = _BIAS_COLUMN * v.alpha + _BIAS_COLUMN
     kept = []
-    for part in _chunks(n, grid):
+    for part in _chunks(n, grid, v, x.shape[1] + c_out, y.itemsize):
         tiles = _input_tiles(x[part], grid, v)  # (α², tiles, C_in)
         tiles.flags.writeable = False  # kept for backward: a cache never changes
         kept.append(tiles)
@@ -378,7 +402,7 @@ def backward(
     du = np.zeros((v.alpha**2, c_in, c_out), dtype=dtype)
     u = kernel_transform(w, v) if need_dx else None  # (α², C_in, C_out)
     dx = np.empty(input_shape, dtype=dtype) if need_dx else None
-    for part, chunk_tiles in zip(_chunks(input_shape[0], grid), tiles, strict=True):
+    for part, chunk_tiles in zip(_kept_chunks(tiles, grid), tiles, strict=True):
         d_products = _gradient_tiles(dy[part], grid, v)  # (α², tiles, C_out)
         for q in range(len(du)):
             du[q] += chunk_tiles[q].T @ d_products[q]  # (C_in, tiles) @ (tiles, C_out)

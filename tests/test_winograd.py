@@ -77,20 +77,41 @@ def test_forward_and_backward_are_pure(method, conv_and_x):
     assert_unchanged(cache_before, *cache)
 
 
+CHUNKINGS = {
+    "one-image": {"MIN_TILES": 1},  # every image its own chunk
+    "cut-by-bytes": {"MIN_TILES": 4, "CHUNK_BYTES": 1},  # chunks of 2 tiles' images
+}
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
 @pytest.mark.parametrize("method", VARIANTS)
 @given(winograd_convs(), st.data())
-def test_chunks_of_one_image_give_the_whole_batch_results(method, conv_and_x, data):
+def test_chunks_give_the_whole_batch_results(method, chunking, conv_and_x, data):
     params, x = conv_and_x
     y, cache = _forward_by(method)(params, x)
     dy = data.draw(smooth_arrays(y.shape), label="dy")
     dx, grads = conv.backward(params, cache, dy)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(winograd, "MIN_TILES", 1)  # every image its own chunk
+        for name, value in CHUNKINGS[chunking].items():
+            mp.setattr(winograd, name, value)
         y1, cache1 = _forward_by(method)(params, x)
         dx1, grads1 = conv.backward(params, cache1, dy)
     np.testing.assert_allclose(y1, y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx1, dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grads1.w, grads.w, rtol=1e-12, atol=1e-12)
+
+
+def test_chunks_hold_min_tiles_or_half_as_many_when_their_data_is_large():
+    def chunk_images(side, c_in, c_out, v):
+        grid = winograd.tile_grid((side, side), (1, 1), v.m)
+        return winograd._chunks(64, grid, v, c_in + c_out, 4)[0].stop
+
+    # 32 -> 32 at 28x28, F4: 6 images of 49 tiles (294 tiles, 2.7 MB of float32) stay
+    assert chunk_images(28, 32, 32, winograd.F4) == 6
+    # 128 -> 128 at 24x24: 8 images of 36 tiles would hold 10.6 MB; 4 (144 tiles) remain
+    assert chunk_images(24, 128, 128, winograd.F4) == 4
+    # 128 -> 256 at 12x12: 9 tiles each, 29 images -> 15 (135 tiles, no fewer than 128)
+    assert chunk_images(12, 128, 256, winograd.F4) == 15
 
 
 @pytest.mark.parametrize("v", [winograd.F2, winograd.F4], ids=lambda v: v.name)
