@@ -15,7 +15,7 @@ from fcnn import checkpoint
 from fcnn.distributed import Replicas
 from fcnn.distributed.launch import auto_procs, find_mpiexec, mpi_missing, mpiexec_command
 from fcnn.distributed.mpi import MPIUnavailable, launched_by_mpi, world
-from fcnn.runtime import usable_cores
+from fcnn.runtime import BLAS_THREAD_VARIABLES, cores_taken, usable_cores
 from fcnn.training.config import load_config, parse_config
 from fcnn.training.run import TrainingDiverged, TrainingInterrupted, train
 from fcnn.training.run_config import requested_config
@@ -23,8 +23,10 @@ from fcnn.training.run_config import requested_config
 LAUNCH_NOTE = "FCNN_LAUNCH_NOTE"  # how the process count was chosen, for the ranks' log
 
 
-def _relaunch(procs: int, args: list[str], note: str) -> None:
-    """Run this same command in ``procs`` processes through mpiexec and exit with its code."""
+def _relaunch(procs: int, args: list[str], note: str, free_cores: int | None = None) -> None:
+    """Run this same command in ``procs`` processes through mpiexec and exit with its code;
+    with ``free_cores`` (cores other programs left), each process gets its share of them
+    as BLAS threads unless the user chose a count."""
     mpiexec = find_mpiexec()
     if mpiexec is None:
         raise fail(
@@ -32,6 +34,8 @@ def _relaunch(procs: int, args: list[str], note: str) -> None:
             "mpiexec), or use a cluster's mpiexec -n N fcnn train ..."
         )
     env = {**os.environ, LAUNCH_NOTE: note}
+    if free_cores is not None and not any(name in env for name in BLAS_THREAD_VARIABLES):
+        env.update(dict.fromkeys(BLAS_THREAD_VARIABLES, str(max(1, free_cores // procs))))
     child = subprocess.Popen(mpiexec_command(mpiexec, procs, args), env=env)
 
     def stop_ranks(signum, frame) -> None:
@@ -65,8 +69,18 @@ def _train_args(config, set_, data_dir, resume, progress) -> list[str]:
     return [*args, "--progress" if progress else "--no-progress"]
 
 
-def _procs(requested: str, cfg, echo) -> tuple[int, str]:
-    """The process count for ``--procs`` (a number or ``auto``) and a line saying why."""
+def _procs(requested: str, cfg, echo) -> tuple[int, str, int | None]:
+    """The process count for ``--procs`` (a number or ``auto``), a line saying why, and the
+    cores other programs left free when they hold some (else None).
+
+    ``auto`` counts only the usable cores that other programs are not keeping busy right
+    now: a data-parallel step waits for its slowest process, and a process that shares its
+    core with someone else's work makes every step wait for it (the README's results give
+    the figures)."""
+    cores = usable_cores()
+    taken = cores_taken(cores)
+    free = cores - taken if taken else None
+    busy = f", {taken} of them busy with other programs" if taken else ""
     if requested != "auto":
         try:
             n = int(requested)
@@ -74,18 +88,29 @@ def _procs(requested: str, cfg, echo) -> tuple[int, str]:
             n = 0
         if n < 1:
             raise fail(f"--procs takes a number of processes or 'auto', not {requested!r}")
-        return n, f"{n} process(es), as --procs {n} asks"
-    cores = usable_cores()
-    n = auto_procs(cfg.train.batch_size, cores)
-    why = f"{cores} usable core(s), batch {cfg.train.batch_size}"
+        return n, f"{n} process(es), as --procs {n} asks", free
+    n = auto_procs(cfg.train.batch_size, cores - taken)
+    why = f"{cores} usable core(s){busy}, batch {cfg.train.batch_size}"
     if n == 1:
-        return 1, f"one process (--procs auto: {why})"
+        return 1, f"one process (--procs auto: {why})", free
     missing = mpi_missing()
     if missing is not None:
         note = f"one process, not {n}: {missing} (--procs auto: {why})"
         echo(note)
-        return 1, note
-    return n, f"{n} data-parallel processes (--procs auto: {why}; --procs 1 for one)"
+        return 1, note, free
+    return n, f"{n} data-parallel processes (--procs auto: {why}; --procs 1 for one)", free
+
+
+def _hold_blas_threads(free_cores: int | None, note: str) -> str:
+    """In this one training process, a BLAS with more threads than the cores other programs
+    left would spin on the taken ones: hold it to the free cores (unless the user chose a
+    thread count); returns ``note`` saying so when it did."""
+    if free_cores is None or any(name in os.environ for name in BLAS_THREAD_VARIABLES):
+        return note
+    from fcnn.distributed.threads import limit_blas_threads
+
+    limit_blas_threads(free_cores)
+    return f"{note}; BLAS on {free_cores} thread(s), the cores other programs left free"
 
 
 def _config(config: Path | None, set_: list[str], resume: Path | None):
@@ -180,9 +205,10 @@ def train_command(
         note = os.environ.get(LAUNCH_NOTE)
     else:
         echo = lambda s: console.print(s, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
-        n, note = _procs(procs or "auto", run_cfg, echo)
+        n, note, free = _procs(procs or "auto", run_cfg, echo)
         if n > 1:
-            _relaunch(n, _train_args(config, set_ or [], data_dir, resume, progress), note)
+            _relaunch(n, _train_args(config, set_ or [], data_dir, resume, progress), note, free)
+        note = _hold_blas_threads(free, note)
     try:
         replicas = world()
     except MPIUnavailable as exc:

@@ -12,6 +12,11 @@ cores" are the CPUs this process may run on (``os.sched_getaffinity``), capped b
 CPU quota (a container's ``--cpus``), not ``os.cpu_count()``: a process pinned to one core
 of a 64-core host that starts 64 BLAS threads runs them all on that core.
 
+**Other programs.** :func:`busy_cores` measures how much of this process's CPUs other
+programs keep busy (``/proc/stat`` over a fifth of a second), and :func:`cores_taken` turns it
+into a count of cores (or reads ``FCNN_BUSY_CORES``): ``fcnn train --procs auto`` leaves those
+cores out, since a synchronous data-parallel step waits for its slowest process.
+
 **Memory.** NumPy allocates a fresh array for most results. With glibc's defaults every
 large array is an ``mmap`` that is returned to the kernel when freed, so the next step
 faults in zeroed pages all over again, which makes conv layers markedly slower.
@@ -33,11 +38,15 @@ import ctypes.util
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 __all__ = [
     "BLAS_THREAD_VARIABLES",
+    "BUSY_CORES_VARIABLE",
+    "busy_cores",
     "cgroup_cpu_quota",
+    "cores_taken",
     "keep_freed_memory",
     "pin_blas_threads",
     "pin_blas_threads_for_serving",
@@ -165,6 +174,63 @@ def usable_cores(root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/p
     if quota is not None:
         cores = min(cores, math.floor(quota))
     return max(1, cores)
+
+
+# ----------------------------------------------------------------------------- other programs
+
+# Set to a number to say how many cores other programs hold instead of measuring it (0:
+# ignore them), for a reproducible process count or where /proc/stat misleads.
+BUSY_CORES_VARIABLE = "FCNN_BUSY_CORES"
+
+
+def _cpu_jiffies(stat: Path) -> dict[int, tuple[int, int]]:
+    """``{cpu: (busy, total)}`` clock ticks since boot from a ``/proc/stat``; {} if unreadable."""
+    try:
+        lines = stat.read_text().splitlines()
+    except OSError:
+        return {}
+    ticks = {}
+    for line in lines:
+        name, *fields = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit()) or len(fields) < 5:
+            continue
+        values = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+        idle = values[3] + values[4]
+        ticks[int(name[3:])] = (sum(values) - idle, sum(values))
+    return ticks
+
+
+def busy_cores(
+    cpus: set[int] | None = None, seconds: float = 0.2, stat: Path = Path("/proc/stat")
+) -> float:
+    """How many of ``cpus`` (default: those this process may run on) were busy over the next
+    ``seconds``, as a sum of busy shares (1.0: one core's worth), 0.0 where ``/proc/stat``
+    cannot be read. This process sleeps meanwhile, so what it measures is other programs'
+    work (and a hypervisor's steal)."""
+    if cpus is None:
+        try:
+            cpus = set(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return 0.0
+    before = _cpu_jiffies(stat)
+    time.sleep(seconds)
+    after = _cpu_jiffies(stat)
+    share = 0.0
+    for cpu in cpus & before.keys() & after.keys():
+        busy, total = (a - b for a, b in zip(after[cpu], before[cpu], strict=True))
+        share += busy / total if total > 0 else 0.0
+    return share
+
+
+def cores_taken(cores: int, env=os.environ, measure=busy_cores) -> int:
+    """How many of this process's ``cores`` other programs hold right now: the busy shares
+    rounded (a core counts once other programs use half of it), or the count in
+    :data:`BUSY_CORES_VARIABLE` when set; at most ``cores - 1``, 0 on a single core."""
+    if cores <= 1:
+        return 0
+    value = env.get(BUSY_CORES_VARIABLE, "").strip()
+    taken = int(value) if value.isdigit() else round(measure())
+    return max(0, min(cores - 1, taken))
 
 
 def pin_blas_threads(env=os.environ, cores: int | None = None) -> int | None:

@@ -23,6 +23,13 @@ from fcnn.data.paths import data_root  # noqa: E402
 REAL_DATA = data_root() if os.environ.get("FCNN_DATA") else None
 
 
+@pytest.fixture(autouse=True)
+def no_busy_cores(monkeypatch):
+    """``fcnn train --procs auto`` counts the cores that other programs keep busy; in tests
+    the count is fixed at 0, so a loaded CI machine never changes a run's process count."""
+    monkeypatch.setenv("FCNN_BUSY_CORES", "0")
+
+
 @pytest.fixture
 def real_data_root():
     """The real data root (FCNN_DATA); skips with a reason when it is not set up."""

@@ -4,8 +4,12 @@ import os
 import subprocess
 import sys
 
+import fcnn.runtime
 from fcnn.runtime import (
+    BUSY_CORES_VARIABLE,
+    busy_cores,
     cgroup_cpu_quota,
+    cores_taken,
     keep_freed_memory,
     pin_blas_threads,
     pin_blas_threads_for_serving,
@@ -94,6 +98,38 @@ def test_usable_cores_are_capped_by_the_quota_and_never_zero(tmp_path, monkeypat
     assert usable_cores(*tenth) == 1
     none = _cgroups(tmp_path / "c", "0::/\n", {})
     assert usable_cores(*none) == 4
+
+
+def _stat(cpu0: tuple[int, int], cpu1: tuple[int, int]) -> str:
+    """A /proc/stat with two CPUs of (busy, idle) ticks, busy as user and steal time."""
+
+    def line(name, busy, idle):
+        return f"{name} {busy - busy // 4} 0 0 {idle} 0 0 0 {busy // 4} 0 0"
+
+    total = line("cpu", cpu0[0] + cpu1[0], cpu0[1] + cpu1[1])
+    return "\n".join([total, line("cpu0", *cpu0), line("cpu1", *cpu1), "intr 1 2 3", ""])
+
+
+def test_busy_cores_sums_the_busy_shares_of_this_process_cpus(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    stat.write_text(_stat((1000, 1000), (500, 1500)))
+    # while busy_cores sleeps, cpu0 is busy all the time and cpu1 a quarter of it
+    later = _stat((1000 + 400, 1000), (500 + 100, 1500 + 300))
+    monkeypatch.setattr(fcnn.runtime.time, "sleep", lambda s: stat.write_text(later))
+    assert busy_cores({0, 1}, stat=stat) == 1.25
+    stat.write_text(_stat((1000, 1000), (500, 1500)))
+    assert busy_cores({1}, stat=stat) == 0.25  # only the CPUs this process may use count
+    assert busy_cores({0, 1}, stat=tmp_path / "missing") == 0.0
+
+
+def test_cores_taken_rounds_the_busy_shares_and_leaves_one_core():
+    assert cores_taken(2, env={}, measure=lambda: 0.97) == 1  # a busy loop on one core
+    assert cores_taken(2, env={}, measure=lambda: 0.3) == 0  # background noise
+    assert cores_taken(4, env={}, measure=lambda: 2.6) == 3
+    assert cores_taken(2, env={}, measure=lambda: 2.0) == 1  # one core always stays
+    assert cores_taken(1, env={}, measure=lambda: 1 / 0) == 0  # nothing to measure
+    assert cores_taken(4, env={BUSY_CORES_VARIABLE: "2"}, measure=lambda: 1 / 0) == 2
+    assert cores_taken(4, env={BUSY_CORES_VARIABLE: "0"}, measure=lambda: 1 / 0) == 0
 
 
 def test_serve_uses_one_blas_thread_per_process_unless_the_user_chose():

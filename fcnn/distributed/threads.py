@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 
 from fcnn.distributed.sharding import shard_slice
 
-__all__ = ["MIN_SHARD", "default_workers", "map_shards", "one_blas_thread"]
+__all__ = ["MIN_SHARD", "default_workers", "limit_blas_threads", "map_shards", "one_blas_thread"]
 
 MIN_SHARD = 16  # images per shard below which splitting costs more than it saves
 
@@ -50,6 +50,12 @@ def default_workers() -> int:
     """The number of threads the BLAS was given (at least 1): fcnn's share of the cores."""
     counts = [lib.num_threads for lib in _blas().select(user_api="blas").lib_controllers]
     return max([1, *counts])
+
+
+def limit_blas_threads(threads: int) -> None:
+    """From now on, every BLAS of the process runs on at most ``threads`` threads (it has
+    loaded already, so its thread variables no longer count)."""
+    _blas().limit(limits=max(1, threads), user_api="blas")
 
 
 @contextmanager

@@ -7,7 +7,9 @@ from typer.testing import CliRunner
 
 import cli.train
 from cli.main import app
+from fcnn.distributed import threads
 from fcnn.distributed.launch import auto_procs, mpiexec_command
+from fcnn.runtime import BLAS_THREAD_VARIABLES
 
 runner = CliRunner()
 
@@ -15,8 +17,8 @@ runner = CliRunner()
 class _Launches:
     """Records mpiexec launches and in-process runs instead of doing them."""
 
-    def __init__(self, monkeypatch, cores=2, missing=None):
-        self.popen, self.runs = [], []
+    def __init__(self, monkeypatch, cores=2, missing=None, taken=0):
+        self.popen, self.runs, self.blas_limits = [], [], []
         launches = self
         real_popen = cli.train.subprocess.Popen
 
@@ -33,6 +35,10 @@ class _Launches:
                 return 0
 
         monkeypatch.setattr(cli.train, "usable_cores", lambda: cores)
+        monkeypatch.setattr(cli.train, "cores_taken", lambda n: taken)
+        monkeypatch.setattr(threads, "limit_blas_threads", launches.blas_limits.append)
+        for name in BLAS_THREAD_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
         monkeypatch.setattr(cli.train, "find_mpiexec", lambda: "/x/mpiexec")
         monkeypatch.setattr(cli.train, "mpi_missing", lambda: missing)
         monkeypatch.setattr(cli.train.subprocess, "Popen", FakePopen)
@@ -55,6 +61,29 @@ def test_train_uses_every_core_by_default(monkeypatch):
         in env[cli.train.LAUNCH_NOTE]
     )
     assert seen.runs == []
+
+
+def test_auto_leaves_out_the_cores_other_programs_keep_busy(monkeypatch):
+    seen = _Launches(monkeypatch, cores=2, taken=1)  # say, a busy loop on one core
+    assert runner.invoke(app, ["train", "configs/mnist.yaml"]).exit_code == 0
+    assert seen.popen == [] and seen.blas_limits == [1]  # one process on one BLAS thread
+    assert "2 usable core(s), 1 of them busy with other programs" in seen.runs[0][1]
+    assert "BLAS on 1 thread(s)" in seen.runs[0][1]
+
+
+def test_processes_beside_busy_cores_share_only_the_free_ones(monkeypatch):
+    seen = _Launches(monkeypatch, cores=4, taken=1)
+    assert runner.invoke(app, ["train", "configs/mnist.yaml"]).exit_code == 0
+    ((cmd, env),) = seen.popen
+    assert cmd[:3] == ["/x/mpiexec", "-n", "3"]
+    assert all(env[name] == "1" for name in BLAS_THREAD_VARIABLES)  # 3 free cores, 3 ranks
+
+
+def test_a_thread_count_the_user_set_is_kept_beside_busy_cores(monkeypatch):
+    seen = _Launches(monkeypatch, cores=2, taken=1)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert runner.invoke(app, ["train", "configs/mnist.yaml", "--procs", "1"]).exit_code == 0
+    assert seen.blas_limits == [] and "BLAS on" not in seen.runs[0][1]
 
 
 def test_procs_one_and_small_batches_stay_in_one_process(monkeypatch):
