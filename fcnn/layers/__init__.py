@@ -26,7 +26,7 @@ from fcnn.layers.catalog import (
     Tanh,
     from_spec,
 )
-from fcnn.layers.combinators import residual, serial
+from fcnn.layers.combinators import residual, run_order, serial
 from fcnn.layers.registry import register
 
 __all__ = [
@@ -48,5 +48,6 @@ __all__ = [
     "from_spec",
     "register",
     "residual",
+    "run_order",
     "serial",
 ]
