@@ -27,7 +27,7 @@ from fcnn.data.imagefolder import decode_image
 from fcnn.data.transforms import Normalization, normalize
 from fcnn.decision import AnswerRules, DecisionRule
 from fcnn.explain import split_layers
-from fcnn.layers import Layer
+from fcnn.layers import Layer, run_order
 from fcnn.layers.folding import fold_batchnorm
 from fcnn.ood import OodDetector
 from fcnn.predict import features, predict_logits
@@ -68,7 +68,8 @@ class Model:
         x = self.preprocess(images)
         feats = None
         layers, params, state = self._folded
-        for i, layer in enumerate(layers):
+        for i in run_order(tuple(layers)):  # as serial runs them
+            layer = layers[i]
             x, _, _ = layer.apply(params[i], x, state=state[i], train=False)
             if layer.name == "GlobalAvgPool2D":
                 feats = x
