@@ -9,12 +9,15 @@ holds (the config's batch over two replicas), on one BLAS thread as each replica
 with glibc tuned as ``fcnn train`` tunes it. Rounds are interleaved (every way of every
 shape once per round) so the VM's drift hits both alike; times are medians of CPU time,
 a ratio the median of the rounds' ratios. The float32 error is the largest difference from
-the float64 result over the largest |output| (forward) or |gradient| (backward).
+the float64 result over the largest |output| (forward) or |gradient| (backward). Where the
+chosen variant's chunks are cut to keep their data within ``fcnn.winograd.CHUNK_BYTES``, the
+same variant with uncut chunks (``MIN_TILES`` tiles) is timed too, in the same rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -25,6 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from fcnn import random as fr
+from fcnn import winograd
 from fcnn.io import atomic_write_text
 from fcnn.layers import conv
 from fcnn.runtime import keep_freed_memory
@@ -64,6 +68,29 @@ def _error(got: np.ndarray, want: np.ndarray) -> float:
 WAYS = ("grid", "winograd2", "winograd4")
 
 
+@contextlib.contextmanager
+def _uncut_chunks():
+    """Within the block, Winograd chunks hold MIN_TILES tiles whatever their data's size."""
+    committed = winograd.CHUNK_BYTES
+    winograd.CHUNK_BYTES = 1 << 62
+    try:
+        yield
+    finally:
+        winograd.CHUNK_BYTES = committed
+
+
+def _cut(layer, chosen: str) -> bool:
+    """Whether the committed chunk limit cuts this layer's chunks below MIN_TILES tiles."""
+    _, n, c_in, c_out, side = layer
+    if chosen not in conv.WINOGRAD:
+        return False
+    v = conv.WINOGRAD[chosen]
+    grid = winograd.tile_grid((side, side), (1, 1), v.m)
+    with _uncut_chunks():
+        uncut = winograd._chunks(n, grid, v, c_in + c_out, 4)
+    return len(winograd._chunks(n, grid, v, c_in + c_out, 4)) != len(uncut)
+
+
 def measure(layer, rounds: int, rng) -> dict:
     """Forward and backward milliseconds of every way, each Winograd way's ratios to im2col
     and its float32 errors, for one layer."""
@@ -73,17 +100,29 @@ def measure(layer, rounds: int, rng) -> dict:
     p = conv.Conv2DParams(w=p.w, b=rng.standard_normal(c_out).astype(np.float32), padding=1)
     outputs = {way: conv.forward_by(way, p, x) for way in WAYS}
     dy = rng.standard_normal(outputs["grid"][0].shape).astype(np.float32)
+    chosen = conv.algorithm(outputs["grid"][1].geo, c_in, c_out, n)
+    cut = _cut(layer, chosen)
     times = {(way, part): [] for way in WAYS for part in ("fwd", "bwd")}
+    uncut_steps = []
     for _ in range(rounds):
         for way in WAYS:
             times[way, "fwd"].append(_cpu_ms(lambda way=way: conv.forward_by(way, p, x)))
             cache = outputs[way][1]
             times[way, "bwd"].append(_cpu_ms(lambda cache=cache: conv.backward(p, cache, dy)))
-    result = {"layer": layer, "chosen": conv.algorithm(outputs["grid"][1].geo, c_in, c_out, n)}
+        if cut:
+            with _uncut_chunks():
+                t0 = time.process_time()
+                _, uncut_cache = conv.forward_by(chosen, p, x)
+                conv.backward(p, uncut_cache, dy)
+                uncut_steps.append(1e3 * (time.process_time() - t0))
+    result = {"layer": layer, "chosen": chosen}
     steps = {
         way: [f + b for f, b in zip(times[way, "fwd"], times[way, "bwd"], strict=True)]
         for way in WAYS
     }
+    if cut:  # the committed (cut) chunks over uncut ones, round by round
+        ratios = zip(steps[chosen], uncut_steps, strict=True)
+        result["cut"] = statistics.median(c / u for c, u in ratios)
     p64 = conv.Conv2DParams(w=p.w.astype(float), b=p.b.astype(float), padding=1)
     y64, cache64 = conv.forward_by("grid", p64, x.astype(float))
     dx64, g64 = conv.backward(p64, cache64, dy.astype(float))
@@ -110,7 +149,8 @@ def _row(r: dict) -> str:
         cells.append(f"{fwd:.1f} / {bwd:.1f}{ratio}")
     for way in WAYS:
         cells.append(" / ".join(f"{e:.0e}" for e in r[way, "errors"]))
-    return "| " + " | ".join([*cells, r["chosen"]]) + " |"
+    cut = f"{r['cut']:.2f}×" if "cut" in r else "–"
+    return "| " + " | ".join([*cells, r["chosen"], cut]) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,11 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         "forward + backward to im2col's. Shapes are (images per replica, C_in, C_out, side), "
         "padding 1. The float32 error of the output, input gradient and weight gradient is "
         "the largest difference from the float64 result over the largest magnitude. The last "
-        "column is what `fcnn.layers.conv.algorithm` picks.",
+        "column but one is what `fcnn.layers.conv.algorithm` picks; the last, where its chunks "
+        "are cut to `fcnn.winograd.CHUNK_BYTES`, the median ratio of its forward + backward "
+        "with those chunks to the same with uncut chunks of `MIN_TILES` tiles.",
         "",
         "| preset | shape | im2col | F(2×2) | F(4×4) | error im2col | error F(2×2) "
-        "| error F(4×4) | chosen |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| error F(4×4) | chosen | cut chunks |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for layer in LAYERS:
         lines.append(_row(measure(layer, args.rounds, rng)))

@@ -44,7 +44,8 @@ C contiguous values whatever the image size, where a channel-major layout of an 
 would move runs of four. Each transform is the small matrix applied on both sides of all
 tiles at once: two GEMMs over the gathered tiles (``_both_sides``). Work goes in chunks of
 images of at least :data:`MIN_TILES` tiles, so that each of the α² GEMMs is still wide
-enough to run at the BLAS's speed; a batch of fewer tiles (one photo) stays on im2col. The
+enough to run at the BLAS's speed; a batch of fewer than :data:`MIN_BATCH_TILES` tiles (one
+photo) stays on im2col. The
 forward pass keeps each chunk's input tiles for the backward pass (about 2.25 times the
 input's size for F(4×4), 4 times for F(2×2)), which would otherwise transform the input
 again.
@@ -68,6 +69,7 @@ __all__ = [
     "CHUNK_BYTES",
     "F2",
     "F4",
+    "MIN_BATCH_TILES",
     "MIN_CHANNEL_PRODUCT",
     "MIN_TILES",
     "TileGrid",
@@ -143,12 +145,18 @@ MIN_CHANNEL_PRODUCT = 32 * 32
 F4_MAX_WASTE = 1.15
 
 MIN_TILES = 256  # tiles per chunk: narrower GEMMs run well below the BLAS's speed
+# A batch needs this many tiles for Winograd, the fewest a chunk is cut to (below): one
+# photo's tiles (64 at 32x32, the shipped DermaScan model's widest Winograd layer) make GEMMs
+# too thin to repay the transforms, while 32 images of 8x8 maps (128 tiles: the DermaScan
+# net's last layer at 64x64 on each of two processes) gain as much as larger batches do
+# (``python -m benchmarks.winograd``).
+MIN_BATCH_TILES = MIN_TILES // 2
 
 # A chunk's input tiles and products (α² values per tile and channel, in and out) are read
 # and written by every transform and GEMM of the chunk: past about this size they no longer
 # stay in the CPU's caches between those passes, and a chunk of MIN_TILES tiles that would
 # hold more (many channels: the DermaScan net's 64 -> 128 layers and up) is cut down to
-# MIN_TILES // 2 tiles (``python -m benchmarks.winograd`` measures both ways).
+# MIN_BATCH_TILES (``python -m benchmarks.winograd`` measures both ways).
 CHUNK_BYTES = 3 << 20
 
 # Channel planes a multiple of 4 KiB apart (32x32 float32 maps, 64x64, ...) make a
@@ -179,7 +187,7 @@ def variant(geo: Geometry, c_in: int, c_out: int, images: int) -> Variant | None
     """The Winograd variant for a convolution of this geometry and these channels over a
     batch of ``images``, or None (im2col): a 3×3 kernel, stride 1, no dilation,
     ``C_in * C_out >=`` :data:`MIN_CHANNEL_PRODUCT` and a batch of at least
-    :data:`MIN_TILES` tiles (a single photo's tiles make GEMMs too thin to repay the
+    :data:`MIN_BATCH_TILES` tiles (a single photo's tiles make GEMMs too thin to repay the
     transforms); then :data:`F4` unless its tiles would stick out past
     :data:`F4_MAX_WASTE`, else :data:`F2`."""
     if not (
@@ -191,7 +199,7 @@ def variant(geo: Geometry, c_in: int, c_out: int, images: int) -> Variant | None
         return None
     v = F4 if _waste(geo.out_hw, F4.m) <= F4_MAX_WASTE else F2
     tiles = _tiles_covering(geo.out_hw, v.m)
-    return v if images * tiles >= MIN_TILES else None
+    return v if images * tiles >= MIN_BATCH_TILES else None
 
 
 def _tiles_covering(out_hw: tuple[int, int], m: int) -> int:
@@ -336,14 +344,14 @@ def _output_tiles(products: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarra
 
 def _chunks(n: int, grid: TileGrid, v: Variant, channels: int, itemsize: int) -> list[slice]:
     """Consecutive slices of images with at least :data:`MIN_TILES` tiles each, or at least
-    half as many where a chunk of :data:`MIN_TILES` tiles would hold more than
+    :data:`MIN_BATCH_TILES` where a chunk of :data:`MIN_TILES` tiles would hold more than
     :data:`CHUNK_BYTES` of tiles and products (``channels`` = C_in + C_out); the last slice
     may hold fewer."""
     per_image = grid.tiles[0] * grid.tiles[1]
     step = max(1, -(-MIN_TILES // per_image))
     image_bytes = per_image * v.alpha**2 * channels * itemsize
     if step * image_bytes > CHUNK_BYTES:
-        fewest = max(1, -(-(MIN_TILES // 2) // per_image))
+        fewest = max(1, -(-MIN_BATCH_TILES // per_image))
         step = max(fewest, min(step, CHUNK_BYTES // image_bytes))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 

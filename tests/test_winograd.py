@@ -79,7 +79,8 @@ def test_forward_and_backward_are_pure(method, conv_and_x):
 
 CHUNKINGS = {
     "one-image": {"MIN_TILES": 1},  # every image its own chunk
-    "cut-by-bytes": {"MIN_TILES": 4, "CHUNK_BYTES": 1},  # chunks of 2 tiles' images
+    # chunks of 4 tiles' images cut to 2 tiles' images
+    "cut-by-bytes": {"MIN_TILES": 4, "MIN_BATCH_TILES": 2, "CHUNK_BYTES": 1},
 }
 
 
@@ -178,11 +179,14 @@ def test_algorithm_is_chosen_by_the_shapes(geo, channels, expected):
     assert winograd.variant(geo, *channels, 64) is conv.WINOGRAD.get(expected)
 
 
-def test_a_batch_of_fewer_tiles_than_one_chunk_runs_im2col():
+def test_a_batch_of_fewer_tiles_than_the_smallest_chunk_runs_im2col():
     geo = _geo(side=32)  # 8 x 8 tiles of 4 x 4 outputs per image
-    assert conv.algorithm(geo, 64, 64, winograd.MIN_TILES // 64) == "winograd4"
-    assert conv.algorithm(geo, 64, 64, winograd.MIN_TILES // 64 - 1) == "grid"
-    assert conv.algorithm(geo, 64, 64, 1) == "grid"  # one photo
+    assert winograd.MIN_BATCH_TILES == winograd.MIN_TILES // 2 == 128
+    assert conv.algorithm(geo, 64, 64, 2) == "winograd4"  # 128 tiles
+    assert conv.algorithm(geo, 64, 64, 1) == "grid"  # one photo of the shipped model's size
+    small = _geo(side=8)  # 2 x 2 tiles: 32 images of the DermaScan net's last 64-px layer
+    assert conv.algorithm(small, 128, 256, 32) == "winograd4"
+    assert conv.algorithm(small, 128, 256, 31) == "grid"
 
 
 def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch):
@@ -195,6 +199,7 @@ def test_conv_forward_takes_the_winograd_path_where_the_rule_applies(monkeypatch
     assert isinstance(cache_grid, conv.GridConvCache)
     monkeypatch.setattr(winograd, "MIN_CHANNEL_PRODUCT", 1)
     monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    monkeypatch.setattr(winograd, "MIN_BATCH_TILES", 1)
     y, cache = conv.forward(params, x)
     assert isinstance(cache, conv.WinogradConvCache) and cache.variant is winograd.F2
     np.testing.assert_allclose(y, y_grid, rtol=1e-12, atol=1e-12)
