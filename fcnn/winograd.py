@@ -44,11 +44,11 @@ C contiguous values whatever the image size, where a channel-major layout of an 
 would move runs of four. Each transform is the small matrix applied on both sides of all
 tiles at once: two GEMMs over the gathered tiles (``_both_sides``). Work goes in chunks of
 images of at least :data:`MIN_TILES` tiles, so that each of the α² GEMMs is still wide
-enough to run at the BLAS's speed; a batch of fewer than :data:`MIN_BATCH_TILES` tiles (one
-photo) stays on im2col. The
-forward pass keeps each chunk's input tiles for the backward pass (about 2.25 times the
-input's size for F(4×4), 4 times for F(2×2)), which would otherwise transform the input
-again.
+enough to run at the BLAS's speed (fewer where the chunk's data would outgrow the caches:
+:data:`CHUNK_BYTES`); a batch of fewer than :data:`MIN_BATCH_TILES` tiles (one photo) stays
+on im2col. The forward pass keeps each chunk's input tiles for the backward pass (about 2.25
+times the input's size for F(4×4), 4 times for F(2×2)), which would otherwise transform the
+input again.
 
 F(4×4) does 2.25 times fewer multiplications than F(2×2) and moves fewer values per
 output, but its constants (up to 8 and 1/24) cost precision: in float32 it is about 1e-5 of
