@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from benchmarks.data import REPO
 from fcnn.io import atomic_write_text
@@ -93,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, text)
     print(text)
     return 0

@@ -119,7 +119,6 @@ def main(argv: list[str] | None = None) -> int:
             f"({min(ratios):.2f}–{max(ratios):.2f}) |"
         )
     text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, text)
     print(text)
     return 0

@@ -181,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     for layer in LAYERS:
         lines.append(_row(measure(layer, args.rounds, rng)))
         print(lines[-1], flush=True)
-    os.makedirs(args.out, exist_ok=True)
     atomic_write_text(os.path.join(args.out, "winograd.md"), "\n".join(lines) + "\n")
     return 0
 
