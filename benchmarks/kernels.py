@@ -158,14 +158,14 @@ def _pool_rows(rounds: int, rng) -> list[str]:
             pooling.backward(p, cache, np.ones_like(y))
 
         def windows(p=p, x=x):
-            with _patched(pooling, _is_tiled=lambda geo: False):
+            with _patched(pooling, is_tiled=lambda geo: False):
                 forward_backward(p, x)
 
         def tiled_forward(p=p, x=x):
             pooling.forward(p, x)
 
         def window_forward(p=p, x=x):
-            with _patched(pooling, _is_tiled=lambda geo: False):
+            with _patched(pooling, is_tiled=lambda geo: False):
                 pooling.forward(p, x)
 
         def whole_batch(p=p, x=x):

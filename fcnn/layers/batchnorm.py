@@ -43,9 +43,12 @@ __all__ = [
     "EvalCache",
     "TrainCache",
     "backward",
+    "batch_mean",
     "cross_replica_sum",
     "forward",
     "init",
+    "replica_total",
+    "running_statistics",
 ]
 
 # The sum over replicas that synchronized BatchNorm applies (None: per-replica statistics).
@@ -65,7 +68,7 @@ def cross_replica_sum(sum_fn: Callable[[np.ndarray], np.ndarray] | None) -> Iter
         _REPLICA_SUM.reset(token)
 
 
-def _replica_total(x: np.ndarray) -> np.ndarray:
+def replica_total(x: np.ndarray) -> np.ndarray:
     """``x`` summed over the replicas (unchanged without synchronization)."""
     sum_fn = _REPLICA_SUM.get()
     return x if sum_fn is None else sum_fn(x)
@@ -159,6 +162,34 @@ def _channel_sum(sub: str, a: np.ndarray, b: np.ndarray | None = None) -> np.nda
     return np.einsum(f"{sub},{sub}->c", a, b)
 
 
+def batch_mean(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """The per-channel mean of a training batch ``x`` (N, C) or (N, C, H, W), over every
+    replica inside :func:`cross_replica_sum`, and the number ``m`` of values per channel it
+    came from; ValueError when there is only one."""
+    c, dtype = x.shape[1], x.dtype.type
+    # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
+    totals = replica_total(np.append(_channel_sum(_layout(x), x), dtype(x.size // c)))
+    m = round(float(totals[-1]))
+    if m < 2:
+        raise ValueError(
+            f"BatchNorm in training needs more than one value per channel, got input {x.shape}"
+        )
+    return (totals[:c] / dtype(m)).astype(x.dtype), m
+
+
+def running_statistics(
+    params: BatchNormParams, state: BatchNormState, mean: np.ndarray, var: np.ndarray, m: int
+) -> BatchNormState:
+    """The running statistics after a training batch of ``m`` values per channel with this
+    ``mean`` and (biased) ``var``: ``(1 - momentum)·running + momentum·batch``, with the
+    unbiased variance, as PyTorch updates them."""
+    mom = params.momentum
+    return BatchNormState(
+        mean=((1 - mom) * state.mean + mom * mean).astype(state.mean.dtype),
+        var=((1 - mom) * state.var + mom * var * (m / (m - 1))).astype(state.var.dtype),
+    )
+
+
 def forward(
     params: BatchNormParams, x: np.ndarray, *, state: BatchNormState, train: bool = False
 ) -> tuple[np.ndarray, BatchNormCache, BatchNormState]:
@@ -176,27 +207,15 @@ def forward(
         y = rows * per_value(scale)
         y += per_value(params.beta.astype(x.dtype) - mean * scale)
         return y.reshape(x.shape), EvalCache(x, mean, inv_std), state
-    c = x.shape[1]
-    # (C + 1,): per-channel Σx and the count, summed over replicas in one reduction
-    totals = _replica_total(np.append(_channel_sum(sub, x), dtype(x.size // c)))
-    m = round(float(totals[-1]))
-    if m < 2:
-        raise ValueError(
-            f"BatchNorm in training needs more than one value per channel, got input {x.shape}"
-        )
-    mean = (totals[:c] / dtype(m)).astype(x.dtype)
+    mean, m = batch_mean(x)
     rows, per_value = _flat(x)
     centered = (rows - per_value(mean)).reshape(x.shape)
-    var = (_replica_total(_channel_sum(sub, centered, centered)) / dtype(m)).astype(x.dtype)
+    var = (replica_total(_channel_sum(sub, centered, centered)) / dtype(m)).astype(x.dtype)
     inv_std = (1.0 / np.sqrt(var + dtype(params.eps))).astype(x.dtype)
     y = _flat(centered)[0] * per_value(params.gamma.astype(x.dtype) * inv_std)  # x̂·γ
     y += per_value(params.beta.astype(x.dtype, copy=False))
     y = y.reshape(x.shape)
-    mom = params.momentum
-    new_state = BatchNormState(
-        mean=((1 - mom) * state.mean + mom * mean).astype(state.mean.dtype),
-        var=((1 - mom) * state.var + mom * var * (m / (m - 1))).astype(state.var.dtype),
-    )
+    new_state = running_statistics(params, state, mean, var, m)
     return y, TrainCache(centered, inv_std, float(m)), new_state
 
 
@@ -220,7 +239,7 @@ def backward(
         m = dy.dtype.type(cache.count or dy.size // dy.shape[1])
         c = dy.shape[1]
         # (2C,): dβ and dγ of the whole batch, summed over replicas in one reduction
-        sums = _replica_total(np.concatenate([dbeta, dgamma]))
+        sums = replica_total(np.concatenate([dbeta, dgamma]))
         batch_dbeta, batch_dgamma = sums[:c], sums[c:]
         # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), x̂·dγ/m = (x − μ)·σ⁻¹dγ/m; four passes, one new array
         dx = _flat(cache.centered)[0] * per_value(-inv_std * batch_dgamma / m)

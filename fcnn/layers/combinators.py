@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fcnn import random as fr
+from fcnn.layers import fused
 from fcnn.layers.base import Layer
 
 __all__ = ["residual", "run_order", "serial"]
@@ -38,16 +39,32 @@ def run_order(layers: tuple[Layer, ...]) -> list[int]:
     return order
 
 
+def _steps(layers: tuple[Layer, ...], order: list[int]) -> list[tuple[int, ...]]:
+    """The run ``order`` in steps of one layer, except that a ``BatchNorm2D`` whose output
+    goes straight into a ``MaxPool2D`` makes one step with it (:mod:`fcnn.layers.fused`
+    decides at run time whether it computes the two together)."""
+    steps, k = [], 0
+    while k < len(order):
+        pair = tuple(order[k : k + 2])
+        step = pair if tuple(layers[i].spec.get("type") for i in pair) in fused.PAIRS else pair[:1]
+        steps.append(step)
+        k += len(step)
+    return steps
+
+
 def serial(*layers: Layer) -> Layer:
     """Layers applied one after the other (in :func:`run_order`); backward runs them in
-    reverse. Params, state and caches are in the order of ``layers``."""
+    reverse. Params, state and caches are in the order of ``layers``. In training a
+    ``BatchNorm2D`` followed by a ``MaxPool2D`` runs as one step (:mod:`fcnn.layers.fused`):
+    the same params, state and values, with the pair's cache at the BatchNorm's place and
+    None at the pool's."""
     if not layers:
         raise ValueError("serial needs at least one layer")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise TypeError(f"serial: argument {i} is not a Layer: {layer!r}")
     n = len(layers)
-    order = run_order(layers)
+    steps = _steps(layers, run_order(layers))
 
     def init(key, input_shape):
         shape, params, states = tuple(input_shape), [], []
@@ -62,19 +79,34 @@ def serial(*layers: Layer) -> Layer:
         keys = _child_keys(key, n)
         caches: list[Any] = [None] * n
         new_states: list[Any] = [None] * n
-        for i in order:
-            x, caches[i], new_states[i] = layers[i].apply(
-                params[i], x, state=states[i], train=train, key=keys[i]
-            )
+        for step in steps:
+            if len(step) == 2 and fused.applies(params[step[0]], params[step[1]], x, train):
+                bn, pool = step
+                x, caches[bn], new_states[bn] = fused.forward(
+                    params[bn], params[pool], x, state=states[bn]
+                )
+                new_states[pool] = states[pool]
+                continue
+            for i in step:
+                x, caches[i], new_states[i] = layers[i].apply(
+                    params[i], x, state=states[i], train=train, key=keys[i]
+                )
         return x, tuple(caches), tuple(new_states)
 
     def backward(params, cache, dy, *, need_dx=True):
         grads: list[Any] = [None] * n
-        for position in reversed(range(n)):
-            i = order[position]
-            dy, grads[i] = layers[i].backward(
-                params[i], cache[i], dy, need_dx=need_dx or position > 0
-            )
+        for k in reversed(range(len(steps))):
+            step = steps[k]
+            if isinstance(cache[step[0]], fused.BatchNormMaxPoolCache):
+                bn, pool = step
+                dy, (grads[bn], grads[pool]) = fused.backward(
+                    params[bn], params[pool], cache[bn], dy
+                )
+                continue
+            for position, i in reversed(list(enumerate(step))):
+                dy, grads[i] = layers[i].backward(
+                    params[i], cache[i], dy, need_dx=need_dx or k > 0 or position > 0
+                )
         return dy, tuple(grads)
 
     spec = {"type": "serial", "layers": [layer.spec for layer in layers]}

@@ -35,7 +35,12 @@ __all__ = [
     "WindowMaxCache",
     "backward",
     "forward",
+    "image_chunks",
     "init",
+    "is_tiled",
+    "pool_geometry",
+    "route_to_first_maxima",
+    "tile_maxima",
 ]
 
 
@@ -118,11 +123,13 @@ def init(
         stride=win if stride is None else pair(stride, "stride"),
         padding=pair(padding, "padding"),
     )
-    geo = _geometry(params, (1, *input_shape))
+    geo = pool_geometry(params, (1, *input_shape))
     return (input_shape[0], *geo.out_hw), params
 
 
-def _geometry(params: MaxPool2DParams | AvgPool2DParams, shape: tuple[int, ...]) -> Geometry:
+def pool_geometry(params: MaxPool2DParams | AvgPool2DParams, shape: tuple[int, ...]) -> Geometry:
+    """The windows of a pooling layer over NCHW input of ``shape``; ValueError for input that
+    is not 4-dimensional or padding of more than half the window."""
     if len(shape) != 4:
         raise ValueError(f"pooling expects NCHW input of 4 dimensions, got shape {tuple(shape)}")
     for pad, win in zip(params.padding, params.window, strict=True):
@@ -133,7 +140,7 @@ def _geometry(params: MaxPool2DParams | AvgPool2DParams, shape: tuple[int, ...])
     return geometry(shape, params.window, params.stride, params.padding)
 
 
-def _is_tiled(geo: Geometry) -> bool:
+def is_tiled(geo: Geometry) -> bool:
     """Windows that tile the input: stride equals the window and there is no padding."""
     return geo.stride == geo.kernel and geo.padding == (0, 0)
 
@@ -151,7 +158,7 @@ def _tiles(x: np.ndarray, geo: Geometry) -> list[np.ndarray]:
 CHUNK_BYTES = 2 << 20
 
 
-def _image_chunks(shape: tuple[int, ...], itemsize: int) -> list[slice]:
+def image_chunks(shape: tuple[int, ...], itemsize: int) -> list[slice]:
     """Consecutive slices of the images of an NCHW ``shape``, about :data:`CHUNK_BYTES` each
     (at least one image)."""
     n, per_image = shape[0], int(np.prod(shape[1:])) * itemsize
@@ -159,7 +166,7 @@ def _image_chunks(shape: tuple[int, ...], itemsize: int) -> list[slice]:
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
-def _tile_maxima(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
+def tile_maxima(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
     """``out`` (N, C, OH, OW) = the maximum of each tiled window of ``x``: first over the KH
     rows of each window (whole rows, contiguous), then over the KW columns (a single strided
     run through the row maxima), rather than over the KH*KW sub-grids of x, whose runs are
@@ -178,16 +185,16 @@ def _tile_maxima(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
 
 
 def _max_forward_tiled(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, PoolCache]:
-    """Element-wise maxima over strided sub-grids (:func:`_tile_maxima`), chunk by chunk of
+    """Element-wise maxima over strided sub-grids (:func:`tile_maxima`), chunk by chunk of
     images; no window view and no argmax pass (``python -m benchmarks.kernels`` compares the
     tiled and window paths)."""
     y = np.empty((*x.shape[:2], *geo.out_hw), dtype=x.dtype)
-    for part in _image_chunks(x.shape, x.itemsize):
-        _tile_maxima(x[part], geo, y[part])
+    for part in image_chunks(x.shape, x.itemsize):
+        tile_maxima(x[part], geo, y[part])
     return y, TiledMaxCache(x.shape, geo, x, y)
 
 
-def _route_to_first_maxima(
+def route_to_first_maxima(
     x: np.ndarray, y: np.ndarray, dy: np.ndarray, geo: Geometry, dx: np.ndarray
 ) -> None:
     """``dx`` = ``dy`` routed to the first sub-grid (row-major) of ``x`` that holds each
@@ -210,14 +217,14 @@ def _max_backward_tiled(cache: TiledMaxCache, dy: np.ndarray) -> np.ndarray:
     (kh, kw), (oh, ow) = cache.geo.kernel, cache.geo.out_hw
     covered = h == oh * kh and w == ow * kw  # the tiles write every pixel of dx
     dx = (np.empty if covered else np.zeros)(cache.input_shape, dtype=dy.dtype)
-    for part in _image_chunks(cache.input_shape, cache.x.itemsize):
-        _route_to_first_maxima(cache.x[part], cache.y[part], dy[part], cache.geo, dx[part])
+    for part in image_chunks(cache.input_shape, cache.x.itemsize):
+        route_to_first_maxima(cache.x[part], cache.y[part], dy[part], cache.geo, dx[part])
     return dx
 
 
 def _max_forward(params: MaxPool2DParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
-    geo = _geometry(params, x.shape)
-    if _is_tiled(geo):
+    geo = pool_geometry(params, x.shape)
+    if is_tiled(geo):
         return _max_forward_tiled(x, geo)
     kh, kw = geo.kernel
     fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
@@ -233,7 +240,7 @@ def _max_forward(params: MaxPool2DParams, x: np.ndarray) -> tuple[np.ndarray, Po
 
 
 def _avg_forward(params: AvgPool2DParams, x: np.ndarray) -> tuple[np.ndarray, PoolCache]:
-    geo = _geometry(params, x.shape)
+    geo = pool_geometry(params, x.shape)
     kh, kw = geo.kernel
     view = window_view(pad2d(x, geo.padding), geo)  # (N, C, KH, KW, OH, OW)
     y = view[:, :, 0, 0].copy()
