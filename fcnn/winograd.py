@@ -294,12 +294,32 @@ def _both_sides(mat: np.ndarray, tiles: np.ndarray) -> np.ndarray:
     return both.reshape(r, r, *rest)
 
 
+def _bordered(
+    k: int,
+    size: tuple[int, int],
+    start: tuple[int, int],
+    inner: tuple[int, int],
+    c: int,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """An uninitialized channel-last buffer (k, rows, cols, C) of ``size`` whose border
+    around the ``inner`` rows and columns at ``start`` is zero: the caller fills the inside,
+    so zeroing all of it would write every value twice."""
+    (rows, cols), (top, left), (h, w) = size, start, inner
+    out = np.empty((k, rows, cols, c), dtype)
+    out[:, :top] = 0
+    out[:, top + h :] = 0
+    out[:, top : top + h, :left] = 0
+    out[:, top : top + h, left + w :] = 0
+    return out
+
+
 def _input_tiles(x: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
     """``V``: ``Bᵀ d B`` of every α×α input tile of ``x`` (k, C, H, W), as (α², tiles, C)."""
     k, c, h, w = x.shape
     (hp, wp), (ph, pw) = grid.padded, grid.padding
-    padded = np.zeros((k, hp, wp, c), x.dtype)
-    _to_channels_last(x, padded[:, ph : ph + h, pw : pw + w])  # inside a zero border
+    padded = _bordered(k, (hp, wp), (ph, pw), (h, w), c, x.dtype)
+    _to_channels_last(x, padded[:, ph : ph + h, pw : pw + w])  # inside the zero border
     tiles = _gather(padded, v.alpha, v.m, grid.tiles)  # (α, α, k, TH, TW, C)
     return _both_sides(v.bt.astype(x.dtype), tiles).reshape(v.alpha**2, -1, c)
 
@@ -324,8 +344,8 @@ def _gradient_tiles(dy: np.ndarray, grid: TileGrid, v: Variant) -> np.ndarray:
     the gradient of the α² products of the tiles that produced ``dy``."""
     k, c_out, oh, ow = dy.shape
     (th, tw), m = grid.tiles, v.m
-    padded = np.zeros((k, m * th, m * tw, c_out), dy.dtype)  # outputs past the edge: 0
-    _to_channels_last(dy, padded[:, :oh, :ow])
+    padded = _bordered(k, (m * th, m * tw), (0, 0), (oh, ow), c_out, dy.dtype)
+    _to_channels_last(dy, padded[:, :oh, :ow])  # outputs past the edge: 0
     tiles = _gather(padded, m, m, grid.tiles)  # (m, m, k, TH, TW, C_out)
     return _both_sides(v.at.T.astype(dy.dtype), tiles).reshape(v.alpha**2, -1, c_out)
 

@@ -97,7 +97,7 @@ def serial(*layers: Layer) -> Layer:
         grads: list[Any] = [None] * n
         for k in reversed(range(len(steps))):
             step = steps[k]
-            if isinstance(cache[step[0]], fused.BatchNormMaxPoolCache):
+            if len(step) == 2 and isinstance(cache[step[0]], fused.BatchNormMaxPoolCache):
                 bn, pool = step
                 dy, (grads[bn], grads[pool]) = fused.backward(
                     params[bn], params[pool], cache[bn], dy
