@@ -7,8 +7,9 @@ import pytest
 from fcnn import models, tree
 from fcnn import random as fr
 from fcnn.data.transforms import Normalization, normalize
+from fcnn.distributed import threads
 from fcnn.explain import features as network_features
-from fcnn.predict import features, predict_logits
+from fcnn.predict import SHARD_MULTIPLY_ADDS, _images_per_shard, features, predict_logits
 
 NORM = Normalization((100.0,), (50.0,))
 
@@ -50,3 +51,16 @@ def test_features_are_the_networks_pooled_features():
     expected = network_features(net, params, state, normalize(images, rgb))
     assert got.shape == expected.shape and got.ndim == 2
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_shards_carry_enough_arithmetic_to_repay_the_threads():
+    lenet, bn = models.get("lenet_mnist"), models.get("bn_net_mnist")
+    batch = np.zeros((256, 1, 28, 28), np.uint8)
+    # LeNet-5 does 0.42 M multiply-adds per image: a 256-image batch stays in one shard
+    assert _images_per_shard(lenet.network, batch) * 2 > 256
+    # the BatchNorm net 18 M: shards of a few dozen images
+    per_shard = _images_per_shard(bn.network, batch)
+    assert threads.MIN_SHARD <= per_shard <= 64
+    assert per_shard * 18e6 >= SHARD_MULTIPLY_ADDS * 0.95
+    # a batch too small to split is not costed
+    assert _images_per_shard(bn.network, batch[:20]) == threads.MIN_SHARD

@@ -75,16 +75,19 @@ def _executor(size: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def map_shards(fn: Callable[[np.ndarray], T], x: np.ndarray, workers: int) -> list[T]:
+def map_shards(
+    fn: Callable[[np.ndarray], T], x: np.ndarray, workers: int, min_rows: int = MIN_SHARD
+) -> list[T]:
     """``fn`` of each of ``workers`` contiguous shards of ``x`` along axis 0, in order.
 
     The shards run concurrently on threads (the BLAS on one thread meanwhile); fewer shards
-    are used when a shard would hold less than :data:`MIN_SHARD` rows, and with one shard
+    are used when a shard would hold less than ``min_rows`` rows (at least
+    :data:`MIN_SHARD`), and with one shard
     ``fn(x)`` runs in the caller's thread. ``fn`` must not mutate shared state. The BLAS
     limit is process-wide: callers that run ``map_shards`` from several threads at once
     should pass ``workers=1`` (as ``fcnn serve`` does through its one-thread BLAS).
     """
-    shards = max(1, min(workers, x.shape[0] // MIN_SHARD))
+    shards = max(1, min(workers, x.shape[0] // max(min_rows, MIN_SHARD)))
     if shards == 1:
         return [fn(x)]
     parts = [x[shard_slice(x.shape[0], rank, shards)] for rank in range(shards)]

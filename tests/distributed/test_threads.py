@@ -33,6 +33,13 @@ def test_no_shard_is_smaller_than_the_minimum(rows, workers, shards):
     assert sum(len(p) for p in parts) == rows
 
 
+@pytest.mark.parametrize(("min_rows", "shards"), [(1, 4), (32, 2), (65, 1)])
+def test_a_caller_can_ask_for_larger_shards(min_rows, shards):
+    parts = threads.map_shards(lambda part: part, np.zeros(64), 4, min_rows=min_rows)
+    assert len(parts) == shards  # never below MIN_SHARD rows, whatever min_rows says
+    assert sum(len(p) for p in parts) == 64
+
+
 def test_one_shard_runs_in_the_callers_thread():
     names = threads.map_shards(lambda _: threading.current_thread().name, np.zeros(8), 4)
     assert names == [threading.current_thread().name]
