@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads its BLAS
 
 import numpy as np
 
+from benchmarks.timing import interleaved_cpu_ms
 from fcnn import random as fr
 from fcnn.io import atomic_write_text
 from fcnn.layers import batchnorm, fused, pooling
@@ -63,19 +62,6 @@ def _runs(shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, Callabl
     return {"unfused": unfused, "fused": one_step}
 
 
-def _median_ms(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """CPU time of each run, interleaved ``rounds`` times after one warm-up; medians in ms."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():
-        run()
-    for _ in range(rounds):
-        for name, run in runs.items():
-            t0 = time.process_time()
-            run()
-            times[name].append(time.process_time() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fused", description=__doc__)
     parser.add_argument("--rounds", type=int, default=9)
@@ -85,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     rows = []
     for name, shape in SHAPES:
-        ms = _median_ms(_runs(shape, rng), args.rounds)
+        ms = interleaved_cpu_ms(_runs(shape, rng), args.rounds, warmup=True)
         ratio = ms["fused"] / ms["unfused"]
         rows.append(f"| {name} | {shape} | {ms['unfused']:.2f} | {ms['fused']:.2f} | {ratio:.2f} |")
         print(rows[-1], flush=True)

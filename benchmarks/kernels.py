@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads its BLAS
 
 import numpy as np
 
+from benchmarks.timing import interleaved_cpu_ms
 from fcnn import random as fr
 from fcnn.io import atomic_write_text
 from fcnn.layers import conv, pooling
@@ -62,17 +61,6 @@ POOL_SHAPES = [
 ]
 # BatchNorm inputs: the BN net's, tiny VGG's and the DermaScan net's (at 96x96) per replica
 NORM_SHAPES = [(64, 32, 28, 28), (64, 64, 14, 14), (64, 128, 8, 8), (32, 128, 24, 24)]
-
-
-def _median_ms(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """CPU time of each run, interleaved ``rounds`` times; medians in ms."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            t0 = time.process_time()
-            run()
-            times[name].append(time.process_time() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 @contextlib.contextmanager
@@ -107,7 +95,7 @@ def _dx_rows(rounds: int, rng) -> list[str]:
 
             return run
 
-        ms = _median_ms({m: by(m) for m in ("patches", "slots", "grid")}, rounds)
+        ms = interleaved_cpu_ms({m: by(m) for m in ("patches", "slots", "grid")}, rounds)
         chosen = conv.dx_method(shape[1], shape[2])
         rows.append(
             f"| {shape[:4]} {shape[4]}x{shape[4]} | {ms['patches']:.2f} | {ms['slots']:.2f} | "
@@ -132,7 +120,7 @@ def _chunk_rows(rounds: int, rng) -> list[str]:
 
             return run
 
-        ms = _median_ms(
+        ms = interleaved_cpu_ms(
             {
                 "committed": step,
                 "2 MB for all": with_budget(FULL_CHUNK_CHANNELS=1),
@@ -172,7 +160,7 @@ def _pool_rows(rounds: int, rng) -> list[str]:
             with _patched(pooling, CHUNK_BYTES=1 << 40):
                 forward_backward(p, x)
 
-        ms = _median_ms(
+        ms = interleaved_cpu_ms(
             {"tiled": tiled_forward, "windows": window_forward,
              "tiled f+b": forward_backward, "windows f+b": windows, "whole": whole_batch},
             rounds,
@@ -190,7 +178,7 @@ def _norm_rows(rounds: int, rng) -> list[str]:
         n, c, h, w = shape
         x = rng.standard_normal(shape).astype(np.float32)
         v = rng.standard_normal(c).astype(np.float32)
-        ms = _median_ms(
+        ms = interleaved_cpu_ms(
             {
                 "broadcast": lambda x=x, v=v, c=c: x * v.reshape(1, c, 1, 1),
                 "rows": lambda x=x, v=v, n=n, hw=h * w: x.reshape(n, -1) * np.repeat(v, hw),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -39,3 +39,21 @@ def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def interleaved_cpu_ms(
+    runs: Mapping[str, Callable[[], object]], rounds: int, warmup: bool = False
+) -> dict[str, float]:
+    """CPU time of each run, the runs interleaved ``rounds`` times (after one untimed call
+    of each with ``warmup``), so that a drift of the machine's speed hits them alike;
+    medians in ms."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    if warmup:
+        for run in runs.values():
+            run()
+    for _ in range(rounds):
+        for name, run in runs.items():
+            t0 = time.process_time()
+            run()
+            times[name].append(time.process_time() - t0)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
