@@ -79,8 +79,11 @@ class Augmentation:
         )
 
 
-def _random_crop(x: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
-    """Pad by ``pad`` zeros and cut each image back to (H, W) at its own random offset."""
+def _random_crop(
+    x: np.ndarray, pad: int, rng: np.random.Generator, rows: slice, batch: int
+) -> np.ndarray:
+    """Pad by ``pad`` zeros and cut each image back to (H, W) at its own random offset (the
+    offsets drawn for the whole batch, ``x`` its images ``rows``)."""
     n, c, h, w = x.shape
     padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     bn, bc, bh, bw = padded.strides
@@ -88,33 +91,48 @@ def _random_crop(x: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarra
     crops = np.lib.stride_tricks.as_strided(
         padded, (n, c, 2 * pad + 1, 2 * pad + 1, h, w), (bn, bc, bh, bw, bh, bw), writeable=False
     )
-    rows = rng.integers(0, 2 * pad + 1, n)
-    cols = rng.integers(0, 2 * pad + 1, n)
-    return crops[np.arange(n), :, rows, cols]  # (N, C, H, W): one crop per image
+    tops = rng.integers(0, 2 * pad + 1, batch)[rows]
+    lefts = rng.integers(0, 2 * pad + 1, batch)[rows]
+    return crops[np.arange(n), :, tops, lefts]  # (N, C, H, W): one crop per image
 
 
-def augment(x: np.ndarray, aug: Augmentation, key: fr.Key) -> np.ndarray:
-    """A randomly transformed copy of the float batch ``x`` (N, C, H, W)."""
+def augment(
+    x: np.ndarray,
+    aug: Augmentation,
+    key: fr.Key,
+    *,
+    rows: slice | None = None,
+    batch: int | None = None,
+) -> np.ndarray:
+    """A randomly transformed copy of the float batch ``x`` (N, C, H, W).
+
+    With ``rows`` and ``batch``, ``x`` holds the images ``rows`` of a batch of ``batch``
+    images (a data-parallel replica's shard): the random draws are the whole batch's, so
+    each image is transformed exactly as ``augment`` of the whole batch would transform it.
+    """
     if not aug.active:
         return x
     rng = fr.generator(key)
-    n = x.shape[0]
+    rows = slice(None) if rows is None else rows
+    batch = x.shape[0] if batch is None else batch
+    if len(range(batch)[rows]) != x.shape[0]:
+        raise ValueError(f"augment: rows {rows} of {batch} images do not match {x.shape[0]}")
     out = x
     if aug.crop_padding:
-        out = _random_crop(out, aug.crop_padding, rng)
+        out = _random_crop(out, aug.crop_padding, rng, rows, batch)
     if aug.hflip:
-        flip = rng.random(n) < 0.5
+        flip = (rng.random(batch) < 0.5)[rows]
         out = np.where(flip[:, None, None, None], out[:, :, :, ::-1], out)
     if aug.vflip:
-        flip = rng.random(n) < 0.5
+        flip = (rng.random(batch) < 0.5)[rows]
         out = np.where(flip[:, None, None, None], out[:, :, ::-1, :], out)
     if aug.rot90:
         if out.shape[2] != out.shape[3]:
             raise ValueError(f"rot90 augmentation needs square images, got {out.shape[2:]}")
-        turns = rng.integers(0, 4, n)
+        turns = rng.integers(0, 4, batch)[rows]
         out = np.stack([np.rot90(img, k, axes=(1, 2)) for img, k in zip(out, turns, strict=True)])
     if aug.brightness or aug.contrast:
-        scale = 1.0 + rng.uniform(-aug.contrast, aug.contrast, (n, 1, 1, 1))
-        shift = rng.uniform(-aug.brightness, aug.brightness, (n, 1, 1, 1))
+        scale = 1.0 + rng.uniform(-aug.contrast, aug.contrast, (batch, 1, 1, 1))[rows]
+        shift = rng.uniform(-aug.brightness, aug.brightness, (batch, 1, 1, 1))[rows]
         out = out * scale.astype(x.dtype) + shift.astype(x.dtype)
     return np.ascontiguousarray(out, dtype=x.dtype)

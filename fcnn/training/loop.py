@@ -85,14 +85,23 @@ def train_step(
     docstring). The returned loss and count of correct answers are the whole batch's.
     """
     aug_key, net_key = fr.split(key, 2)
-    x = augment(normalize(images, recipe.normalization), recipe.augmentation, aug_key)
     total_weight = _batch_weight(recipe, labels)
-    each_takes_all = replicas.size > 1 and labels.shape[0] < replicas.size
+    batch = labels.shape[0]
+    each_takes_all = replicas.size > 1 and batch < replicas.size
+    part = slice(None)
     if each_takes_all:  # fewer images than replicas: each takes all, a 1/N share of the loss
         total_weight *= replicas.size
     elif replicas.size > 1:
-        part = distributed.shard_slice(labels.shape[0], replicas.rank, replicas.size)
-        x, labels = x[part], labels[part]
+        part = distributed.shard_slice(batch, replicas.rank, replicas.size)
+        images, labels = images[part], labels[part]
+    # each replica normalizes and augments only its shard, with the whole batch's draws
+    x = augment(
+        normalize(images, recipe.normalization),
+        recipe.augmentation,
+        aug_key,
+        rows=part,
+        batch=batch,
+    )
     if replicas.size > 1:
         net_key = fr.fold_in(net_key, replicas.rank)
     sync = recipe.sync_batchnorm and replicas.size > 1

@@ -44,6 +44,22 @@ def test_flips_and_rotations_permute_pixels():
             np.testing.assert_allclose(np.sort(out[i].ravel()), np.sort(x[i].ravel()))
 
 
+@pytest.mark.parametrize("rows", [slice(0, 3), slice(3, 6), slice(2, 5), slice(5, 6)])
+def test_a_shard_is_transformed_as_in_the_whole_batch(rows):
+    x = _batch()
+    aug = Augmentation(
+        crop_padding=2, hflip=True, vflip=True, rot90=True, brightness=0.1, contrast=0.1
+    )
+    whole = augment(x, aug, fr.key(5))
+    part = augment(x[rows], aug, fr.key(5), rows=rows, batch=x.shape[0])
+    np.testing.assert_array_equal(part, whole[rows])
+
+
+def test_a_shard_that_does_not_match_its_rows_is_an_error():
+    with pytest.raises(ValueError, match="do not match"):
+        augment(_batch(), Augmentation(hflip=True), fr.key(0), rows=slice(0, 3), batch=6)
+
+
 def test_inactive_augmentation_is_the_identity():
     x = _batch()
     assert augment(x, Augmentation(), fr.key(0)) is x
