@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from fcnn.distributed.sharding import shard_slice
+from fcnn.layers import batchnorm
+
 
 class _Group:
     def __init__(self, size: int):
@@ -73,3 +76,26 @@ def run_replicas(size: int, fn: Callable[[ThreadReplica], Any]) -> list[Any]:
     if errors:
         raise errors[0]
     return results
+
+
+def assert_synchronized_shards_equal_the_whole(
+    step: Callable[[np.ndarray, np.ndarray], tuple], x: np.ndarray, dy: np.ndarray, size: int = 3
+) -> None:
+    """``step(x, dy) -> (y, dx, BatchNorm params gradient, BatchNorm state)`` run by ``size``
+    replicas, each on its contiguous shard with synchronized BatchNorm, gives the whole
+    batch's ``y`` and ``dx``, its params gradient once summed over the replicas, and its
+    running statistics in every replica (float64: 1e-10 and 1e-9)."""
+    y, dx, grads, state = step(x, dy)
+
+    def shard(replica):
+        part = shard_slice(x.shape[0], replica.rank, replica.size)
+        with batchnorm.cross_replica_sum(replica.sum):
+            return step(x[part], dy[part])
+
+    parts = run_replicas(size, shard)
+    np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), y, rtol=1e-10)
+    np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), dx, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sum(p[2].gamma for p in parts), grads.gamma, rtol=1e-10)
+    np.testing.assert_allclose(sum(p[2].beta for p in parts), grads.beta, rtol=1e-10)
+    for p in parts:
+        np.testing.assert_allclose(p[3].var, state.var, rtol=1e-10)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from thread_replicas import run_replicas
+from thread_replicas import assert_synchronized_shards_equal_the_whole, run_replicas
 
 from fcnn import models, optim, tree
 from fcnn import random as fr
@@ -98,23 +98,13 @@ def test_batchnorm_layer_synchronized_over_shards_equals_the_whole_batch():
     dy = rng.standard_normal((6, 3, 4, 4))
     _, params, state = batchnorm.init(fr.key(0), (3, 4, 4), dtype=np.float64)
     params = params.__class__(gamma=rng.uniform(0.5, 2, 3), beta=rng.standard_normal(3))
-    y, cache, new_state = batchnorm.forward(params, x, state=state, train=True)
-    dx, grads = batchnorm.backward(params, cache, dy)
 
-    def shard(replica):
-        part = slice(2 * replica.rank, 2 * replica.rank + 2)  # 3 shards of 2 images
-        with batchnorm.cross_replica_sum(replica.sum):
-            y_r, cache_r, state_r = batchnorm.forward(params, x[part], state=state, train=True)
-            dx_r, grads_r = batchnorm.backward(params, cache_r, dy[part])
-        return y_r, dx_r, grads_r, state_r
+    def step(x, dy):
+        y, cache, new_state = batchnorm.forward(params, x, state=state, train=True)
+        dx, grads = batchnorm.backward(params, cache, dy)
+        return y, dx, grads, new_state
 
-    parts = run_replicas(3, shard)
-    np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), y, rtol=1e-10)
-    np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), dx, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(sum(p[2].gamma for p in parts), grads.gamma, rtol=1e-10)
-    np.testing.assert_allclose(sum(p[2].beta for p in parts), grads.beta, rtol=1e-10)
-    for p in parts:
-        np.testing.assert_allclose(p[3].var, new_state.var, rtol=1e-10)
+    assert_synchronized_shards_equal_the_whole(step, x, dy)  # 3 shards of 2 images
 
 
 def test_sharded_evaluation_returns_every_logit_in_order():

@@ -4,7 +4,7 @@ from helpers import assert_unchanged, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import distinct_values, smooth_arrays
-from thread_replicas import run_replicas
+from thread_replicas import assert_synchronized_shards_equal_the_whole
 
 from fcnn import check_grad
 from fcnn import random as fr
@@ -185,21 +185,10 @@ def test_synchronized_fused_step_over_shards_equals_the_whole_batch():
     x = rng.standard_normal((6, 3, 4, 4))
     _, bn, state = batchnorm.init(fr.key(0), (3, 4, 4), dtype=np.float64)
     bn = batchnorm.BatchNormParams(gamma=np.array([1.5, -0.5, 1]), beta=rng.standard_normal(3))
-    y, cache, new_state = fused.forward(bn, pool, x, state=state)
-    dy = rng.standard_normal(y.shape)
-    dx, (grads, _) = fused.backward(bn, pool, cache, dy)
 
-    def shard(replica):
-        part = slice(2 * replica.rank, 2 * replica.rank + 2)  # 3 shards of 2 images
-        with batchnorm.cross_replica_sum(replica.sum):
-            y_r, cache_r, state_r = fused.forward(bn, pool, x[part], state=state)
-            dx_r, (grads_r, _) = fused.backward(bn, pool, cache_r, dy[part])
-        return y_r, dx_r, grads_r, state_r
+    def step(x, dy):
+        y, cache, new_state = fused.forward(bn, pool, x, state=state)
+        dx, (grads, _) = fused.backward(bn, pool, cache, dy)
+        return y, dx, grads, new_state
 
-    parts = run_replicas(3, shard)
-    np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), y, rtol=1e-10)
-    np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), dx, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(sum(p[2].gamma for p in parts), grads.gamma, rtol=1e-10)
-    np.testing.assert_allclose(sum(p[2].beta for p in parts), grads.beta, rtol=1e-10)
-    for p in parts:
-        np.testing.assert_allclose(p[3].var, new_state.var, rtol=1e-10)
+    assert_synchronized_shards_equal_the_whole(step, x, rng.standard_normal((6, 3, 2, 2)))
