@@ -25,7 +25,7 @@ __all__ = ["SHARD_MULTIPLY_ADDS", "features", "predict_logits"]
 # shards' Python work, which the GIL serializes, costs more than the second core gains.
 # LeNet-5 (0.4 M per image) ran no faster split in two than on one thread with a two-thread
 # BLAS even at 2000 images, while the BatchNorm net (18 M per image) gains from 16-image
-# shards (the note of this change gives the timings).
+# shards (`git log -S SHARD_MULTIPLY_ADDS` gives the timings).
 SHARD_MULTIPLY_ADDS = 500_000_000
 
 
