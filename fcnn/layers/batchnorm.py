@@ -44,7 +44,9 @@ __all__ = [
     "TrainCache",
     "backward",
     "batch_mean",
+    "batch_variance",
     "cross_replica_sum",
+    "flat",
     "forward",
     "init",
     "replica_total",
@@ -143,7 +145,7 @@ def _layout(x: np.ndarray) -> str:
     raise ValueError(f"BatchNorm expects input of shape (N, C) or (N, C, H, W), got {x.shape}")
 
 
-def _flat(x: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+def flat(x: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """``x`` as rows of one example each, (N, C) or (N, C*H*W), and the map from a
     per-channel vector (C,) to the matching row. An element-wise operation between the two
     runs one long inner loop per example, where a (1, C, 1, 1) broadcast restarts NumPy's
@@ -177,6 +179,17 @@ def batch_mean(x: np.ndarray) -> tuple[np.ndarray, int]:
     return (totals[:c] / dtype(m)).astype(x.dtype), m
 
 
+def batch_variance(
+    params: BatchNormParams, squares: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's (biased) variance and ``1/σ`` per channel from this replica's sums of
+    squared deviations ``squares`` (C,), summed over every replica inside
+    :func:`cross_replica_sum`; ``m`` values per channel."""
+    dtype = squares.dtype.type
+    var = (replica_total(squares) / dtype(m)).astype(squares.dtype)
+    return var, (1.0 / np.sqrt(var + dtype(params.eps))).astype(squares.dtype)
+
+
 def running_statistics(
     params: BatchNormParams, state: BatchNormState, mean: np.ndarray, var: np.ndarray, m: int
 ) -> BatchNormState:
@@ -197,22 +210,20 @@ def forward(
     sub = _layout(x)
     if x.shape[1] != params.gamma.shape[0]:
         raise ValueError(f"BatchNorm has {params.gamma.shape[0]} channels, got input {x.shape}")
-    dtype = x.dtype.type
     if not train:
         inv_std = (1.0 / np.sqrt(state.var + params.eps)).astype(x.dtype)
         mean = state.mean.astype(x.dtype)
         scale = params.gamma.astype(x.dtype) * inv_std
         # y = (x - μ)·γσ⁻¹ + β in two passes: x·scale, then + (β - μ·scale)
-        rows, per_value = _flat(x)
+        rows, per_value = flat(x)
         y = rows * per_value(scale)
         y += per_value(params.beta.astype(x.dtype) - mean * scale)
         return y.reshape(x.shape), EvalCache(x, mean, inv_std), state
     mean, m = batch_mean(x)
-    rows, per_value = _flat(x)
+    rows, per_value = flat(x)
     centered = (rows - per_value(mean)).reshape(x.shape)
-    var = (replica_total(_channel_sum(sub, centered, centered)) / dtype(m)).astype(x.dtype)
-    inv_std = (1.0 / np.sqrt(var + dtype(params.eps))).astype(x.dtype)
-    y = _flat(centered)[0] * per_value(params.gamma.astype(x.dtype) * inv_std)  # x̂·γ
+    var, inv_std = batch_variance(params, _channel_sum(sub, centered, centered), m)
+    y = flat(centered)[0] * per_value(params.gamma.astype(x.dtype) * inv_std)  # x̂·γ
     y += per_value(params.beta.astype(x.dtype, copy=False))
     y = y.reshape(x.shape)
     new_state = running_statistics(params, state, mean, var, m)
@@ -233,7 +244,7 @@ def backward(
         dgamma = _channel_sum(sub, dy, cache.x)
         dgamma -= cache.mean * dbeta
     dgamma *= inv_std
-    rows, per_value = _flat(dy)
+    rows, per_value = flat(dy)
     scale = per_value((params.gamma * inv_std).astype(dy.dtype))
     if isinstance(cache, TrainCache):
         m = dy.dtype.type(cache.count or dy.size // dy.shape[1])
@@ -242,7 +253,7 @@ def backward(
         sums = replica_total(np.concatenate([dbeta, dgamma]))
         batch_dbeta, batch_dgamma = sums[:c], sums[c:]
         # dx = γσ⁻¹ · (dy − dβ/m − x̂·dγ/m), x̂·dγ/m = (x − μ)·σ⁻¹dγ/m; four passes, one new array
-        dx = _flat(cache.centered)[0] * per_value(-inv_std * batch_dgamma / m)
+        dx = flat(cache.centered)[0] * per_value(-inv_std * batch_dgamma / m)
         dx += rows
         dx -= per_value(batch_dbeta / m)
         dx *= scale

@@ -79,13 +79,14 @@ def forward(
 ) -> tuple[np.ndarray, BatchNormMaxPoolCache, BatchNormState]:
     """``maxpool(batchnorm(x))`` in training mode, where :func:`applies`: ``(y, cache, new
     BatchNorm state)`` for x (N, C, H, W) -> y (N, C, OH, OW)."""
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     geo = pooling.pool_geometry(pool, x.shape)
     mean, m = batchnorm.batch_mean(x)
     sign = np.where(bn.gamma < 0, -1, 1).astype(x.dtype)
-    flip, shift = _per_value(sign, h * w, x.dtype), _per_value(sign * mean, h * w, x.dtype)
+    x_rows, per_value = batchnorm.flat(x)  # (N, C*H*W) and (C,) -> a row's C*H*W values
+    flip, shift = per_value(sign), per_value(sign * mean)
     z = np.empty_like(x)
-    x_rows, z_rows = _rows(x), _rows(z)
+    z_rows = batchnorm.flat(z)[0]
     pooled = np.empty((n, c, *geo.out_hw), x.dtype)
     squares = np.zeros(c, x.dtype)
     for part in pooling.image_chunks(x.shape, x.itemsize):
@@ -94,7 +95,7 @@ def forward(
         z_rows[part] -= shift
         squares += np.einsum("nchw,nchw->c", z[part], z[part])
         pooling.tile_maxima(z[part], geo, pooled[part])
-    var, inv_std = _inv_std(bn, squares, m)
+    var, inv_std = batchnorm.batch_variance(bn, squares, m)
     y = pooled * (np.abs(bn.gamma).astype(x.dtype) * inv_std)[:, None, None]  # |s|·max z
     y += bn.beta.astype(x.dtype, copy=False)[:, None, None]
     pooled.flags.writeable = False  # kept for backward: a cache never changes
@@ -115,12 +116,13 @@ def backward(
     offset, slope = _input_gradient_terms(bn, dbeta, dgamma, inv_std, dy.dtype.type(cache.count))
     scale = (bn.gamma * inv_std).astype(dy.dtype)
     routed = dy * scale[:, None, None]  # s·dy: what each window passes to its maximum
-    offset_v = _per_value(offset, h * w, dy.dtype)
-    slope_v = _per_value(slope * sign, h * w, dy.dtype)  # x − μ = sign·z
+    z_rows, per_value = batchnorm.flat(z)  # (N, C*H*W) and (C,) -> a row's C*H*W values
+    offset_v = per_value(offset)
+    slope_v = per_value(slope * sign)  # x − μ = sign·z
     (kh, kw), (oh, ow) = cache.geo.kernel, cache.geo.out_hw
     covered = h == oh * kh and w == ow * kw  # the windows write every pixel of dx
     dx = (np.empty if covered else np.zeros)(z.shape, dtype=dy.dtype)
-    z_rows, dx_rows = _rows(z), _rows(dx)
+    dx_rows = batchnorm.flat(dx)[0]
     parts = pooling.image_chunks(z.shape, z.itemsize)
     term = np.empty((parts[0].stop - parts[0].start, c * h * w), dy.dtype)
     for part in parts:
@@ -133,24 +135,6 @@ def backward(
 
 
 # -------------------------------------------------- BatchNorm's statistics and gradient terms
-
-
-def _per_value(v: np.ndarray, hw: int, dtype: np.dtype) -> np.ndarray:
-    """A per-channel vector (C,) as one row of an image's C*H*W values (as batchnorm._flat)."""
-    return np.repeat(v.astype(dtype, copy=False), hw)
-
-
-def _rows(a: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N, C*H*W), a view: one row per image."""
-    return a.reshape(a.shape[0], -1)
-
-
-def _inv_std(bn: BatchNormParams, squares: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The batch's (biased) variance and ``1/σ`` from this replica's per-channel sums of
-    squared deviations."""
-    dtype = squares.dtype.type
-    var = (batchnorm.replica_total(squares) / dtype(m)).astype(squares.dtype)
-    return var, (1.0 / np.sqrt(var + dtype(bn.eps))).astype(squares.dtype)
 
 
 def _input_gradient_terms(
