@@ -41,19 +41,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def interleaved_cpu_ms(
-    runs: Mapping[str, Callable[[], object]], rounds: int, warmup: bool = False
+def interleaved_ms(
+    runs: Mapping[str, Callable[[], object]],
+    rounds: int,
+    warmup: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """CPU time of each run, the runs interleaved ``rounds`` times (after one untimed call
-    of each with ``warmup``), so that a drift of the machine's speed hits them alike;
-    medians in ms."""
+    """Time of each run on ``clock``, the runs interleaved ``rounds`` times (after one
+    untimed call of each with ``warmup``), so that a drift of the machine's speed hits them
+    alike; medians in ms."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     if warmup:
         for run in runs.values():
             run()
     for _ in range(rounds):
         for name, run in runs.items():
-            t0 = time.process_time()
+            t0 = clock()
             run()
-            times[name].append(time.process_time() - t0)
+            times[name].append(clock() - t0)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
+def interleaved_cpu_ms(
+    runs: Mapping[str, Callable[[], object]], rounds: int, warmup: bool = False
+) -> dict[str, float]:
+    """:func:`interleaved_ms` in CPU time of this process (one-thread kernels, where the
+    wall clock would also count other programs' time slices)."""
+    return interleaved_ms(runs, rounds, warmup, clock=time.process_time)
