@@ -25,9 +25,10 @@ interleaved rounds, with freed memory kept for reuse as ``fcnn train`` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -91,33 +92,37 @@ def recorded_backward(mask: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return dx
 
 
-def _torch_runs(x: np.ndarray, dy: np.ndarray, threads: int) -> dict[str, Callable[[], object]]:
+def _torch_runs(x: np.ndarray, dy: np.ndarray, name: str) -> dict[str, Callable[[], object]]:
+    """PyTorch's forward (training mode) and backward alone, at its current thread count."""
     import torch
-
-    def at_threads(fn: Callable[[], object]) -> Callable[[], object]:
-        def run() -> object:
-            before = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
-                return fn()
-            finally:
-                torch.set_num_threads(before)
-
-        return run
 
     pool = torch.nn.MaxPool2d(2)
     x_t = torch.from_numpy(x).requires_grad_(True)
     y_t = pool(x_t)
     dy_t = torch.from_numpy(dy)
     return {
-        f"torch{threads} fwd": at_threads(lambda: pool(x_t)),
-        f"torch{threads} bwd": at_threads(
-            lambda: torch.autograd.grad(y_t, x_t, dy_t, retain_graph=True)
-        ),
+        f"{name} fwd": lambda: pool(x_t),
+        f"{name} bwd": lambda: torch.autograd.grad(y_t, x_t, dy_t, retain_graph=True),
     }
 
 
-def _runs(shape: tuple[int, ...], rng: np.random.Generator, torch_threads: list[int]):
+@contextlib.contextmanager
+def _torch_threads_set_to(threads: int) -> Iterator[None]:
+    """PyTorch on ``threads`` threads within the block: set outside the timed calls, since
+    changing the count resizes its thread team at the next call."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _measure(shape: tuple[int, ...], rng: np.random.Generator, threads: int, rounds: int):
+    """Medians in ms of every run at ``shape``: fcnn's, the recorded routing's, one copy and
+    PyTorch at ``threads`` interleaved; then PyTorch on one thread, interleaved on its own."""
     x = rng.standard_normal(shape).astype(np.float32)
     params = pooling.MaxPool2DParams()
     y, cache = pooling.forward(params, x)
@@ -132,17 +137,20 @@ def _runs(shape: tuple[int, ...], rng: np.random.Generator, torch_threads: list[
         "recorded bwd": lambda: recorded_backward(mask, dy),
         "one copy": lambda: x.copy(),
     }
-    for threads in torch_threads:
-        runs.update(_torch_runs(x, dy, threads))
-    return runs
+    with _torch_threads_set_to(threads):
+        ms = interleaved_ms(runs | _torch_runs(x, dy, "torch"), rounds, warmup=True)
+    with _torch_threads_set_to(1):
+        ms |= interleaved_ms(_torch_runs(x, dy, "torch1"), rounds, warmup=True)
+    return ms
 
 
-def _torch_threads() -> list[int]:
+def _torch_default_threads() -> int | None:
+    """PyTorch's default thread count, or None when it is not installed."""
     try:
         import torch
     except ImportError:
-        return []
-    return sorted({torch.get_num_threads(), 1}, reverse=True)
+        return None
+    return torch.get_num_threads()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,13 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
-    threads = _torch_threads()
-    if not threads:
+    t = _torch_default_threads()
+    if t is None:
         print("PyTorch is not installed (pip install torch): nothing to compare against.")
         return 2
     keep_freed_memory()  # as fcnn train does
     rng = np.random.default_rng(0)
-    t = threads[0]
     header = (
         f"| where | input | PyTorch fwd / bwd ({t} threads) | PyTorch fwd / bwd (1 thread) "
         "| fcnn fwd / bwd | recorded routing fwd / bwd | one copy "
@@ -166,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [header, "| --- " * 10 + "|"]
     print(header, flush=True)
     for name, shape in SHAPES:
-        ms = interleaved_ms(_runs(shape, rng, threads), args.rounds, warmup=True)
-        torch_fwd, torch_bwd = ms[f"torch{t} fwd"], ms[f"torch{t} bwd"]
+        ms = _measure(shape, rng, t, args.rounds)
+        torch_fwd, torch_bwd = ms["torch fwd"], ms["torch bwd"]
         torch_total = torch_fwd + torch_bwd
         rows.append(
             f"| {name} | {shape} | {torch_fwd:.2f} / {torch_bwd:.2f} "
