@@ -57,7 +57,12 @@ class Augmentation:
     (a random shift); ``hflip`` / ``vflip``: flip half the images; ``rot90``:
     rotate by a random multiple of 90° (square images); ``brightness`` /
     ``contrast``: add a shift in ``±brightness`` std units and scale by
-    ``1 ± contrast`` per image.
+    ``1 ± contrast`` per image; ``rotate``, ``scale``, ``shift``: an affine warp per image,
+    turned by up to ``±rotate`` degrees, zoomed by ``1 ± scale`` and moved by up to
+    ``±shift`` of the image size, sampled bilinearly with mirrored borders (for images whose
+    content has no up or edge, such as dermoscopy); ``color``: add a shift in ``±color`` std
+    units to each channel of each image on its own (a colour cast, as another camera or
+    light gives).
     """
 
     crop_padding: int = 0
@@ -66,6 +71,14 @@ class Augmentation:
     rot90: bool = False
     brightness: float = 0.0
     contrast: float = 0.0
+    rotate: float = 0.0
+    scale: float = 0.0
+    shift: float = 0.0
+    color: float = 0.0
+
+    @property
+    def warps(self) -> bool:
+        return bool(self.rotate or self.scale or self.shift)
 
     @property
     def active(self) -> bool:
@@ -76,6 +89,8 @@ class Augmentation:
             or self.rot90
             or self.brightness
             or self.contrast
+            or self.warps
+            or self.color
         )
 
 
@@ -94,6 +109,52 @@ def _random_crop(
     tops = rng.integers(0, 2 * pad + 1, batch)[rows]
     lefts = rng.integers(0, 2 * pad + 1, batch)[rows]
     return crops[np.arange(n), :, tops, lefts]  # (N, C, H, W): one crop per image
+
+
+def _mirror(coord: np.ndarray, size: int) -> np.ndarray:
+    """Pixel coordinates folded back into [0, size - 1] as a mirror would (…, 1, 0, 1, …)."""
+    if size == 1:
+        return np.zeros_like(coord)
+    period = 2 * (size - 1)
+    folded = np.mod(coord, period)
+    return np.where(folded > size - 1, period - folded, folded)
+
+
+def _random_affine(
+    x: np.ndarray, aug: Augmentation, rng: np.random.Generator, rows: slice, batch: int
+) -> np.ndarray:
+    """Each image of ``x`` (N, C, H, W) turned, zoomed and moved by its own random amounts
+    (drawn for the whole batch), sampled bilinearly with mirrored borders."""
+    n, c, h, w = x.shape
+    angles = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, batch))[rows]  # (N,)
+    zooms = 1.0 + rng.uniform(-aug.scale, aug.scale, batch)[rows]  # (N,)
+    moves = rng.uniform(-aug.shift, aug.shift, (batch, 2))[rows] * (h, w)  # (N, 2): rows, cols
+    # an output pixel p samples the input at centre + R(-angle) (p - centre) / zoom - move
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    # float32 coordinates: a sub-pixel position needs far fewer than 24 bits at image sizes
+    yy, xx = np.meshgrid(
+        np.arange(h, dtype=np.float32) - cy, np.arange(w, dtype=np.float32) - cx, indexing="ij"
+    )  # (H, W) each
+    cos = (np.cos(angles) / zooms).astype(np.float32)[:, None, None]  # (N, 1, 1)
+    sin = (np.sin(angles) / zooms).astype(np.float32)[:, None, None]
+    move_y = (cy - moves[:, 0]).astype(np.float32)[:, None, None]  # (N, 1, 1)
+    move_x = (cx - moves[:, 1]).astype(np.float32)[:, None, None]
+    src_y = _mirror(cos * yy - sin * xx + move_y, h)  # (N, H, W)
+    src_x = _mirror(sin * yy + cos * xx + move_x, w)
+    y0 = np.minimum(np.floor(src_y).astype(np.intp), h - 2 if h > 1 else 0)
+    x0 = np.minimum(np.floor(src_x).astype(np.intp), w - 2 if w > 1 else 0)
+    fy = (src_y - y0).astype(x.dtype)[:, None]  # (N, 1, H, W): weight of the next row
+    fx = (src_x - x0).astype(x.dtype)[:, None]
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    flat = x.ravel()  # (N*C*H*W,): np.take on flat indices gathers faster than along an axis
+    planes = (np.arange(n * c) * (h * w)).reshape(n, c, 1, 1)  # (N, C, 1, 1): plane offsets
+
+    def at(yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        return np.take(flat, planes + (yi * w + xi)[:, None])  # (N, C, H, W)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def augment(
@@ -135,4 +196,10 @@ def augment(
         scale = 1.0 + rng.uniform(-aug.contrast, aug.contrast, (batch, 1, 1, 1))[rows]
         shift = rng.uniform(-aug.brightness, aug.brightness, (batch, 1, 1, 1))[rows]
         out = out * scale.astype(x.dtype) + shift.astype(x.dtype)
+    # drawn after the transforms above, so configs without them keep their random draws
+    if aug.warps:
+        out = _random_affine(out, aug, rng, rows, batch)
+    if aug.color:
+        cast = rng.uniform(-aug.color, aug.color, (batch, x.shape[1], 1, 1))[rows]
+        out = out + cast.astype(x.dtype)
     return np.ascontiguousarray(out, dtype=x.dtype)

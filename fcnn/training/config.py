@@ -96,6 +96,10 @@ class AugmentConfig:
     rot90: bool = False
     brightness: float = attrs.field(default=0.0, validator=_in_range(0.0))
     contrast: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0, open_high=True))
+    rotate: float = attrs.field(default=0.0, validator=_in_range(0.0, 180.0))  # degrees
+    scale: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0, open_high=True))
+    shift: float = attrs.field(default=0.0, validator=_in_range(0.0, 0.5))  # of the image size
+    color: float = attrs.field(default=0.0, validator=_in_range(0.0))
 
 
 @attrs.frozen

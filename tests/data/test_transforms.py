@@ -13,7 +13,16 @@ def test_same_key_same_result_and_input_untouched():
     x = _batch()
     before = x.copy()
     aug = Augmentation(
-        crop_padding=2, hflip=True, vflip=True, rot90=True, brightness=0.1, contrast=0.1
+        crop_padding=2,
+        hflip=True,
+        vflip=True,
+        rot90=True,
+        brightness=0.1,
+        contrast=0.1,
+        rotate=30,
+        scale=0.1,
+        shift=0.1,
+        color=0.1,
     )
     a, b = augment(x, aug, fr.key(1)), augment(x, aug, fr.key(1))
     np.testing.assert_array_equal(a, b)
@@ -48,11 +57,65 @@ def test_flips_and_rotations_permute_pixels():
 def test_a_shard_is_transformed_as_in_the_whole_batch(rows):
     x = _batch()
     aug = Augmentation(
-        crop_padding=2, hflip=True, vflip=True, rot90=True, brightness=0.1, contrast=0.1
+        crop_padding=2,
+        hflip=True,
+        vflip=True,
+        rot90=True,
+        brightness=0.1,
+        contrast=0.1,
+        rotate=180,
+        scale=0.2,
+        shift=0.1,
+        color=0.2,
     )
     whole = augment(x, aug, fr.key(5))
     part = augment(x[rows], aug, fr.key(5), rows=rows, batch=x.shape[0])
     np.testing.assert_array_equal(part, whole[rows])
+
+
+def test_a_vanishing_warp_is_the_identity():
+    # angle, zoom and move all ~1e-9: every output pixel samples its own input pixel
+    x = _batch()
+    out = augment(x, Augmentation(rotate=1e-7, scale=1e-9, shift=1e-9), fr.key(6))
+    np.testing.assert_allclose(out, x, atol=1e-5)
+
+
+def test_a_warp_keeps_a_constant_image_constant():
+    # bilinear weights sum to one and mirrored borders never sample outside the image
+    x = np.full((4, 3, 7, 9), 2.5, np.float32)
+    out = augment(x, Augmentation(rotate=180, scale=0.5, shift=0.5), fr.key(7))
+    np.testing.assert_allclose(out, x, rtol=1e-6)
+
+
+def test_rotation_turns_about_the_centre():
+    # a round blob at the centre of an odd-sized image is the same at every angle (up to
+    # bilinear blur), and a blob off the centre is moved: the turn is about the centre.
+    # The image is large enough that the mirrored borders bring no blob back in.
+    size = 41
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    blob = np.exp(-(yy**2 + xx**2) / 4.0).astype(np.float32)[None, None].repeat(8, 0)
+    turned = augment(blob, Augmentation(rotate=180), fr.key(8))
+    # bilinear sampling lowers a peak this narrow by ~10 %; a turn about a point one pixel
+    # off the centre would move it by ~0.4
+    np.testing.assert_allclose(turned, blob, atol=0.15)
+    off = np.exp(-((yy - 5) ** 2 + xx**2) / 4.0).astype(np.float32)[None, None].repeat(8, 0)
+    moved = augment(off, Augmentation(rotate=180), fr.key(8))
+    assert np.abs(moved - off).max() > 0.5
+    # the blob's mean squared distance from the centre is kept: 5² for its centre plus its
+    # variance 2 along each axis (bilinear blur adds a little)
+    mass = moved[:, 0] / moved[:, 0].sum(axis=(1, 2), keepdims=True)
+    radius = np.sqrt((mass * (yy**2 + xx**2)).sum(axis=(1, 2)))
+    np.testing.assert_allclose(radius, np.sqrt(25 + 2 + 2), rtol=0.03)
+
+
+def test_color_shifts_each_channel_by_its_own_constant():
+    x = _batch()
+    out = augment(x, Augmentation(color=0.3), fr.key(9))
+    diff = out - x  # (N, C, H, W): constant over each image's channel plane
+    per_plane = diff[:, :, :1, :1]
+    np.testing.assert_allclose(diff, np.broadcast_to(per_plane, diff.shape), atol=1e-6)
+    assert np.all(np.abs(per_plane) <= 0.3)
+    assert np.unique(np.round(per_plane, 6)).size > x.shape[0]  # channels differ
 
 
 def test_a_shard_that_does_not_match_its_rows_is_an_error():
