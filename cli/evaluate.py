@@ -91,12 +91,13 @@ def evaluate_command(
         highlight=False,
         soft_wrap=True,
     )
+    rule = DecisionRule.from_dict(report["decision"])
     console.print(
         f"{split} split, {report['n']} images: accuracy [bold]{report['accuracy']:.4f}[/], "
         f"balanced accuracy {report['balanced_accuracy']:.4f}, "
         f"macro AUC {report['macro_auc']:.4f}, "
         f"ECE {report['ece']:.4f} (uncalibrated {report['ece_uncalibrated']:.4f}); "
-        f"answered class: {DecisionRule.from_dict(report['decision']).describe()}",
+        f"answered class: {rule.describe(report['class_names'])}",
         highlight=False,
         soft_wrap=True,
     )

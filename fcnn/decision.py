@@ -13,7 +13,10 @@ with ``π`` the training-set class frequencies. ``α = 0`` is the plain argmax
 accuracy when the probabilities are calibrated. :func:`fit_prior_correction`
 picks ``α`` on the validation split: the largest balanced accuracy among the
 exponents that keep accuracy at or above a floor (and, optionally, the recall of chosen
-classes, such as melanoma, at or above theirs).
+classes, such as melanoma, at or above theirs). When ``α`` alone cannot lift a class to
+its recall floor, the classes with floors get one more factor ``β ≥ 1`` on their weights
+(``w_k = β π_k^(−α)``), fitted with ``α``: a screening aid may answer melanoma more often
+than the prior correction alone would, at the cost of some accuracy on the common classes.
 
 The flags around the answer (:class:`AnswerRules`) are fitted on validation too:
 :func:`fit_screening_threshold` places the high-risk flag for a sensitivity, and
@@ -42,6 +45,8 @@ class DecisionRule:
 
     weights: tuple[float, ...] = ()
     alpha: float = 0.0  # the prior exponent the weights came from (for reports)
+    boost: float = 1.0  # the extra factor of the classes ``boosted`` (for reports)
+    boosted: tuple[int, ...] = ()
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """The answered class of each row of ``probs`` (N, K)."""
@@ -55,19 +60,38 @@ class DecisionRule:
             )
         return (probs * np.asarray(self.weights, probs.dtype)).argmax(axis=1)
 
-    def describe(self) -> str:
+    def describe(self, class_names: tuple[str, ...] | list[str] = ()) -> str:
+        """In words; ``class_names`` name the boosted classes (their indices without)."""
         if not self.weights:
             return "argmax of the calibrated probabilities"
-        return f"prior-corrected argmax of the calibrated probabilities (α = {self.alpha:.2f})"
+        names = [class_names[c] if c < len(class_names) else f"class {c}" for c in self.boosted]
+        extra = (
+            f", {' and '.join(names)} weighed ×{self.boost:.2f} more"
+            if self.boost != 1.0 and self.boosted
+            else ""
+        )
+        return (
+            f"prior-corrected argmax of the calibrated probabilities (α = {self.alpha:.2f}{extra})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"weights": list(self.weights), "alpha": self.alpha}
+        return {
+            "weights": list(self.weights),
+            "alpha": self.alpha,
+            "boost": self.boost,
+            "boosted": list(self.boosted),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> DecisionRule:
         if not d:
             return cls()
-        return cls(tuple(float(w) for w in d["weights"]), float(d.get("alpha", 0.0)))
+        return cls(
+            tuple(float(w) for w in d["weights"]),
+            float(d.get("alpha", 0.0)),
+            float(d.get("boost", 1.0)),  # models fitted before the boost have none
+            tuple(int(c) for c in d.get("boosted", ())),
+        )
 
 
 def _probability(_instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
@@ -139,17 +163,20 @@ def fit_prior_correction(
     min_accuracy: float,
     alphas: np.ndarray | None = None,
     min_recall: dict[int, float] | None = None,
+    boosts: np.ndarray | None = None,
 ) -> tuple[DecisionRule, list[dict[str, float]]]:
-    """The prior exponent ``α`` (from ``alphas``, default 0, 0.05, …, 1) with the best
-    balanced accuracy on (``probs``, ``labels``) among those whose accuracy is at least
-    ``min_accuracy`` and whose recall of each class ``c`` in ``min_recall`` is at least
-    ``min_recall[c]``.
+    """The prior exponent ``α`` (from ``alphas``, default 0, 0.05, …, 1) and the boost ``β``
+    of the classes in ``min_recall`` (from ``boosts``, default 1 to 8 in 30 geometric steps;
+    only 1 without recall floors) with the best balanced accuracy on (``probs``, ``labels``)
+    among the pairs whose accuracy is at least ``min_accuracy`` and whose recall of each
+    class ``c`` in ``min_recall`` is at least ``min_recall[c]``. Ties go to the smaller
+    ``β``, then the smaller ``α``.
 
-    When no exponent meets the recall floors, they are dropped: the best balanced accuracy
-    at the accuracy floor (the plain argmax would answer the rare classes least). When
-    none meets the accuracy floor either, the plain argmax. Returns the rule and the table
-    of every candidate (alpha, accuracy, balanced_accuracy, meets_accuracy, meets — the
-    latter: every floor) it was chosen from.
+    When no pair meets the recall floors, they are dropped: the best balanced accuracy at the
+    accuracy floor with ``β = 1`` (the plain argmax would answer the rare classes least).
+    When none meets the accuracy floor either, the plain argmax. Returns the rule and the
+    table of every candidate (alpha, boost, accuracy, balanced_accuracy, meets_accuracy,
+    meets — the latter: every floor) it was chosen from.
     """
     probs = np.asarray(probs, np.float64)
     k = probs.shape[1]
@@ -160,28 +187,48 @@ def fit_prior_correction(
     if any(not 0 <= c < k for c in floors):
         raise ValueError(f"min_recall names classes {sorted(floors)}; the classes are 0..{k - 1}")
     alphas = np.linspace(0.0, 1.0, 21) if alphas is None else np.asarray(alphas, np.float64)
+    if not floors:
+        boosts = np.ones(1)
+    elif boosts is None:
+        boosts = np.geomspace(1.0, 8.0, 30)
+    boosts = np.asarray(boosts, np.float64)
+    if boosts.size == 0 or np.any(boosts < 1.0):
+        raise ValueError(f"boosts must be factors >= 1, got {boosts}")
+    boosted = tuple(sorted(floors))
+    extra = np.ones(k)  # (K,): the factor β of the classes with floors, 1 for the others
     table = []
     every_floor: tuple[float, DecisionRule] | None = None  # (balanced accuracy, rule)
     accuracy_floor: tuple[float, DecisionRule] | None = None
-    for alpha in alphas:
-        rule = DecisionRule(tuple((priors ** (-alpha)).tolist()), float(alpha))
-        acc, bal, recalls = _scores(labels, rule.decide(probs), k)
-        meets_accuracy = acc >= min_accuracy
-        meets = meets_accuracy and all(recalls[c] >= f for c, f in floors.items())
-        table.append(
-            {
-                "alpha": float(alpha),
-                "accuracy": acc,
-                "balanced_accuracy": bal,
-                "meets_accuracy": meets_accuracy,
-                "meets": meets,
-            }
-        )
-        rule = rule if alpha != 0.0 else DecisionRule()
-        if meets and (every_floor is None or bal > every_floor[0]):
-            every_floor = (bal, rule)
-        if meets_accuracy and (accuracy_floor is None or bal > accuracy_floor[0]):
-            accuracy_floor = (bal, rule)
+    for boost in boosts:
+        extra[list(boosted)] = boost
+        for alpha in alphas:
+            weights = priors ** (-alpha) * extra
+            rule = DecisionRule(
+                tuple(weights.tolist()), float(alpha), float(boost), boosted if boost != 1 else ()
+            )
+            acc, bal, recalls = _scores(labels, rule.decide(probs), k)
+            meets_accuracy = acc >= min_accuracy
+            meets = meets_accuracy and all(recalls[c] >= f for c, f in floors.items())
+            table.append(
+                {
+                    "alpha": float(alpha),
+                    "boost": float(boost),
+                    "accuracy": acc,
+                    "balanced_accuracy": bal,
+                    "meets_accuracy": meets_accuracy,
+                    "meets": meets,
+                }
+            )
+            rule = rule if alpha != 0.0 or boost != 1.0 else DecisionRule()
+            if meets and (every_floor is None or bal > every_floor[0]):
+                every_floor = (bal, rule)
+            # the floors dropped: the prior correction alone, as without floors
+            if (
+                boost == 1.0
+                and meets_accuracy
+                and (accuracy_floor is None or bal > accuracy_floor[0])
+            ):
+                accuracy_floor = (bal, rule)
     chosen = every_floor or accuracy_floor
     return (chosen[1] if chosen else DecisionRule()), table
 

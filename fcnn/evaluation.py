@@ -161,11 +161,12 @@ def report_markdown(report: dict[str, Any]) -> str:
     def num(v: float | None, digits: int = 3) -> str:
         return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
+    rule = DecisionRule.from_dict(report.get("decision"))
     lines = [
         "| metric | value |",
         "| --- | --- |",
         f"| images | {report['n']} |",
-        f"| answered class | {DecisionRule.from_dict(report.get('decision')).describe()} |",
+        f"| answered class | {rule.describe(report['class_names'])} |",
         f"| accuracy | {num(report['accuracy'])} |",
         f"| balanced accuracy (mean recall) | {num(report['balanced_accuracy'])} |",
         f"| macro ROC AUC (one-vs-rest) | {num(report['macro_auc'])} |",

@@ -68,11 +68,12 @@ def test_a_recall_floor_moves_the_choice_towards_that_class():
     }
     floor = max(recall_of.values()) - 1e-9  # only the exponents with the best recall of class 2
     rule, table = fit_prior_correction(
-        probs, labels, priors, min_accuracy=0.0, min_recall={rare: floor}
+        probs, labels, priors, min_accuracy=0.0, min_recall={rare: floor}, boosts=[1.0]
     )
     assert recall_of[rule.alpha] >= floor
     assert all(row["meets"] == (recall_of[row["alpha"]] >= floor) for row in table)
     impossible, table = fit_prior_correction(probs, labels, priors, 0.0, min_recall={rare: 1.01})
+    assert {row["boost"] for row in table} == set(np.geomspace(1.0, 8.0, 30))
     assert impossible == free  # no exponent meets it: dropped, the accuracy floor alone decides
     assert not any(row["meets"] for row in table) and all(row["meets_accuracy"] for row in table)
     floor = np.median([row["accuracy"] for row in table])
@@ -83,6 +84,58 @@ def test_a_recall_floor_moves_the_choice_towards_that_class():
     assert dropped != DecisionRule()  # not the plain argmax, which answers class 2 least
     with pytest.raises(ValueError, match="min_recall names classes"):
         fit_prior_correction(probs, labels, priors, 0.0, min_recall={7: 0.5})
+
+
+def _recall(rule, probs, labels, c):
+    return np.mean(rule.decide(probs)[labels == c] == c)
+
+
+def test_a_boost_reaches_a_recall_floor_the_exponent_alone_cannot():
+    probs, labels, priors = _skewed_problem()
+    rare = 2
+    best_by_alpha = max(
+        _recall(DecisionRule(tuple((priors**-a).tolist())), probs, labels, rare)
+        for a in np.linspace(0, 1, 21)
+    )
+    floor = min(best_by_alpha + 0.05, 0.99)
+    rule, table = fit_prior_correction(probs, labels, priors, 0.0, min_recall={rare: floor})
+    assert rule.boost > 1.0 and rule.boosted == (rare,)
+    assert _recall(rule, probs, labels, rare) >= floor
+    # the weights are the prior correction with the boost on the floor's class only
+    expected = priors**-rule.alpha * np.where(np.arange(3) == rare, rule.boost, 1.0)
+    np.testing.assert_allclose(rule.weights, expected)
+    # the best balanced accuracy among the pairs that meet the floor
+    meeting = [row for row in table if row["meets"]]
+    assert meeting and all(
+        row["meets"] == (_recall_of_row(row, probs, labels, priors) >= floor) for row in table
+    )
+    chosen = max(row["balanced_accuracy"] for row in meeting)
+    assert chosen == next(
+        row["balanced_accuracy"]
+        for row in table
+        if (row["alpha"], row["boost"]) == (rule.alpha, rule.boost)
+    )
+    assert "weighed" in rule.describe(("a", "b", "c")) and "c weighed" in rule.describe(
+        ("a", "b", "c")
+    )
+    assert DecisionRule.from_dict(rule.to_dict()) == rule
+
+
+def _recall_of_row(row, probs, labels, priors, rare=2):
+    extra = np.where(np.arange(3) == rare, row["boost"], 1.0)
+    rule = DecisionRule(tuple((priors ** -row["alpha"] * extra).tolist()))
+    return _recall(rule, probs, labels, rare)
+
+
+def test_a_boost_is_only_used_for_a_floor_and_must_be_a_factor_of_at_least_one():
+    probs, labels, priors = _skewed_problem()
+    rule, table = fit_prior_correction(probs, labels, priors, 0.0)
+    assert rule.boost == 1.0 and {row["boost"] for row in table} == {1.0}
+    with pytest.raises(ValueError, match="boosts must be factors"):
+        fit_prior_correction(probs, labels, priors, 0.0, min_recall={2: 0.5}, boosts=[0.5])
+    # a rule stored before boosts existed reads as no boost
+    old = DecisionRule.from_dict({"weights": [1.0, 2.0, 3.0], "alpha": 0.5})
+    assert old.boost == 1.0 and old.boosted == () and "weighed" not in old.describe()
 
 
 def test_answer_rules_flag_uncertain_and_high_risk_answers():

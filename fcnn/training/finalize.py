@@ -78,21 +78,24 @@ def finalize_model(
             config.decision.min_accuracy,
             min_recall={names.index(n): f for n, f in config.decision.min_recall.items()},
         )
-        chosen = next(row for row in table if row["alpha"] == rule.alpha)
+        chosen = next(
+            row for row in table if (row["alpha"], row["boost"]) == (rule.alpha, rule.boost)
+        )
         floors = f"accuracy floor {config.decision.min_accuracy}" + "".join(
             f", {n} recall floor {f}" for n, f in config.decision.min_recall.items()
         )
         met = (
             ""
             if chosen["meets"]
-            else "; no exponent met the recall floors, so they were dropped"
+            else "; no exponent and boost met the recall floors, so they were dropped"
             if chosen["meets_accuracy"]
             else "; no exponent met the accuracy floor, so plain argmax"
         )
+        boost = "".join(f", {names[c]} ×{rule.boost:.2f}" for c in rule.boosted)
         lines.append(
-            f"decision rule (prior exponent {rule.alpha:.2f}) fitted on validation: accuracy "
-            f"{chosen['accuracy']:.4f}, balanced accuracy {chosen['balanced_accuracy']:.4f} "
-            f"({floors}{met})"
+            f"decision rule (prior exponent {rule.alpha:.2f}{boost}) fitted on validation: "
+            f"accuracy {chosen['accuracy']:.4f}, "
+            f"balanced accuracy {chosen['balanced_accuracy']:.4f} ({floors}{met})"
         )
     fitted: dict[str, Any] = {"calibration": cal.to_dict(), "decision": rule.to_dict()}
     stored = checkpoint.load(model_path)
