@@ -5,6 +5,21 @@ from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, augment, fit_normalization, normalize
 
 
+# every transform on at once
+_EVERY = Augmentation(
+    crop_padding=2,
+    hflip=True,
+    vflip=True,
+    rot90=True,
+    brightness=0.1,
+    contrast=0.1,
+    rotate=180,
+    scale=0.2,
+    shift=0.1,
+    color=0.2,
+)
+
+
 def _batch():
     return fr.generator(fr.key(0)).standard_normal((6, 2, 5, 5)).astype(np.float32)
 
@@ -12,18 +27,7 @@ def _batch():
 def test_same_key_same_result_and_input_untouched():
     x = _batch()
     before = x.copy()
-    aug = Augmentation(
-        crop_padding=2,
-        hflip=True,
-        vflip=True,
-        rot90=True,
-        brightness=0.1,
-        contrast=0.1,
-        rotate=30,
-        scale=0.1,
-        shift=0.1,
-        color=0.1,
-    )
+    aug = _EVERY
     a, b = augment(x, aug, fr.key(1)), augment(x, aug, fr.key(1))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, augment(x, aug, fr.key(2)))
@@ -56,18 +60,7 @@ def test_flips_and_rotations_permute_pixels():
 @pytest.mark.parametrize("rows", [slice(0, 3), slice(3, 6), slice(2, 5), slice(5, 6)])
 def test_a_shard_is_transformed_as_in_the_whole_batch(rows):
     x = _batch()
-    aug = Augmentation(
-        crop_padding=2,
-        hflip=True,
-        vflip=True,
-        rot90=True,
-        brightness=0.1,
-        contrast=0.1,
-        rotate=180,
-        scale=0.2,
-        shift=0.1,
-        color=0.2,
-    )
+    aug = _EVERY
     whole = augment(x, aug, fr.key(5))
     part = augment(x[rows], aug, fr.key(5), rows=rows, batch=x.shape[0])
     np.testing.assert_array_equal(part, whole[rows])
