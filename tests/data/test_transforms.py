@@ -4,7 +4,6 @@ import pytest
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, augment, fit_normalization, normalize
 
-
 # every transform on at once
 _EVERY = Augmentation(
     crop_padding=2,
