@@ -9,7 +9,9 @@
 - ``dermascan_cnn``: the DermaScan classifier for 3×64×64 dermatoscopic images: four
   stages of conv-BatchNorm-ReLU blocks (``widths`` channels, ``depths`` blocks per stage;
   by default one block each of 32, 64, 128, 192 channels) with max-pooling after the
-  first three, global average pooling, dropout and a dense layer over the 7 classes.
+  first three, global average pooling, dropout and a dense layer over the 7 classes. With
+  ``residual=True`` every block of a stage after its first is a residual pair
+  (conv-BN-ReLU-conv-BN plus the identity, then ReLU), as in ResNet.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from fcnn.layers import (
     Layer,
     MaxPool2D,
     ReLU,
+    residual,
     serial,
 )
 
@@ -59,6 +62,19 @@ def lenet_mnist(num_classes: int = 10) -> Preset:
 
 def _conv_bn_relu(channels: int) -> list[Layer]:
     return [Conv2D(channels, 3, padding=1), BatchNorm2D(), ReLU()]
+
+
+def _residual_pair(channels: int) -> list[Layer]:
+    """Two 3×3 convs with BatchNorm added to their input, then ReLU (a ResNet basic block;
+    the shapes match, so the shortcut is the identity)."""
+    pair = serial(
+        Conv2D(channels, 3, padding=1),
+        BatchNorm2D(),
+        ReLU(),
+        Conv2D(channels, 3, padding=1),
+        BatchNorm2D(),
+    )
+    return [residual(pair), ReLU()]
 
 
 def tiny_vgg_cifar(
@@ -91,6 +107,7 @@ def dermascan_cnn(
     drop_rate: float = 0.3,
     image_size: int = 64,
     depths: tuple[int, ...] | None = None,
+    residual: bool = False,
 ) -> Preset:
     depths = tuple(depths) if depths is not None else (1,) * len(widths)
     if len(depths) != len(widths) or min(depths, default=1) < 1:
@@ -100,8 +117,9 @@ def dermascan_cnn(
         )
     blocks: list[Layer] = []
     for i, (width, depth) in enumerate(zip(widths, depths, strict=True)):
-        for _ in range(depth):
-            blocks += _conv_bn_relu(width)
+        blocks += _conv_bn_relu(width)  # the stage's first block sets its width
+        for _ in range(depth - 1):
+            blocks += _residual_pair(width) if residual else _conv_bn_relu(width)
         if i < len(widths) - 1:
             blocks.append(MaxPool2D(2))
     net = serial(

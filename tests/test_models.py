@@ -28,3 +28,17 @@ def test_options_reach_the_preset_and_unknown_ones_are_refused():
         models.get("no_such_net")
     with pytest.raises(ValueError, match="depths"):
         models.get("dermascan_cnn", widths=(8, 16), depths=(1,))
+
+
+def test_a_residual_dermascan_net_adds_identity_pairs_after_each_stages_first_block():
+    plain = models.get("dermascan_cnn", widths=(8, 16), depths=(1, 3), image_size=16)
+    res = models.get("dermascan_cnn", widths=(8, 16), depths=(1, 3), image_size=16, residual=True)
+    kinds = [layer["type"] for layer in res.network.spec["layers"]]
+    assert kinds.count("residual") == 2 and "residual" not in str(plain.network.spec)
+    out_shape, params, state = res.network.init(fr.key(0), res.input_shape)
+    x = np.random.default_rng(1).standard_normal((2, *res.input_shape)).astype(np.float32)
+    y, _, _ = res.network.apply(params, x, state=state, train=False)
+    assert y.shape == (2, *out_shape) == (2, 7) and np.isfinite(y).all()
+    # each pair holds two convs: 1 + 1 + 2 * 2 convs in all, against plain's 1 + 3
+    assert str(res.network.spec).count("Conv2D") == 6
+    assert str(plain.network.spec).count("Conv2D") == 4
