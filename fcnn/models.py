@@ -107,7 +107,7 @@ def dermascan_cnn(
     drop_rate: float = 0.3,
     image_size: int = 64,
     depths: tuple[int, ...] | None = None,
-    residual: bool = False,
+    residual: bool = False,  # (shadows the combinator here; _residual_pair uses it)
 ) -> Preset:
     depths = tuple(depths) if depths is not None else (1,) * len(widths)
     if len(depths) != len(widths) or min(depths, default=1) < 1:
