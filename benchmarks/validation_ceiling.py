@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmarks.site_scores import TARGETS, collect, lesion_photos
 from fcnn import metrics
-from fcnn.decision import fit_prior_correction
+from fcnn.decision import chosen_row, fit_prior_correction
 from fcnn.inference import load
 from fcnn.io import atomic_write_text
 from webapp.service import Predictor, load_conditions
@@ -55,7 +55,7 @@ def ceiling(probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...])
         MIN_ACCURACY,
         min_recall={mel: MIN_MELANOMA_RECALL},
     )
-    row = next(r for r in table if (r["alpha"], r["boost"]) == (rule.alpha, rule.boost))
+    row = chosen_row(rule, table)
     top = rule.decide(probs)
     return {
         "macro_auc": metrics.roc_auc_ovr(labels, probs)[1],

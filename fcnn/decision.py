@@ -33,6 +33,7 @@ import numpy as np
 __all__ = [
     "AnswerRules",
     "DecisionRule",
+    "chosen_row",
     "fit_prior_correction",
     "fit_screening_threshold",
     "fit_uncertain_threshold",
@@ -231,6 +232,12 @@ def fit_prior_correction(
                 accuracy_floor = (bal, rule)
     chosen = every_floor or accuracy_floor
     return (chosen[1] if chosen else DecisionRule()), table
+
+
+def chosen_row(rule: DecisionRule, table: list[dict[str, float]]) -> dict[str, float]:
+    """The row of :func:`fit_prior_correction`'s ``table`` that ``rule`` (which it returned)
+    was scored in: its accuracy, balanced accuracy and which floors it meets."""
+    return next(row for row in table if (row["alpha"], row["boost"]) == (rule.alpha, rule.boost))
 
 
 def fit_screening_threshold(risk: np.ndarray, positive: np.ndarray, sensitivity: float) -> float:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fcnn.decision import DecisionRule, fit_prior_correction
+from fcnn.decision import DecisionRule, chosen_row, fit_prior_correction
 
 
 def _skewed_problem(n=4000, seed=0):
@@ -110,11 +110,7 @@ def test_a_boost_reaches_a_recall_floor_the_exponent_alone_cannot():
         row["meets"] == (_recall_of_row(row, probs, labels, priors) >= floor) for row in table
     )
     chosen = max(row["balanced_accuracy"] for row in meeting)
-    assert chosen == next(
-        row["balanced_accuracy"]
-        for row in table
-        if (row["alpha"], row["boost"]) == (rule.alpha, rule.boost)
-    )
+    assert chosen == chosen_row(rule, table)["balanced_accuracy"]
     assert "weighed" in rule.describe(("a", "b", "c")) and "c weighed" in rule.describe(
         ("a", "b", "c")
     )

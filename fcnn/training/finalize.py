@@ -78,9 +78,7 @@ def finalize_model(
             config.decision.min_accuracy,
             min_recall={names.index(n): f for n, f in config.decision.min_recall.items()},
         )
-        chosen = next(
-            row for row in table if (row["alpha"], row["boost"]) == (rule.alpha, rule.boost)
-        )
+        chosen = decision.chosen_row(rule, table)
         floors = f"accuracy floor {config.decision.min_accuracy}" + "".join(
             f", {n} recall floor {f}" for n, f in config.decision.min_recall.items()
         )
