@@ -32,6 +32,7 @@ __all__ = [
     "apply_updates",
     "chain",
     "clip_by_global_norm",
+    "freeze",
     "global_norm",
     "scale",
     "scale_by_adam",
@@ -195,5 +196,35 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             grads, s = t.update(grads, s, params)
             new_state.append(s)
         return grads, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+def freeze(inner: GradientTransformation, frozen: Any) -> GradientTransformation:
+    """``inner`` on the leaves where ``frozen`` (a tree of bools like the params) is False,
+    and a zero update where it is True, so frozen leaves never move (weight decay included).
+    optax's ``multi_transform`` with ``set_to_zero``: ``inner`` sees, and keeps state for,
+    only the list of trainable leaves."""
+    flags = tree.leaves(frozen)
+
+    def trainable(t: Any) -> list[Any]:
+        leaves = tree.leaves(t)
+        if len(leaves) != len(flags):
+            raise TypeError(f"freeze: the mask has {len(flags)} leaves, the tree {len(leaves)}")
+        return [leaf for leaf, f in zip(leaves, flags, strict=True) if not f]
+
+    def init(params):
+        return inner.init(trainable(params))
+
+    def update(grads, state, params=None):
+        inner_updates, state = inner.update(
+            trainable(grads), state, None if params is None else trainable(params)
+        )
+        moved = iter(inner_updates)
+        leaves, treedef = tree.flatten(grads)
+        updates = [
+            np.zeros_like(g) if f else next(moved) for g, f in zip(leaves, flags, strict=True)
+        ]
+        return tree.unflatten(treedef, updates), state
 
     return GradientTransformation(init, update)

@@ -84,6 +84,10 @@ class TrainConfig:
     # With several processes (mpiexec): BatchNorm statistics of the whole global batch
     # instead of each process's shard (off by default, as in PyTorch's DDP).
     sync_batchnorm: bool = False
+    # fine-tuning (fcnn.training.finetune): start from this checkpoint's weights wherever
+    # their tree path and shape match, and keep these layers (indices or path prefixes) fixed
+    init_from: str | None = None
+    freeze: tuple[int | str, ...] = ()
 
 
 @attrs.frozen

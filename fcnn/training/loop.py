@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
-from fcnn import distributed, optim
+from fcnn import distributed, optim, tree
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
 from fcnn.layers import Layer
@@ -31,6 +31,7 @@ from fcnn.predict import features, predict_logits  # re-exported: the loop's own
 
 __all__ = [
     "EvalResult",
+    "FrozenPrefix",
     "Recipe",
     "StepResult",
     "evaluate",
@@ -38,6 +39,16 @@ __all__ = [
     "predict_logits",
     "train_step",
 ]
+
+
+class FrozenPrefix(NamedTuple):
+    """A serial network cut after its first ``count`` layers, which train.freeze holds
+    fixed: ``prefix`` runs them in inference mode without backward, ``rest`` the others
+    (:mod:`fcnn.training.finetune`)."""
+
+    count: int
+    prefix: Layer
+    rest: Layer
 
 
 @attrs.frozen(eq=False)
@@ -51,6 +62,8 @@ class Recipe:
     class_weights: np.ndarray | None = None
     label_smoothing: float = 0.0
     sync_batchnorm: bool = False  # with several replicas: BatchNorm statistics of the whole batch
+    # the network's first layers when they are frozen whole (train.freeze): run forward-only
+    frozen: FrozenPrefix | None = None
 
 
 class StepResult(NamedTuple):
@@ -106,16 +119,8 @@ def train_step(
         net_key = fr.fold_in(net_key, replicas.rank)
     sync = recipe.sync_batchnorm and replicas.size > 1
     with cross_replica_sum(replicas.sum if sync else None):
-        logits, cache, new_state = recipe.net.apply(params, x, state=state, train=True, key=net_key)
-        loss, loss_cache = cross_entropy.forward(
-            logits,
-            labels,
-            class_weights=recipe.class_weights,
-            label_smoothing=recipe.label_smoothing,
-            weight_total=total_weight,
-        )
-        _, grads = recipe.net.backward(
-            params, cache, cross_entropy.backward(loss_cache), need_dx=False
+        logits, loss, grads, new_state = _forward_backward(
+            recipe, params, state, x, labels, net_key, total_weight
         )
     correct = (
         int(np.sum(logits.argmax(axis=1) == labels))
@@ -131,6 +136,35 @@ def train_step(
     updates, new_opt_state = recipe.optimizer.update(grads, opt_state, params)
     new_params = optim.apply_updates(params, updates)
     return StepResult(new_params, new_state, new_opt_state, loss, correct)
+
+
+def _forward_backward(recipe, params, state, x, labels, key, total_weight):
+    """(logits, loss, grads, new state) of one training batch ``x``; a frozen prefix of the
+    network runs in inference mode and gets zero gradients without a backward pass."""
+    frozen = recipe.frozen
+    k = 0 if frozen is None else frozen.count
+    net = recipe.net if frozen is None else frozen.rest
+    trained_params, trained_state = params[k:] if k else params, state
+    if k:
+        x, _, _ = frozen.prefix.apply(params[:k], x, state=state[:k], train=False)
+        trained_state = state[k:]
+    logits, cache, new_state = net.apply(
+        trained_params, x, state=trained_state, train=True, key=key
+    )
+    loss, loss_cache = cross_entropy.forward(
+        logits,
+        labels,
+        class_weights=recipe.class_weights,
+        label_smoothing=recipe.label_smoothing,
+        weight_total=total_weight,
+    )
+    _, grads = net.backward(
+        trained_params, cache, cross_entropy.backward(loss_cache), need_dx=False
+    )
+    if k:
+        grads = tree.zeros_like(params[:k]) + grads
+        new_state = state[:k] + new_state
+    return logits, loss, grads, new_state
 
 
 class EvalResult(NamedTuple):

@@ -125,8 +125,8 @@ def train(
     try:
         run = _Run(setup, loop, saved, display, echo if lead else _silent, t_start, replicas)
         log.info("processes: %d (%s)", replicas.size, launch_note or "one process")
-        for note in notes:
-            log.info("resumed: %s", note)
+        for note in notes:  # a resumed run's changes, fine-tuning's loaded weights
+            log.info(note)
             run.echo(note)
         return run.run()
     finally:

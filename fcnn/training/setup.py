@@ -15,14 +15,15 @@ from typing import Any
 import attrs
 import yaml
 
-from fcnn import checkpoint, distributed, models, optim
+from fcnn import checkpoint, distributed, layers, models, optim, tree
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation
 from fcnn.io import atomic_write_text
 from fcnn.optim import schedules
-from fcnn.training.config import Config, TrainConfig
+from fcnn.training import finetune
+from fcnn.training.config import Config, ConfigError, TrainConfig
 from fcnn.training.data import PreparedData, class_weights, prepare_data
-from fcnn.training.loop import Recipe
+from fcnn.training.loop import FrozenPrefix, Recipe
 from fcnn.training.run_config import resumed_config
 
 __all__ = ["LoopState", "Setup", "build", "make_optimizer", "make_schedule"]
@@ -68,6 +69,39 @@ def make_optimizer(cfg: TrainConfig, schedule: schedules.Schedule) -> optim.Grad
     b1, b2 = cfg.betas
     maker = optim.adam if cfg.optimizer == "adam" else optim.adamw
     return maker(schedule, b1, b2, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+
+
+def _init_from(path: str, params: Any, state: Any) -> tuple[Any, Any, list[str]]:
+    """``params`` and ``state`` with every leaf the checkpoint at ``path`` holds at the same
+    tree path and shape (:func:`fcnn.training.finetune.load_matching`), and lines for the log:
+    one summary, then each leaf that kept its initialization and why."""
+    try:
+        source = checkpoint.load(path)
+        params, state, loaded, kept = finetune.load_matching(params, state, source)
+    except ValueError as exc:  # CheckpointError is one
+        raise ConfigError(f"train.init_from: {exc}") from None
+    lines = [
+        f"train.init_from {path}: loaded {len(loaded)} of {len(loaded) + len(kept)} arrays "
+        f"(params and state){'; initialized fresh:' if kept else ''}"
+    ]
+    return params, state, lines + [f"  {line}" for line in kept]
+
+
+def _freeze(recipe: Recipe, params: Any, freeze: tuple[int | str, ...]) -> tuple[Recipe, Any]:
+    """``recipe`` whose optimizer leaves ``freeze``'s parameters fixed and whose step runs a
+    wholly frozen first part of the network forward-only; and the mask of frozen leaves."""
+    try:
+        mask = finetune.frozen_mask(params, freeze)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    count = finetune.frozen_prefix(params, mask) if recipe.net.spec.get("type") == "serial" else 0
+    frozen = None
+    if count:
+        children = [layers.from_spec(s) for s in recipe.net.spec["layers"]]
+        frozen = FrozenPrefix(
+            count, layers.serial(*children[:count]), layers.serial(*children[count:])
+        )
+    return attrs.evolve(recipe, optimizer=optim.freeze(recipe.optimizer, mask), frozen=frozen), mask
 
 
 def new_run_dir(config: Config) -> Path:
@@ -129,7 +163,7 @@ def build(
     config: Config | None, data_dir, resume, replicas: distributed.Replicas
 ) -> tuple[Config, Setup, LoopState, dict | None, list[str]]:
     resumed = checkpoint.load(resume) if resume is not None else None
-    saved, notes = None, []
+    saved, notes, config_changed = None, [], False
     if resumed is not None:
         info = resumed.info
         if not info.resumable:
@@ -139,6 +173,8 @@ def build(
             )
         saved = info.training
         config, notes = resumed_config(info.config, config, saved.epoch)
+        notes = [f"resumed: {note}" for note in notes]
+        config_changed = bool(notes)
     elif config is None:
         raise ValueError("train needs a config, or resume= a run's last.npz")
 
@@ -164,8 +200,18 @@ def build(
     )
     k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
     _, params, state = net.init(k_init, preset.input_shape)
+    if config.train.init_from is not None and resumed is None:
+        params, state, lines = _init_from(config.train.init_from, params, state)
+        notes += lines
+    if config.train.freeze:
+        recipe, mask = _freeze(recipe, params, config.train.freeze)
+        notes.append(
+            f"train.freeze {list(config.train.freeze)}: {sum(tree.leaves(mask))} of "
+            f"{len(tree.leaves(mask))} parameter arrays held fixed"
+            + (f", layers 0-{recipe.frozen.count - 1} run forward-only" if recipe.frozen else "")
+        )
     ema = (params, state) if config.train.ema_decay is not None else None
-    loop = LoopState(params, state, optimizer.init(params), ema=ema)
+    loop = LoopState(params, state, recipe.optimizer.init(params), ema=ema)
     manifest = checkpoint.ModelManifest(
         architecture=net.spec,
         model=config.model,
@@ -193,7 +239,7 @@ def build(
             ema=ema,
         )
         run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
-        if replicas.rank == 0 and notes:  # the run's config changed: its folder says so
+        if replicas.rank == 0 and config_changed:  # the run's folder says so
             atomic_write_text(
                 run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
             )
