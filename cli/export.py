@@ -13,11 +13,12 @@ import attrs
 import typer
 
 from cli.common import console, fail, friendly_errors
-from fcnn import checkpoint, models
+from fcnn import checkpoint
 from fcnn.inference import EXPORT_ARCHITECTURE, EXPORT_WEIGHTS, Model, load
 from fcnn.io import atomic_write_text
 from fcnn.onnx_export import OnnxExportError, export_onnx
 from fcnn.training.run_config import model_config
+from fcnn.training.setup import network_for
 
 
 def _export_folder(model: Model, out: Path, force: bool) -> None:
@@ -81,9 +82,9 @@ def export_command(
     model = load(weights)
     if config is not None or set_:
         cfg = model_config(model.manifest.config, config, set_ or [], str(weights))
-        preset = models.get(cfg.model, num_classes=len(model.class_names), **cfg.model_options)
+        preset = network_for(cfg, tuple(model.class_names), tuple(model.input_shape))
         if preset.network.spec != model.manifest.architecture:
-            raise fail(f"{weights} does not match the architecture of model {cfg.model!r}")
+            raise fail(f"{weights} does not match the architecture of model {cfg.model_name!r}")
     name = model.manifest.model or "model"
     if format_ == "onnx":
         if out.is_dir():

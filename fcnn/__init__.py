@@ -21,6 +21,8 @@ __all__ = [
     "models",
     "optim",
     "random",
+    "save",
+    "summary",
     "tree",
 ]
 
@@ -38,6 +40,14 @@ def __getattr__(name: str):
         from fcnn.gradcheck import check_grad
 
         return check_grad
+    if name == "summary":
+        from fcnn.model_summary import summary
+
+        return summary
+    if name == "save":
+        from fcnn.saving import save
+
+        return save
     if name in ("load", "Model"):
         from fcnn import inference
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 
 from fcnn import checkpoint
+from fcnn.answer import Answer, decide
 from fcnn.calibration import Calibration
 from fcnn.data.imagefolder import decode_image
 from fcnn.data.transforms import Normalization, normalize
@@ -77,6 +78,26 @@ class Model:
         if self.ood is None or feats is None:
             return probs, [None] * len(probs)
         return probs, self.ood.reasons(np.asarray(images), feats)
+
+    def answers(
+        self,
+        images: np.ndarray,
+        batch_size: int = 256,
+        *,
+        class_risk: Mapping[str, str] | None = None,
+    ) -> list[Answer]:
+        """The model's answer for each raw-pixel image (N, C, H, W) by the rules stored in it
+        (:func:`fcnn.answer.decide`): the class its decision rule names, the uncertain flag
+        and, with answer rules or ``class_risk`` (a level per class name), the risk level."""
+        images = self._checked(images)
+        out: list[Answer] = []
+        for start in range(0, len(images), batch_size):
+            probs, reasons = self.analyse(images[start : start + batch_size])
+            out += [
+                decide(p, self.class_names, self.decision, self.answer_rules, r, class_risk)
+                for p, r in zip(probs, reasons, strict=True)
+            ]
+        return out
 
     def features(
         self, images: np.ndarray, batch_size: int = 500, *, scale: float | None = None

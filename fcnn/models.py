@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from fcnn import layers
 from fcnn.layers import (
     BatchNorm2D,
     Conv2D,
@@ -36,16 +37,17 @@ from fcnn.layers import (
     serial,
 )
 
-__all__ = ["Preset", "get", "names", "takes_option"]
+__all__ = ["Preset", "from_spec", "get", "names", "options", "register", "takes_option"]
 
 
 @attrs.frozen
 class Preset:
-    """A network and the shape of one input example, (C, H, W)."""
+    """A network and the shape of one input example, (C, H, W); None for a network that
+    takes whatever shape the data has."""
 
     name: str
     network: Layer
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...] | None
 
 
 def lenet_mnist(num_classes: int = 10) -> Preset:
@@ -128,16 +130,47 @@ def dermascan_cnn(
     return Preset("dermascan_cnn", net, (3, image_size, image_size))
 
 
-_PRESETS: dict[str, Callable[..., Preset]] = {
-    "lenet_mnist": lenet_mnist,
-    "tiny_vgg_cifar": tiny_vgg_cifar,
-    "bn_net_mnist": bn_net_mnist,
-    "dermascan_cnn": dermascan_cnn,
-}
+_PRESETS: dict[str, Callable[..., Preset | Layer]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., Preset | Layer]], Callable[..., Preset | Layer]]:
+    """Decorator: register ``factory(num_classes=..., **options)`` as the preset ``name``, so
+    that a config's ``model: name`` (with ``model_options``) builds it. The factory returns a
+    :class:`Preset`, or a bare :class:`~fcnn.layers.Layer` that then takes the data's image
+    shape. The built-in presets are registered the same way; a name is taken once (the same
+    function again, a module imported twice, is harmless)."""
+
+    def decorate(factory: Callable[..., Preset | Layer]) -> Callable[..., Preset | Layer]:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a preset name is an identifier such as 'my_net', got {name!r}")
+        known = _PRESETS.get(name)
+        if known is not None and known is not factory and _qualname(known) != _qualname(factory):
+            raise ValueError(f"model preset {name!r} is registered already, by {_qualname(known)}")
+        if "num_classes" not in inspect.signature(factory).parameters:
+            raise ValueError(f"preset {name!r}: the factory must take num_classes=")
+        _PRESETS[name] = factory
+        return factory
+
+    return decorate
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+for _factory in (lenet_mnist, tiny_vgg_cifar, bn_net_mnist, dermascan_cnn):
+    register(_factory.__name__)(_factory)
 
 
 def names() -> list[str]:
     return sorted(_PRESETS)
+
+
+def options(name: str) -> dict[str, Any]:
+    """The options (keyword arguments besides ``num_classes``) of the preset called ``name``,
+    with their defaults (``inspect.Parameter.empty`` where there is none)."""
+    params = inspect.signature(_factory_of(name)).parameters
+    return {k: p.default for k, p in params.items() if k != "num_classes"}
 
 
 def takes_option(name: str, option: str) -> bool:
@@ -145,10 +178,33 @@ def takes_option(name: str, option: str) -> bool:
     return name in _PRESETS and option in inspect.signature(_PRESETS[name]).parameters
 
 
-def get(name: str, **options: Any) -> Preset:
-    """The preset called ``name``; ``ValueError`` listing the choices otherwise."""
+def _factory_of(name: str) -> Callable[..., Preset | Layer]:
     try:
-        factory = _PRESETS[name]
+        return _PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {names()}") from None
-    return factory(**options)
+
+
+def get(name: str, **options: Any) -> Preset:
+    """The preset called ``name``; ``ValueError`` listing the choices, or naming an option the
+    preset does not take, otherwise."""
+    factory = _factory_of(name)
+    allowed = inspect.signature(factory).parameters
+    unknown = sorted(set(options) - set(allowed))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in allowed.values()):
+        raise ValueError(
+            f"model {name!r} takes no option {unknown[0]!r}; its options are "
+            f"{', '.join(k for k in allowed if k != 'num_classes') or 'none'}"
+        )
+    made = factory(**options)
+    return made if isinstance(made, Preset) else Preset(name, made, None)
+
+
+def from_spec(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Preset:
+    """A network written as a layer spec (the JSON ``layer.spec`` gives, e.g. from a config's
+    ``model:``), for inputs of ``input_shape``; ValueError says what is wrong with it."""
+    try:
+        net = layers.from_spec(spec)
+    except RecursionError:
+        raise ValueError("the layer spec is nested too deeply") from None
+    return Preset("custom", net, tuple(input_shape))

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from fcnn import explain
+from fcnn.answer import decide
 from fcnn.decision import AnswerRules
 from fcnn.inference import Model
 from webapp.images import DecodeBudget, read_image
@@ -32,7 +33,6 @@ CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
 RULES_OF_OLDER_MODELS = AnswerRules(
     uncertain_below=0.35, high_risk_classes=("akiec", "bcc", "mel"), high_risk_at=0.3
 )
-RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 OVERLAY_SIDE = 224
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_DECODE_MEMORY = 320 * 2**20
@@ -111,40 +111,22 @@ class Predictor:
         saliency overlay (the photo decoded again at the overlay's size)."""
         arr = self.read(data)[None]  # (1, C, H, W)
         probs_batch, reasons = self.model.analyse(arr)  # one forward pass
-        probs = probs_batch[0]
         codes = self.model.class_names
-        order = np.argsort(-probs)
-        predictions = [
-            {
-                "code": codes[i],
-                "name": self.conditions[codes[i]]["short_name"],
-                "probability": float(probs[i]),
-            }
-            for i in order
-        ]
         # the answer is the model's decision (it may weigh rare conditions up), which is not
         # always the most probable class; the bars show every probability
-        decided = codes[int(self.model.decision.decide(probs[None])[0])]
-        top = next(p for p in predictions if p["code"] == decided)
-        reason = reasons[0]
-        rules = self.rules
-        if reason is None and rules.is_uncertain(predictions[0]["probability"]):
-            reason = "low_confidence"
-        malignant = rules.high_risk_probability(probs, codes)
-        risk = self.conditions[top["code"]]["risk_level"]
-        if rules.is_high_risk(probs, codes) and RISK_ORDER[risk] < RISK_ORDER["high"]:
-            risk = "high"  # a sizeable chance of a cancer outweighs a benign top answer
-        elif reason == "low_confidence" and RISK_ORDER[risk] < RISK_ORDER["medium"]:
-            risk = "medium"  # unsure: discuss it with a doctor
+        decided = decide(
+            probs_batch[0],
+            codes,
+            self.model.decision,
+            self.rules,
+            reasons[0],
+            {c: self.conditions[c]["risk_level"] for c in codes},
+        )
         answer: dict[str, Any] = {
-            "predictions": predictions,
-            "top": top,
-            "risk_level": risk,
-            "uncertain": reason is not None,
-            "uncertain_reason": reason,
-            "malignant_probability": malignant,
+            **decided.to_dict(names={c: self.conditions[c]["short_name"] for c in codes}),
             "model_version": self.version,
         }
+        top = answer["top"]
         if explain:
             x = self.model.preprocess(arr)
             photo = self.read(data, (OVERLAY_SIDE, OVERLAY_SIDE), channels=3)  # RGB to draw on

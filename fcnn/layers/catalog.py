@@ -51,10 +51,17 @@ def from_spec(spec: dict[str, Any]) -> Layer:
         raise ValueError(f"a layer spec is a dict with a 'type' key, got {spec!r}")
     kind = spec["type"]
     if kind == "serial":
-        return serial(*(from_spec(s) for s in spec["layers"]))
+        children = spec.get("layers")
+        if not isinstance(children, list) or not children:
+            raise ValueError("a serial spec needs 'layers': a non-empty list of layer specs")
+        return serial(*(from_spec(s) for s in children))
     if kind == "residual":
+        if "block" not in spec:
+            raise ValueError("a residual spec needs 'block': the layer spec of its block")
         shortcut = spec.get("shortcut")
         return residual(from_spec(spec["block"]), None if shortcut is None else from_spec(shortcut))
+    if not isinstance(kind, str):
+        raise ValueError(f"a layer spec's 'type' is a name, got {kind!r}")
     ctor = registry.constructor(kind)  # ValueError for a type nobody registered
     hyper = {k: _tupled(v) for k, v in spec.items() if k != "type"}
     try:

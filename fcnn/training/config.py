@@ -15,6 +15,7 @@ from typing import Any, Literal
 import attrs
 import yaml
 
+from fcnn import models
 from fcnn.decision import AnswerRules
 from fcnn.training.structure import ConfigError, read_yaml, structure
 
@@ -179,7 +180,9 @@ CALLBACKS: dict[str, type] = {
 @attrs.frozen
 class Config:
     dataset: Literal["mnist", "cifar10", "ham10000"]
-    model: str
+    # a preset's name (fcnn.models), or a network as a layer spec (the JSON layer.spec gives;
+    # a .yaml/.json file named here is read into it, relative to the config's folder)
+    model: str | dict[str, Any]
     train: TrainConfig
     seed: int = attrs.field(default=0, validator=_in_range(0))
     model_options: dict[str, Any] = attrs.field(factory=dict)
@@ -199,6 +202,11 @@ class Config:
     runs_dir: str = "runs"
     reports_dir: str | None = None  # where results.csv gets a row; None: runs_dir
     name: str = ""  # filled from the file name when empty
+
+    @property
+    def model_name(self) -> str:
+        """The preset's name, or for a network written as a spec the config's name."""
+        return self.model if isinstance(self.model, str) else (self.name or "custom")
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (the form written to run folders and checkpoints)."""
@@ -265,9 +273,62 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def parse_config(raw: Any, *, name: str = "") -> Config:
-    """A validated :class:`Config` from plain data."""
-    config = structure(Config, raw, special={"callbacks": _callbacks})
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _model(raw: Any, where: str) -> str | dict[str, Any]:
+    """A config's ``model``: a registered preset's name or a layer spec that builds."""
+    if isinstance(raw, dict):
+        try:
+            models.from_spec(raw, ())
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: not a network fcnn can build: {exc}") from None
+        return raw
+    if isinstance(raw, str):
+        if raw.endswith(SPEC_SUFFIXES):
+            raise ConfigError(f"{where}: {raw} was not read: spec files are read by load_config")
+        if raw not in models.names():
+            raise ConfigError(
+                f"{where}: unknown model {raw!r}; choose a preset ({', '.join(models.names())}; "
+                "fcnn models lists them), write the network as a layer spec, or name a "
+                ".yaml/.json spec file. A preset of your own needs the module that registers "
+                "it: fcnn --plugin MODULE"
+            )
+        return raw
+    raise ConfigError(
+        f"{where}: expected a preset name, a layer spec (a mapping with 'type') or the path of "
+        f"a .yaml/.json spec file, got {raw!r}"
+    )
+
+
+def _read_model_file(raw: Any, base: Path) -> Any:
+    """``raw`` with a ``model`` naming a .yaml/.json file replaced by the spec in it (the
+    path relative to ``base``, the config's folder)."""
+    model = raw.get("model") if isinstance(raw, dict) else None
+    if not isinstance(model, str) or not model.endswith(SPEC_SUFFIXES):
+        return raw
+    path = base / Path(model).expanduser()
+    try:
+        spec = read_yaml(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"model: the spec file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"model: cannot read the spec file {path} ({exc})") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"model: {path} holds no layer spec (a mapping with 'type')")
+    return {**raw, "model": spec}
+
+
+def parse_config(raw: Any, *, name: str = "", base: str | Path = ".") -> Config:
+    """A validated :class:`Config` from plain data; a ``model`` that names a spec file is read
+    relative to ``base``."""
+    raw = _read_model_file(raw, Path(base))
+    config = structure(Config, raw, special={"callbacks": _callbacks, "model": _model})
+    if isinstance(config.model, dict) and config.model_options:
+        raise ConfigError(
+            "model_options apply to presets; a network written as a layer spec states its "
+            "own hyperparameters"
+        )
     return config if config.name else attrs.evolve(config, name=name)
 
 
@@ -282,6 +343,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read the config ({exc})") from None
     try:
         raw = apply_overrides(raw or {}, overrides or [])
-        return parse_config(raw, name=path.stem)
+        return parse_config(raw, name=path.stem, base=path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

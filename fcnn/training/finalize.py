@@ -207,7 +207,7 @@ def write_reports(
             "time": dt.datetime.now().isoformat(timespec="seconds"),
             "config": config.name,
             "dataset": config.dataset,
-            "model": config.model,
+            "model": config.model_name,
             "seed": config.seed,
             "epochs": len(history),
             "best_val_acc": f"{best_val:.4f}",
@@ -216,7 +216,7 @@ def write_reports(
             "run_dir": str(run_dir),
         },
     )
-    title = f"{config.name} ({config.model}, seed {config.seed})"
+    title = f"{config.name} ({config.model_name}, seed {config.seed})"
     written = [ledger]
     if history:
         written.append(reports.plot_curves(history, run_dir / "figures" / "curves.png", title))

@@ -26,7 +26,7 @@ from fcnn.training.data import PreparedData, class_weights, prepare_data
 from fcnn.training.loop import FrozenPrefix, Recipe
 from fcnn.training.run_config import resumed_config
 
-__all__ = ["LoopState", "Setup", "build", "make_optimizer", "make_schedule"]
+__all__ = ["LoopState", "Setup", "build", "make_optimizer", "make_schedule", "network_for"]
 
 
 def _shape_mismatch(
@@ -36,15 +36,45 @@ def _shape_mismatch(
     fixes = []
     # the image_size option makes square inputs of the model's channel count
     fits = model_shape[0] == data_shape[0] and data_shape[1] == data_shape[2]
-    if fits and models.takes_option(config.model, "image_size"):
+    if fits and isinstance(config.model, str) and models.takes_option(config.model, "image_size"):
         fixes.append(f"model_options: {{image_size: {data_shape[1]}}}")
     if config.dataset == "ham10000":  # the one data set resized on loading
         fixes.append(f"data.image_size: [{model_shape[1]}, {model_shape[2]}]")
     advice = f"; set {' or '.join(fixes)} in the config" if fixes else ""
     return (
-        f"model {config.model} expects images of shape {model_shape} but "
+        f"model {config.model_name} expects images of shape {model_shape} but "
         f"{config.dataset} has {data_shape}{advice}"
     )
+
+
+def network_for(config: Config, class_names: tuple[str, ...], image_shape: tuple[int, ...]):
+    """The config's network as a :class:`fcnn.models.Preset` for ``class_names`` and images of
+    ``image_shape`` (C, H, W), built and checked: its input shape is the images' and it
+    gives one value per class; a ConfigError says what to change otherwise."""
+    try:
+        if isinstance(config.model, dict):
+            preset = models.from_spec(config.model, image_shape)
+        else:
+            preset = models.get(config.model, num_classes=len(class_names), **config.model_options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model: {exc}") from None
+    if preset.input_shape is None:
+        preset = attrs.evolve(preset, input_shape=tuple(image_shape))
+    if tuple(preset.input_shape) != tuple(image_shape):
+        raise ConfigError(_shape_mismatch(config, preset.input_shape, image_shape))
+    try:
+        out_shape, _, _ = preset.network.init(fr.key(0), preset.input_shape)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"model: the network cannot take images of shape {tuple(image_shape)}: {exc}"
+        ) from None
+    if tuple(out_shape) != (len(class_names),):
+        raise ConfigError(
+            f"model: the network's output has shape {tuple(out_shape)}, but the data has "
+            f"{len(class_names)} classes ({', '.join(class_names[:10])}): its last layer must "
+            f"give {len(class_names)} values per image"
+        )
+    return preset
 
 
 def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
@@ -106,7 +136,7 @@ def _freeze(recipe: Recipe, params: Any, freeze: tuple[int | str, ...]) -> tuple
 
 def new_run_dir(config: Config) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(config.runs_dir) / f"{stamp}-{config.name or config.model}"
+    base = Path(config.runs_dir) / f"{stamp}-{config.name or config.model_name}"
     run_dir, n = base, 1
     while run_dir.exists():
         n += 1
@@ -182,9 +212,7 @@ def build(
     data = prepare_data(config, data_dir) if replicas.rank == 0 else None
     replicas.barrier()
     data = data or prepare_data(config, data_dir)
-    preset = models.get(config.model, num_classes=data.train.num_classes, **config.model_options)
-    if preset.input_shape != data.train.image_shape:
-        raise ValueError(_shape_mismatch(config, preset.input_shape, data.train.image_shape))
+    preset = network_for(config, data.train.class_names, data.train.image_shape)
     net = preset.network
     steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
     schedule = make_schedule(config.train, steps_per_epoch)
@@ -214,7 +242,7 @@ def build(
     loop = LoopState(params, state, recipe.optimizer.init(params), ema=ema)
     manifest = checkpoint.ModelManifest(
         architecture=net.spec,
-        model=config.model,
+        model=config.model_name,
         input_shape=tuple(preset.input_shape),
         class_names=tuple(data.train.class_names),
         dataset=config.dataset,

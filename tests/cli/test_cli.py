@@ -136,8 +136,11 @@ def test_export_loads_back_without_the_config_and_predicts(trained, tmp_path):
             ],
         )
         assert result.exit_code == 0, result.output
-        top = json.loads(result.output)[0]["top"]
-        assert top[0]["class"] == "6" and len(top) == 2
+        answer = json.loads(result.output)[0]
+        # the API's keys: top is the model's answer, predictions the classes by probability
+        assert answer["top"]["code"] == "6" and answer["predictions"][0]["code"] == "6"
+        assert len(answer["predictions"]) == 2 and answer["risk_level"] is None
+        assert answer["uncertain"] is False
 
 
 def test_export_refuses_a_mismatched_config(trained, tmp_path):
