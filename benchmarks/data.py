@@ -10,7 +10,7 @@ from fcnn import models
 from fcnn.data.dataset import Dataset
 from fcnn.data.errors import DataError
 from fcnn.data.paths import data_root
-from fcnn.data.registry import load_dataset
+from fcnn.data.registry import Request, load_dataset
 
 __all__ = ["EPOCH_JOBS", "epoch_job"]
 
@@ -46,8 +46,8 @@ def epoch_job(name: str, quick: bool, data_dir: str | None) -> tuple[models.Pres
     preset = models.get(preset_name, **options)
     try:
         size = (side, side) if side else None
-        train = load_dataset(dataset, data_root(data_dir), image_size=size, allow_download=False)
-        data, source = train.train, f"{dataset} training set"
+        request = Request(data_root(data_dir), image_size=size, allow_download=False)
+        data, source = load_dataset(dataset, request).train, f"{dataset} training set"
     except (DataError, FileNotFoundError):
         rng = np.random.default_rng(0)
         n, k = _RANDOM_IMAGES[dataset], 7 if dataset == "ham10000" else 10

@@ -45,7 +45,10 @@ def calibrate_command(
             "out of distribution included"
         ),
     ] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data root (default: $FCNN_DATA, else the one the model's run read)"),
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
 ) -> None:
     """Fit calibration (and optionally the OOD detector, the screening operating point and the
@@ -69,6 +72,7 @@ def calibrate_command(
         answer_rules=(cfg.answer_rules if given else stored_rules) or cfg.answer_rules,
     )
     net, params, state = checkpoint.build(stored)
-    fitted = finalize_model(net, params, state, prepare_data(cfg, data_dir), cfg, weights)
+    data = prepare_data(cfg, data_dir, stored_root=stored.info.data_root)
+    fitted = finalize_model(net, params, state, data, cfg, weights)
     for line in fitted.lines:
         console.print(line, highlight=False, soft_wrap=True)

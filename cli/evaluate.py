@@ -41,8 +41,11 @@ def evaluate_command(
             show_default=False,
         ),
     ] = None,
-    split: Annotated[str, typer.Option(help="test or val")] = "test",
-    data_dir: Annotated[Path | None, typer.Option(help="Data root (default: $FCNN_DATA)")] = None,
+    split: Annotated[str, typer.Option(help="test, or val (also: validation)")] = "test",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data root (default: $FCNN_DATA, else the one the model's run read)"),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field")] = None,
     markdown: Annotated[
@@ -59,8 +62,9 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a held-out split."""
+    split = {"validation": "val"}.get(split, split)
     if split not in ("test", "val"):
-        raise fail(f"--split must be test or val, got {split!r}")
+        raise fail(f"--split must be test or val (or validation), got {split!r}")
     model = load(weights)
     cfg = model_config(model.manifest.config, config, set_ or [], str(weights))
     if model.manifest.dataset not in (None, cfg.dataset):
@@ -72,7 +76,7 @@ def evaluate_command(
     outputs = [figures / "confusion.png", figures / "reliability.png"]
     outputs += [markdown] if markdown is not None else []
     replaced = {p for p in outputs if p.exists()}
-    data = prepare_data(cfg, data_dir)
+    data = prepare_data(cfg, data_dir, stored_root=model.manifest.data_root)
     report = evaluate_model(model, data.test if split == "test" else data.val)
     report["split"] = split
     report["weights"] = str(weights)

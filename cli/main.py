@@ -11,8 +11,10 @@ from cli.calibrate import calibrate_command
 from cli.common import fail
 from cli.evaluate import evaluate_command
 from cli.export import export_command
+from cli.models import models_command
 from cli.predict import predict_command
 from cli.serve import serve_command
+from cli.summary import summary_command
 from cli.train import train_command
 from fcnn.plugins import ENV as PLUGINS_ENV
 from fcnn.plugins import PluginError, load_plugins
@@ -21,7 +23,8 @@ from fcnn.version import __version__
 
 app = typer.Typer(
     name="fcnn",
-    help="Convolutional networks from scratch in NumPy: train, evaluate, export and predict.",
+    help="Convolutional networks from scratch in NumPy: train, evaluate, export, predict, "
+    "serve; summary and models describe networks.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -70,6 +73,8 @@ app.command("calibrate")(calibrate_command)
 app.command("export")(export_command)
 app.command("predict")(predict_command)
 app.command("serve")(serve_command)
+app.command("summary")(summary_command)
+app.command("models")(models_command)
 
 
 def main() -> None:

@@ -36,29 +36,27 @@ def _relaunch(procs: int, args: list[str], note: str, free_cores: int | None = N
     env = {**os.environ, LAUNCH_NOTE: note}
     if free_cores is not None and not any(name in env for name in BLAS_THREAD_VARIABLES):
         env.update(dict.fromkeys(BLAS_THREAD_VARIABLES, str(max(1, free_cores // procs))))
-    child = subprocess.Popen(mpiexec_command(mpiexec, procs, args), env=env)
+    # its own session: a Ctrl-C in the terminal reaches this launcher only, which passes it
+    # on once (mpiexec given two would abort the ranks before they save)
+    child = subprocess.Popen(mpiexec_command(mpiexec, procs, args), env=env, start_new_session=True)
 
     def stop_ranks(signum, frame) -> None:
-        # SIGTERM or SIGHUP sent to this launcher alone (timeout, a scheduler, a closed
-        # terminal) would end it and leave mpiexec and the ranks running: ask them to
-        # stop as Ctrl-C does, all after the same step, with last.npz saved
+        # Ctrl-C, SIGTERM or SIGHUP (timeout, a scheduler, a closed terminal) sent to this
+        # launcher: ask the ranks to stop as one process does, all after the same step,
+        # with last.npz saved
         child.send_signal(signal.SIGINT)
 
-    previous = {sig: signal.signal(sig, stop_ranks) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop_ranks) for sig in stopping}
     try:
-        while True:
-            try:
-                code = child.wait()
-                break
-            except KeyboardInterrupt:  # Ctrl-C reaches mpiexec too; wait for the ranks to save
-                continue
+        code = child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     raise typer.Exit(code)
 
 
-def _train_args(config, set_, data_dir, resume, progress) -> list[str]:
+def _train_args(config, set_, data_dir, resume, progress, force=False) -> list[str]:
     args = ["train"] + ([str(config)] if config is not None else [])
     for item in set_:
         args += ["--set", item]
@@ -66,6 +64,7 @@ def _train_args(config, set_, data_dir, resume, progress) -> list[str]:
         args += ["--data-dir", str(data_dir)]
     if resume is not None:
         args += ["--resume", str(resume)]
+    args += ["--force"] if force else []
     return [*args, "--progress" if progress else "--no-progress"]
 
 
@@ -127,7 +126,7 @@ def _config(config: Path | None, set_: list[str], resume: Path | None):
     return requested, requested or parse_config(stored)
 
 
-def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None) -> None:
+def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None, force=False) -> None:
     """Train ``cfg`` (None with ``resume``: the run's own config) on this process's replica."""
     lead = replicas.rank == 0
     bar = RichEpochProgress(enabled=progress and lead)
@@ -140,6 +139,7 @@ def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None) -> None
             echo=lambda s: console.print(s, highlight=False, markup=False, soft_wrap=True),
             replicas=replicas,
             launch_note=note,
+            force=force,
         )
     except TrainingInterrupted as exc:
         bar.close()
@@ -187,6 +187,14 @@ def train_command(
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per epoch")] = True,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Let the copy of the final model to a checkpoint callback's filepath replace "
+            "a file there that holds a better monitored value of the same config",
+        ),
+    ] = False,
     procs: Annotated[
         str | None,
         typer.Option(
@@ -207,17 +215,18 @@ def train_command(
         echo = lambda s: console.print(s, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
         n, note, free = _procs(procs or "auto", run_cfg, echo)
         if n > 1:
-            _relaunch(n, _train_args(config, set_ or [], data_dir, resume, progress), note, free)
+            args = _train_args(config, set_ or [], data_dir, resume, progress, force)
+            _relaunch(n, args, note, free)
         note = _hold_blas_threads(free, note)
     try:
         replicas = world()
     except MPIUnavailable as exc:
         raise fail(str(exc)) from None
     if replicas.size == 1:
-        _run(requested, data_dir, resume, progress, replicas, note)
+        _run(requested, data_dir, resume, progress, replicas, note, force)
         return
     try:
-        _run(requested, data_dir, resume, progress, replicas, note)
+        _run(requested, data_dir, resume, progress, replicas, note, force)
     except typer.Exit as exc:
         if exc.exit_code not in (0, 130):  # an error on this rank: stop the other ranks too
             replicas.abort(exc.exit_code)

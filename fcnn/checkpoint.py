@@ -97,6 +97,7 @@ _NAMED = (
     "kind",
     "model_version",
     "training",
+    "data_root",
     "fcnn_version",
     "format_version",
 )
@@ -125,6 +126,7 @@ class ModelManifest:
     kind: str | None = None
     model_version: str | None = None
     training: ResumeState | None = None
+    data_root: str | None = None  # the data root its run read (commands on it default to it)
     fcnn_version: str | None = None
     format_version: int | None = None
     extra: dict[str, Any] = attrs.field(factory=dict)

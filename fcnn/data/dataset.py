@@ -7,7 +7,7 @@ import numpy as np
 
 from fcnn import random as fr
 
-__all__ = ["Dataset", "train_val_split"]
+__all__ = ["Dataset", "split_off_test", "train_val_split"]
 
 
 @attrs.frozen(eq=False)
@@ -104,3 +104,15 @@ def train_val_split(data: Dataset, fraction: float, key: fr.Key) -> tuple[Datase
         data.labels, data.groups, (fraction, 1.0 - fraction), key, data.num_classes
     )
     return data.subset(train), data.subset(val)
+
+
+def split_off_test(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """``(train, test)``: a seeded, class-stratified (and group-respecting) test split for a
+    data set that comes without one; ``fraction`` of each class goes to test."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the test fraction must lie in (0, 1), got {fraction}")
+    key = fr.fold_in(fr.key(seed), 7)
+    test, train = split_indices(
+        data.labels, data.groups, (fraction, 1.0 - fraction), key, data.num_classes
+    )
+    return data.subset(train), data.subset(test)

@@ -20,8 +20,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from fcnn import random as fr
-from fcnn.data.dataset import Dataset, split_indices
+from fcnn.data.dataset import Dataset, split_off_test
 from fcnn.data.errors import DataError
 from fcnn.data.imagefolder import decode_image
 from fcnn.data.paths import cache_dir
@@ -162,7 +161,5 @@ def load_splits(
     same grouping (70/15/15 with the default fractions).
     """
     ham = load(root, image_size=image_size)
-    key = fr.fold_in(fr.key(seed), 7)
-    fractions = (test_fraction, 1 - test_fraction)
-    test, train = split_indices(ham.data.labels, ham.data.groups, fractions, key, len(CLASS_NAMES))
-    return ham.data.subset(train), ham.data.subset(test), ham.skipped
+    train, test = split_off_test(ham.data, test_fraction, seed)
+    return train, test, ham.skipped

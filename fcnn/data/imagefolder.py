@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fcnn.data.dataset import Dataset
+from fcnn.data.dataset import Dataset, split_off_test
 from fcnn.data.errors import DataError
 from fcnn.data.paths import cache_dir
 from fcnn.data.preprocess import prepare_image
 from fcnn.io import atomic_write
 
-__all__ = ["IMAGE_SUFFIXES", "decode_image", "load_image_folder"]
+__all__ = ["IMAGE_SUFFIXES", "decode_image", "load_image_folder", "load_splits"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -36,6 +36,11 @@ def decode_image(path: Path, size: tuple[int, int] | None, mode: str) -> np.ndar
             return prepare_image(img, target, 1 if mode == "L" else 3)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DataError(f"{path}: unreadable image ({exc})") from None
+
+
+def class_folders(folder: Path) -> tuple[str, ...]:
+    """The sorted names of ``folder``'s sub-folders, hidden ones (``.git``) left out."""
+    return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != "."))
 
 
 def _listing(folder: Path, class_names: tuple[str, ...]) -> list[tuple[Path, int, os.stat_result]]:
@@ -73,7 +78,7 @@ def load_image_folder(
     if not folder.is_dir():
         raise DataError(f"image folder {folder} does not exist")
     if class_names is None:
-        class_names = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+        class_names = class_folders(folder)
     missing = [c for c in class_names if not (folder / c).is_dir()]
     if not class_names or missing:
         raise DataError(f"{folder}: expected one sub-folder per class, missing {missing or 'all'}")
@@ -92,7 +97,8 @@ def load_image_folder(
     shapes = {a.shape for a in decoded}
     if len(shapes) > 1:
         raise DataError(
-            f"{folder}: images have different sizes {sorted(shapes)[:3]}...; pass size="
+            f"{folder}: images have different sizes {sorted(shapes)[:3]}...; resize them on "
+            "loading: data.image_size: [H, W] in a config, size=(H, W) in a script"
         )
     images = np.stack(decoded)  # (N, C, H, W)
     labels = np.array([label for _, label, _ in files], dtype=np.int64)
@@ -101,3 +107,42 @@ def load_image_folder(
         with atomic_write(cache_file) as tmp:
             np.savez(tmp, images=images, labels=labels)
     return Dataset(images, labels, class_names)
+
+
+def load_splits(
+    root: Path,
+    *,
+    size: tuple[int, int] | None = None,
+    mode: str = "RGB",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> tuple[Dataset, Dataset]:
+    """``(train, test)`` from a user's folder of images: ``root/train/<class>/*`` with an
+    optional ``root/test/<class>/*`` (the same classes), or ``root/<class>/*``; without a test
+    folder, a seeded class-stratified ``test_fraction`` is split off. Class names are the
+    folder names, sorted; JPEG, PNG, WebP (and BMP, GIF, TIFF) are read, other files skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data.root {root} does not exist or is not a folder")
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    names = class_folders(train_dir)
+    if not names:
+        raise DataError(
+            f"{train_dir} has no class folders: put each class's images in a folder of its "
+            f"own, {train_dir}/<class>/*.jpg"
+        )
+    if len(names) < 2:
+        raise DataError(f"{train_dir} has one class folder ({names[0]}); a classifier needs two")
+    train = load_image_folder(train_dir, class_names=names, size=size, mode=mode)
+    if train_dir != root and (root / "test").is_dir():
+        extra = sorted(set(class_folders(root / "test")) - set(names))
+        if extra:
+            raise DataError(f"{root / 'test'} has classes that train/ lacks: {extra}")
+        test = load_image_folder(root / "test", class_names=names, size=size, mode=mode)
+        if test.image_shape != train.image_shape:
+            raise DataError(
+                f"{root}: test images are {test.image_shape}, train images {train.image_shape}; "
+                "set data.image_size to resize both"
+            )
+        return train, test
+    return split_off_test(train, test_fraction, seed)

@@ -1,18 +1,43 @@
-"""Data sets by name: ``load_dataset("mnist", root)`` -> :class:`Loaded` (train, test, notes)."""
+"""Data sets by name: ``load_dataset(name, Request(root=...))`` -> :class:`Loaded`.
+
+A loader is a function of one :class:`Request` (plain values: paths, sizes, a seed; never a
+config) that returns the training set (validation is split from it later), the held-out
+test set and notes on what it skipped. The built-in data sets are registered below through
+the same :func:`register` a plugin uses::
+
+    @fcnn.data.register("my_scans")
+    def load_my_scans(request: fcnn.data.Request) -> fcnn.data.Loaded: ...
+
+and a config then says ``dataset: my_scans`` (``fcnn --plugin MODULE`` imports the module).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 
-from fcnn.data import cifar10, ham10000, mnist
+from fcnn.data import arrays, cifar10, ham10000, imagefolder, mnist
 from fcnn.data.dataset import Dataset
 from fcnn.data.download import Progress
+from fcnn.data.errors import DataError
 
-__all__ = ["NAMES", "Loaded", "load_dataset"]
+__all__ = ["Loaded", "Request", "load_dataset", "names", "register"]
 
-NAMES = ("mnist", "cifar10", "ham10000")
+
+@attrs.frozen
+class Request:
+    """What a loader needs to know, read once from a config (or given by a script)."""
+
+    root: Path  # the data root (--data-dir, FCNN_DATA): the built-in sets live under it
+    path: Path | None = None  # the set's own location: data.root (a folder) or data.path (a file)
+    image_size: tuple[int, int] | None = None  # (H, W) to resize to; None: the loader's default
+    channels: int | None = None  # 1 (grey) or 3 (RGB); None: the loader's default
+    seed: int = 0  # of a test split the loader makes
+    test_fraction: float | None = None  # of a test split the loader makes; None: its default
+    allow_download: bool = True
+    progress: Progress | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen(eq=False)
@@ -22,27 +47,100 @@ class Loaded:
     notes: tuple[str, ...] = ()  # what the loader skipped, and why
 
 
-def load_dataset(
-    name: str,
-    root: Path,
-    *,
-    image_size: tuple[int, int] | None = None,
-    seed: int = 0,
-    allow_download: bool = True,
-    progress: Progress | None = None,
-) -> Loaded:
-    """The data set called ``name`` under the data root ``root``.
+Loader = Callable[[Request], Loaded]
+_LOADERS: dict[str, Loader] = {}
 
-    ``image_size`` applies to HAM10000 (default 64×64); MNIST and CIFAR-10 come at their
-    native size. ``seed`` fixes HAM10000's lesion-grouped test split.
-    """
-    if name == "mnist":
-        return Loaded(*mnist.load(root, allow_download=allow_download, progress=progress))
-    if name == "cifar10":
-        return Loaded(*cifar10.load(root, allow_download=allow_download, progress=progress))
-    if name == "ham10000":
-        train, test, skipped = ham10000.load_splits(
-            root, image_size=image_size or (64, 64), seed=seed
+
+def register(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: ``loader(request) -> Loaded`` reads the data set ``name``. A name is taken
+    once (the same function again, a module imported twice, is harmless)."""
+
+    def decorate(loader: Loader) -> Loader:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a data set name is an identifier such as 'my_scans', got {name!r}")
+        known = _LOADERS.get(name)
+        if known is not None and known is not loader and known.__qualname__ != loader.__qualname__:
+            raise ValueError(f"data set {name!r} is registered already, by {known.__qualname__}")
+        _LOADERS[name] = loader
+        return loader
+
+    return decorate
+
+
+def names() -> list[str]:
+    """The registered data set names, built-in and plugins', sorted."""
+    return sorted(_LOADERS)
+
+
+def load_dataset(name: str, request: Request) -> Loaded:
+    """The data set called ``name``, as ``request`` asks; DataError for an unknown name."""
+    loader = _LOADERS.get(name)
+    if loader is None:
+        raise DataError(f"unknown dataset {name!r}; choose one of {names()}")
+    return loader(request)
+
+
+@register("mnist")
+def _mnist(request: Request) -> Loaded:
+    """MNIST under ``<root>/mnist`` (downloaded when absent), at its native 28×28."""
+    train, test = mnist.load(
+        request.root, allow_download=request.allow_download, progress=request.progress
+    )
+    return Loaded(train, test)
+
+
+@register("cifar10")
+def _cifar10(request: Request) -> Loaded:
+    """CIFAR-10 under ``<root>/cifar10`` (downloaded when absent), at its native 32×32."""
+    train, test = cifar10.load(
+        request.root, allow_download=request.allow_download, progress=request.progress
+    )
+    return Loaded(train, test)
+
+
+@register("ham10000")
+def _ham10000(request: Request) -> Loaded:
+    """HAM10000 under ``<root>/ham10000`` (default 64×64), with a seeded lesion-grouped test
+    split (default 15 %)."""
+    train, test, skipped = ham10000.load_splits(
+        request.root,
+        image_size=request.image_size or (64, 64),
+        test_fraction=request.test_fraction or 0.15,
+        seed=request.seed,
+    )
+    return Loaded(train, test, skipped)
+
+
+@register("imagefolder")
+def _imagefolder(request: Request) -> Loaded:
+    """A folder of the user's images (:func:`fcnn.data.imagefolder.load_splits`)."""
+    if request.path is None:
+        raise DataError(
+            "dataset imagefolder needs data.root: the folder holding train/<class>/*.jpg "
+            "(and optionally test/<class>/*.jpg), or <class>/*.jpg directly"
         )
-        return Loaded(train, test, skipped)
-    raise ValueError(f"unknown dataset {name!r}; choose one of {list(NAMES)}")
+    train, test = imagefolder.load_splits(
+        request.path,
+        size=request.image_size,
+        mode="L" if request.channels == 1 else "RGB",
+        test_fraction=request.test_fraction or 0.2,
+        seed=request.seed,
+    )
+    return Loaded(train, test)
+
+
+@register("arrays")
+def _arrays(request: Request) -> Loaded:
+    """Arrays in an ``.npz`` file (:func:`fcnn.data.arrays.load_splits`)."""
+    if request.path is None:
+        raise DataError(
+            "dataset arrays needs data.path: an .npz file holding x_train, y_train and "
+            "optionally x_test, y_test, class_names"
+        )
+    train, test = arrays.load_splits(
+        request.path,
+        image_size=request.image_size,
+        test_fraction=request.test_fraction or 0.2,
+        seed=request.seed,
+    )
+    return Loaded(train, test)

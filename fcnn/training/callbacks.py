@@ -138,11 +138,12 @@ def make_callbacks(
     best_path: Path,
     run_dir: Path,
     writes: bool,
-) -> tuple[list[Any], BestCheckpoint | None]:
-    """The callbacks a run's config lists, in its order, and its best-checkpoint callback
-    (None without one). ``save_best(path, metrics)`` writes the run's own best model to
-    ``best_path`` (a checkpoint's ``filepath`` only gets a copy at the end); a
-    :class:`CsvLogger` of ``run_dir/metrics.csv`` is added when the config has none;
+) -> tuple[list[Any], BestCheckpoint]:
+    """The callbacks a run's config lists, in its order, and its best-checkpoint callback.
+    ``save_best(path, metrics)`` writes the run's own best model to ``best_path`` (a
+    checkpoint's ``filepath`` only gets a copy at the end); a :class:`BestCheckpoint` by
+    ``val_acc`` and a :class:`CsvLogger` of ``run_dir/metrics.csv`` are added when the config
+    has none;
     ``writes`` is False on the replicas that write no files."""
     callbacks: list[Any] = []
     best: BestCheckpoint | None = None
@@ -154,6 +155,9 @@ def make_callbacks(
             callbacks.append(best)
         elif isinstance(cb_cfg, CsvLoggerConfig):
             callbacks.append(CsvLogger(cb_cfg, run_dir / "metrics.csv", writes))
+    if best is None:  # every run keeps its best model, by validation accuracy unless told
+        best = BestCheckpoint(CheckpointConfig(), save_best, best_path)
+        callbacks.append(best)
     if not any(isinstance(cb, CsvLogger) for cb in callbacks):
         callbacks.append(CsvLogger(CsvLoggerConfig(), run_dir / "metrics.csv", writes))
     return callbacks, best

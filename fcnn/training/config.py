@@ -27,6 +27,7 @@ __all__ = [
     "CsvLoggerConfig",
     "DataConfig",
     "EarlyStoppingConfig",
+    "NormalizationConfig",
     "SchedulerConfig",
     "TrainConfig",
     "apply_overrides",
@@ -50,6 +51,17 @@ def _in_range(low: float | None = None, high: float | None = None, *, open_high:
             raise ConfigError(f"{attr.name} must be {bound}, got {value!r}")
 
     return check
+
+
+MAX_IMAGE_SIDE = 4096  # pixels: a resize target beyond it is a typo, and costs gigabytes
+
+
+def _image_size(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and not all(1 <= side <= MAX_IMAGE_SIDE for side in value):
+        raise ConfigError(
+            f"{attribute.name} must be [H, W] with sides from 1 to {MAX_IMAGE_SIDE}, "
+            f"got {list(value)}"
+        )
 
 
 @attrs.frozen
@@ -107,24 +119,49 @@ class AugmentConfig:
     color: float = attrs.field(default=0.0, validator=_in_range(0.0))
 
 
+def _positive_numbers(_instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
+    if attribute.name == "std" and any(v <= 0 for v in value):
+        raise ConfigError(f"std must be positive numbers, got {list(value)}")
+
+
+@attrs.frozen
+class NormalizationConfig:
+    """Per-channel ``mean`` and ``std`` in 0..255 pixels (e.g. a pretrained model's)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...] = attrs.field(validator=_positive_numbers)
+
+
 @attrs.frozen
 class DataConfig:
     """``class_weights``: none, ``balanced`` (inverse frequency), ``sqrt`` (inverse square
     root of the frequency, a milder correction) or one number per class;
     ``sampler``: ``shuffle`` or ``balanced`` (class-balanced sampling with replacement);
     ``limit_train`` / ``limit_test``: use a seeded subset of N examples (quick runs);
-    ``image_size``: the [H, W] HAM10000 images are resized to (default [64, 64]);
+    ``image_size``: the [H, W] images are resized to (HAM10000: default [64, 64]; an image
+    folder: required when its images differ in size);
     ``split_seed``: the seed of the test and validation splits and of the limits (default:
-    the run's ``seed``), so that runs with different seeds can share one held-out split."""
+    the run's ``seed``), so that runs with different seeds can share one held-out split;
+    ``root``: an image folder's folder (``dataset: imagefolder``), ``path``: an arrays file
+    (``dataset: arrays``), each relative to the config file's folder;
+    ``channels``: 1 (grey) or 3 (RGB, the default) for an image folder;
+    ``test_fraction``: the share split off for testing when the data has no test split
+    (HAM10000: 0.15, an image folder or arrays without a test part: 0.2);
+    ``normalization``: fixed per-channel mean and std instead of those of the training set."""
 
     val_fraction: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0, open_high=True))
-    image_size: tuple[int, int] | None = None  # HAM10000 only (default 64x64)
+    image_size: tuple[int, int] | None = attrs.field(default=None, validator=_image_size)
     augment: AugmentConfig = AugmentConfig()
     class_weights: Literal["none", "balanced", "sqrt"] | tuple[float, ...] = "none"
     sampler: Literal["shuffle", "balanced"] = "shuffle"
     limit_train: int | None = attrs.field(default=None, validator=_in_range(1))
     limit_test: int | None = attrs.field(default=None, validator=_in_range(1))
     split_seed: int | None = attrs.field(default=None, validator=_in_range(0))
+    root: str | None = None
+    path: str | None = None
+    channels: Literal[1, 3] | None = None
+    test_fraction: float | None = attrs.field(default=None, validator=_in_range(0.01, 0.9))
+    normalization: NormalizationConfig | None = None
 
 
 @attrs.frozen
@@ -179,7 +216,9 @@ CALLBACKS: dict[str, type] = {
 
 @attrs.frozen
 class Config:
-    dataset: Literal["mnist", "cifar10", "ham10000"]
+    # a registered data set (fcnn.data.names(): mnist, cifar10, ham10000, imagefolder, arrays,
+    # and any a plugin adds)
+    dataset: str
     # a preset's name (fcnn.models), or a network as a layer spec (the JSON layer.spec gives;
     # a .yaml/.json file named here is read into it, relative to the config's folder)
     model: str | dict[str, Any]
@@ -202,6 +241,8 @@ class Config:
     runs_dir: str = "runs"
     reports_dir: str | None = None  # where results.csv gets a row; None: runs_dir
     name: str = ""  # filled from the file name when empty
+    # the --set overrides the file was read with: a record for the run's ledger, not a setting
+    overrides: tuple[str, ...] = ()
 
     @property
     def model_name(self) -> str:
@@ -301,6 +342,28 @@ def _model(raw: Any, where: str) -> str | dict[str, Any]:
     )
 
 
+def _dataset(raw: Any, where: str) -> str:
+    from fcnn import data  # the registry; loaders import Pillow, so only when a config is read
+
+    if not isinstance(raw, str) or raw not in data.names():
+        raise ConfigError(
+            f"{where}: unknown dataset {raw!r}; choose one of {', '.join(data.names())} (a "
+            "data set of your own needs the module that registers it: fcnn --plugin MODULE)"
+        )
+    return raw
+
+
+def _absolute_data_paths(config: Config, base: Path) -> Config:
+    """``config`` with ``data.root`` and ``data.path`` made absolute from ``base``, so that the
+    config stored in a run and its checkpoints finds them from any folder."""
+    changes = {
+        key: str((base / Path(value).expanduser()).resolve())
+        for key in ("root", "path")
+        if (value := getattr(config.data, key)) is not None
+    }
+    return attrs.evolve(config, data=attrs.evolve(config.data, **changes)) if changes else config
+
+
 def _read_model_file(raw: Any, base: Path) -> Any:
     """``raw`` with a ``model`` naming a .yaml/.json file replaced by the spec in it (the
     path relative to ``base``, the config's folder)."""
@@ -323,7 +386,10 @@ def parse_config(raw: Any, *, name: str = "", base: str | Path = ".") -> Config:
     """A validated :class:`Config` from plain data; a ``model`` that names a spec file is read
     relative to ``base``."""
     raw = _read_model_file(raw, Path(base))
-    config = structure(Config, raw, special={"callbacks": _callbacks, "model": _model})
+    config = structure(
+        Config, raw, special={"callbacks": _callbacks, "model": _model, "dataset": _dataset}
+    )
+    config = _absolute_data_paths(config, Path(base))
     if isinstance(config.model, dict) and config.model_options:
         raise ConfigError(
             "model_options apply to presets; a network written as a layer spec states its "
@@ -343,6 +409,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read the config ({exc})") from None
     try:
         raw = apply_overrides(raw or {}, overrides or [])
-        return parse_config(raw, name=path.stem, base=path.parent)
+        config = parse_config(raw, name=path.stem, base=path.parent)
+        return attrs.evolve(config, overrides=config.overrides + tuple(overrides or ()))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

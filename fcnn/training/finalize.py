@@ -214,6 +214,7 @@ def write_reports(
             "test_acc": f"{test_acc:.4f}",
             "wall_time_s": f"{wall:.1f}",
             "run_dir": str(run_dir),
+            "overrides": "; ".join(config.overrides),
         },
     )
     title = f"{config.name} ({config.model_name}, seed {config.seed})"
@@ -240,18 +241,50 @@ class RunResult:
     stopped_early: bool
 
 
-def copy_model(best_path: Path, filepath: str | None) -> tuple[Path, str] | None:
+def copy_model(
+    best_path: Path,
+    filepath: str | None,
+    monitor: tuple[str, str] = ("val_acc", "max"),
+    force: bool = False,
+) -> tuple[Path | None, str] | None:
     """Copy the finished model to the checkpoint callback's ``filepath`` (atomically), a
-    convenience for scripts; nothing reads it back as the run's own. (path, log line)."""
+    convenience for scripts; nothing reads it back as the run's own. A file there that holds
+    a better value of the ``monitor`` (name, "min"/"max") from a model of the same config is
+    kept unless ``force``. Returns (the path written or None when kept, a log line)."""
     target = Path(filepath) if filepath else None
     if target is None or target.resolve() == best_path.resolve():
         return None
     replaced = target.exists()
+    if replaced and not force:
+        kept = _better_copy(target, best_path, monitor)
+        if kept is not None:
+            return None, kept
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as tmp:
         shutil.copyfile(best_path, tmp)
     what = "replaced the file there" if replaced else "a new file"
     return target, f"copied this run's model {best_path} to {target} ({what})"
+
+
+def _better_copy(target: Path, best_path: Path, monitor: tuple[str, str]) -> str | None:
+    """A line saying why ``target`` is kept: it is a model of the same config whose stored
+    ``monitor`` value beats ``best_path``'s; None when it may be replaced."""
+    name, mode = monitor
+    try:
+        there, here = checkpoint.load(target).info, checkpoint.load(best_path).info
+    except checkpoint.CheckpointError:
+        return None  # not a model: nothing of value to keep
+    same = (there.config or {}).get("name") == (here.config or {}).get("name")
+    old, new = (there.metrics or {}).get(name), (here.metrics or {}).get(name)
+    if not same or not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+        return None
+    if (old > new) if mode == "max" else (old < new):
+        return (
+            f"kept {target}: it holds a model of the same config with {name} {old:.4f}, better "
+            f"than this run's {new:.4f} (fcnn train --force replaces it); this run's model is "
+            f"{best_path}"
+        )
+    return None
 
 
 def finish_run(
@@ -260,21 +293,23 @@ def finish_run(
     state: Any,
     history: list[dict[str, float]],
     *,
-    keeps_best: bool,
+    monitor: tuple[str, str],
+    force: bool = False,
     copy_to: str | None,
     elapsed_s: float,
     stopped_early: bool,
     replicas: distributed.Replicas,
     echo: Callable[[str], None],
 ) -> RunResult:
-    """The end of a run: the run's best model (``<run>/best.npz`` when a checkpoint callback
-    kept one, else the final ``params``) gets its calibration and decision rule fitted, is
-    copied to ``copy_to``, is evaluated on the test split, and ``summary.json``, the ledger
-    row and the figures are written (by rank 0; every replica evaluates its shard)."""
+    """The end of a run: the run's best model by ``monitor`` (``<run>/best.npz``; the final
+    ``params`` when no epoch was validated) gets its calibration and decision rule fitted, is
+    copied to ``copy_to`` (see :func:`copy_model` for ``force``), is evaluated on the test
+    split, and ``summary.json``, the ledger row and the figures are written (by rank 0; every
+    replica evaluates its shard)."""
     cfg, data = setup.config, setup.data
     writes = replicas.rank == 0
     best_path = None  # only rank 0 wrote it: it decides, and sends the weights
-    if writes and keeps_best and setup.best_path.exists():
+    if writes and setup.best_path.exists():
         best_path = setup.best_path
     best_path = replicas.broadcast(best_path)
     if best_path is not None:
@@ -287,7 +322,7 @@ def finish_run(
             setup.recipe.net, params, state, data, cfg, best_path or setup.last_path
         )
     cal, rule, lines = replicas.broadcast(fitted)
-    copy = copy_model(best_path, copy_to) if writes and best_path else None
+    copy = copy_model(best_path, copy_to, monitor, force) if writes and best_path else None
     for line in [*lines, *([copy[1]] if copy else [])]:
         log.info(line)
         echo(line)
@@ -324,7 +359,7 @@ def finish_run(
         "calibration": cal.to_dict(),
         "decision": rule.to_dict(),
         "best_checkpoint": str(best_path) if best_path else None,
-        "model_copy": str(copy[0]) if copy else None,
+        "model_copy": str(copy[0]) if copy and copy[0] else None,
     }
     if writes:
         atomic_write_text(setup.run_dir / "summary.json", json.dumps(summary, indent=2))

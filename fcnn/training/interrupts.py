@@ -1,10 +1,11 @@
-"""Ctrl-C during a data-parallel run: every replica stops after the same step.
+"""Ctrl-C and SIGTERM during a run: every replica stops after the same step, at any count.
 
-With one replica, Ctrl-C raises ``KeyboardInterrupt`` where it lands, and the run saves
-``last.npz``. With several, an exception in the middle of a collective would leave the other
-replicas waiting in it forever; so while :class:`InterruptFlag` is entered, SIGINT only
-raises a flag, and after every step :meth:`InterruptFlag.agreed` sums the flags of all
-replicas (one tiny reduction), so that all of them stop after the same step.
+An exception raised where a signal lands could fall in the middle of a collective (leaving
+the other replicas waiting in it forever) or of validation (where nothing catches it). So
+while :class:`InterruptFlag` is entered, SIGINT and SIGTERM only raise a flag, with one
+replica or many; after every step (and every validation) :meth:`InterruptFlag.agreed` sums
+the flags of all replicas (one tiny reduction; none with one replica), so that all of them
+stop at the same point and the run saves ``last.npz`` and says how to resume.
 """
 
 from __future__ import annotations
@@ -17,22 +18,24 @@ import numpy as np
 
 from fcnn import distributed
 
-__all__ = ["InterruptFlag"]
+__all__ = ["SIGNALS", "InterruptFlag"]
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class InterruptFlag:
-    """A context manager that turns SIGINT into a flag when there are several replicas."""
+    """A context manager that turns SIGINT and SIGTERM into a flag."""
 
     def __init__(self, replicas: distributed.Replicas):
         self.replicas = replicas
         self.raised = False
-        self._previous = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> InterruptFlag:
         self.raised = False
-        # signals reach only the main thread; a run in another thread keeps the default
-        if self.replicas.size > 1 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._flag)
+        # signals reach only the main thread; a run in another thread keeps the defaults
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._flag) for sig in SIGNALS}
         return self
 
     def _flag(self, signum, frame) -> None:
@@ -44,12 +47,12 @@ class InterruptFlag:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
     def agreed(self) -> bool:
         """True on every replica when any of them was interrupted."""
         if self.replicas.size == 1:
-            return False
+            return self.raised
         return bool(self.replicas.sum(np.array([float(self.raised)]))[0] > 0)

@@ -26,9 +26,10 @@ this same code on the same global batches (see :mod:`fcnn.training.loop`); only
 rank 0 creates the run folder and writes checkpoints, logs, CSV rows, reports and
 progress, and validation is sharded. Batch order and random keys do not depend on
 the number of replicas, so a run resumes with the same or another number of them.
-Ctrl-C with several replicas only raises a flag; after every step the replicas sum
-their flags, so all of them stop after the same step (rank 0 saving ``last.npz``)
-instead of one leaving the others waiting in a collective.
+Ctrl-C or SIGTERM only raises a flag (:mod:`fcnn.training.interrupts`), with one replica
+or several; after every step the replicas sum their flags, so all of them stop after the
+same step (rank 0 saving ``last.npz``) instead of one leaving the others waiting in a
+collective.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def train(
     echo: Callable[[str], None] = print,
     replicas: distributed.Replicas = distributed.SINGLE,
     launch_note: str | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Train ``config``'s model; see the module docstring for what is written where.
 
@@ -115,7 +117,9 @@ def train(
     exactly); ``config`` may then be None, and if given must agree with it except in
     ``train.epochs`` (:func:`fcnn.training.run_config.resumed_config`). Every one of several
     ``replicas`` calls this; ranks other than 0 show no progress and write nothing. ``launch_note``
-    (how the process count was chosen) goes to the log.
+    (how the process count was chosen) goes to the log. ``force``: the copy of the final
+    model to a checkpoint callback's ``filepath`` replaces a file there even when that file
+    holds a better monitored value of the same config (:func:`fcnn.training.finalize.copy_model`).
     """
     t_start = time.perf_counter()
     config, setup, loop, saved, notes = build(config, data_dir, resume, replicas)
@@ -124,6 +128,7 @@ def train(
     handler = _attach_log(setup.run_dir) if lead else None
     try:
         run = _Run(setup, loop, saved, display, echo if lead else _silent, t_start, replicas)
+        run.force = force
         log.info("processes: %d (%s)", replicas.size, launch_note or "one process")
         for note in notes:  # a resumed run's changes, fine-tuning's loaded weights
             log.info(note)
@@ -154,6 +159,7 @@ class _Run:
     ):
         self.setup, self.loop, self.display, self.echo = setup, loop, display, echo
         self.t_start, self.replicas = t_start, replicas
+        self.force = False  # replace a better copy at the checkpoint's filepath
         self.writes = replicas.rank == 0  # only rank 0 touches files
         self.interrupts = InterruptFlag(replicas)  # Ctrl-C with several replicas
         self.history: list[dict[str, float]] = list(saved.history) if saved else []
@@ -276,11 +282,7 @@ class _Run:
 
     def _diverged(self, loss: float, epoch: int, batch: int) -> None:
         log.error("loss became %s at epoch %d batch %d", loss, epoch + 1, batch + 1)
-        kept = [
-            str(p)
-            for p in (self.setup.last_path, self.best_cb and self.best_cb.path)
-            if p is not None and Path(p).exists()
-        ]
+        kept = [str(p) for p in (self.setup.last_path, self.best_cb.path) if Path(p).exists()]
         raise TrainingDiverged(
             f"the loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; training stopped. "
             + (f"Last good checkpoints kept: {', '.join(kept)}. " if kept else "")
@@ -372,7 +374,13 @@ class _Run:
             for epoch in range(self.loop.epoch, cfg.train.epochs):
                 t0 = time.perf_counter()
                 images_per_s = self._train_epoch(epoch)
-                if self._end_epoch(epoch, images_per_s, time.perf_counter() - t0):
+                stop = self._end_epoch(epoch, images_per_s, time.perf_counter() - t0)
+                if self.interrupts.agreed():  # during validation: last.npz is saved already
+                    log.info(
+                        "interrupted after epoch %d; saved %s", epoch + 1, self.setup.last_path
+                    )
+                    raise TrainingInterrupted(self.setup.last_path)
+                if stop:
                     stopped_early = True
                     log.info("early stopping after epoch %d", epoch + 1)
                     self.echo(f"early stopping after epoch {epoch + 1}")
@@ -380,14 +388,15 @@ class _Run:
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> RunResult:
-        copy_to = self.best_cb.cfg.filepath if self.best_cb else None
+        copy_to = self.best_cb.cfg.filepath
         params, state = self.loop.evaluated
         return finish_run(
             self.setup,
             params,
             state,
             self.history,
-            keeps_best=self.best_cb is not None,
+            monitor=(self.best_cb.tracker.monitor, self.best_cb.tracker.mode),
+            force=self.force,
             copy_to=copy_to,
             elapsed_s=time.perf_counter() - self.t_start,
             stopped_early=stopped_early,

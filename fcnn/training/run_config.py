@@ -48,10 +48,11 @@ def _flat(raw: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def changed_keys(stored: Config, requested: Config) -> list[str]:
-    """The dotted keys whose values differ between two configs (``name`` aside: it is the
-    config file's stem, not a setting)."""
+    """The dotted keys whose values differ between two configs (``name`` and ``overrides``
+    aside: the config file's stem and the record of its --set lines are not settings)."""
     a, b = _flat(stored.to_dict()), _flat(requested.to_dict())
-    return sorted(k for k in set(a) | set(b) if k != "name" and a.get(k) != b.get(k))
+    records = ("name", "overrides")
+    return sorted(k for k in set(a) | set(b) if k not in records and a.get(k) != b.get(k))
 
 
 def resumed_config(

@@ -250,6 +250,7 @@ def build(
         config=config.to_dict(),
         # chosen in the config, not fitted: every checkpoint of the run carries them
         answer_rules=config.answer_rules and config.answer_rules.to_dict(),
+        data_root=str(Path(data.root).resolve()) if data.root is not None else None,
     )
     if resumed is not None:
         if resumed.info.architecture != net.spec:

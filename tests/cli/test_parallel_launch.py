@@ -42,7 +42,7 @@ class _Launches:
         monkeypatch.setattr(cli.train, "find_mpiexec", lambda: "/x/mpiexec")
         monkeypatch.setattr(cli.train, "mpi_missing", lambda: missing)
         monkeypatch.setattr(cli.train.subprocess, "Popen", FakePopen)
-        monkeypatch.setattr(cli.train, "_run", lambda *args, **kw: launches.runs.append(args[-2:]))
+        monkeypatch.setattr(cli.train, "_run", lambda *args, **kw: launches.runs.append(args[4:6]))
 
 
 def test_auto_procs_is_one_per_core_without_shards_under_32_images():

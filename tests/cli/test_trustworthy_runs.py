@@ -61,9 +61,11 @@ def test_each_run_keeps_its_own_best_model_and_resume_reads_it(two_runs, tmp_pat
     summary_a = json.loads((run_a / "summary.json").read_text())
     assert summary_a["best_checkpoint"] == str(run_a / "best.npz")
     assert summary_a["test_acc"] > 0.9
-    # B replaced the shared convenience copy, and said so
-    assert best.read_bytes() == (run_b / "best.npz").read_bytes()
-    assert "replaced the file there" in (run_b / "log.txt").read_text()
+    # B (same config, worse val_acc) kept A's convenience copy, and said so
+    assert best.read_bytes() == (run_a / "best.npz").read_bytes()
+    log_b = (run_b / "log.txt").read_text()
+    assert f"kept {best}: it holds a model of the same config with val_acc" in log_b
+    assert "fcnn train --force replaces it" in log_b
     # resuming A (one more epoch) evaluates A's own best model, not the shared file
     resumed = _train(root, tmp_path, resume=run_a / "last.npz", config=None)
     assert resumed.exit_code == 0, resumed.output
@@ -71,7 +73,23 @@ def test_each_run_keeps_its_own_best_model_and_resume_reads_it(two_runs, tmp_pat
     # B's model scores about 0.1: a test accuracy above 0.9 is A's own
     assert again["test_acc"] > 0.9 and again["best_checkpoint"] == str(run_a / "best.npz")
     rows = list(csv.DictReader((tmp_path / "runs" / "results.csv").open()))
-    assert [float(r["test_acc"]) > 0.9 for r in rows if r["run_dir"] == str(run_a)] == [True, True]
+    # the resumed run's row replaced its first one: one row a run, with its overrides
+    assert [float(r["test_acc"]) > 0.9 for r in rows if r["run_dir"] == str(run_a)] == [True]
+    assert len(rows) == 2 and "train.epochs=2" in rows[0]["overrides"]
+
+
+def test_force_lets_a_worse_run_replace_the_copy(fake_mnist_root, tmp_path, two_runs):
+    root, best, run_a, _ = two_runs
+    worse = [*_base(tmp_path, best), "train.lr=1.0e-9", "seed=6"]
+    result = runner.invoke(
+        app,
+        ["train", "configs/mnist.yaml", "--procs", "1", "--data-dir", str(root),
+         "--no-progress", "--force", *[x for item in worse for x in ("--set", item)]],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run_c = _runs(tmp_path)[-1]
+    assert best.read_bytes() == (run_c / "best.npz").read_bytes()
+    assert "replaced the file there" in (run_c / "log.txt").read_text()
 
 
 def test_a_moved_run_folder_resumes_where_it_is(two_runs, tmp_path):

@@ -59,7 +59,7 @@ def test_best_checkpoint_saves_only_improvements_to_its_path(tmp_path):
     assert fresh.tracker.best == 0.6 and fresh.best_epoch == 3
 
 
-def test_make_callbacks_keeps_the_configs_order_and_always_logs_metrics(tmp_path):
+def test_make_callbacks_keeps_the_configs_order_and_always_keeps_the_best_and_logs(tmp_path):
     configs = (EarlyStoppingConfig(patience=2), CheckpointConfig(filepath="copy.npz"))
     callbacks, best = make_callbacks(
         configs, lambda *_: None, tmp_path / "best.npz", tmp_path, True
@@ -70,4 +70,8 @@ def test_make_callbacks_keeps_the_configs_order_and_always_logs_metrics(tmp_path
     callbacks, best = make_callbacks(
         (own_log,), lambda *_: None, tmp_path / "b.npz", tmp_path, False
     )
-    assert best is None and len(callbacks) == 1 and callbacks[0].path == tmp_path / "mine.csv"
+    # without a checkpoint callback the run still keeps its best model, by val_acc
+    assert [type(cb) for cb in callbacks] == [CsvLogger, BestCheckpoint]
+    assert best is callbacks[1] and best.path == tmp_path / "b.npz"
+    assert best.cfg.filepath is None and best.tracker.monitor == "val_acc"
+    assert callbacks[0].path == tmp_path / "mine.csv"

@@ -1,9 +1,10 @@
-"""Ctrl-C during a data-parallel run becomes a flag that every replica agrees on."""
+"""Ctrl-C or SIGTERM during a run becomes a flag that every replica agrees on."""
 
 import os
 import signal
 
 import numpy as np
+import pytest
 
 from fcnn import distributed
 from fcnn.training.interrupts import InterruptFlag
@@ -21,22 +22,18 @@ class _TwoReplicas:
         return x + self.other
 
 
-def test_with_several_replicas_sigint_sets_the_flag_and_the_handler_is_restored():
-    before = signal.getsignal(signal.SIGINT)
-    flag = InterruptFlag(_TwoReplicas())
+@pytest.mark.parametrize("replicas", [_TwoReplicas(), distributed.SINGLE], ids=["two", "one"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_sets_the_flag_at_any_count_and_the_handlers_are_restored(replicas, sig):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    flag = InterruptFlag(replicas)
     with flag:
         assert not flag.agreed()
-        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: only the flag
+        os.kill(os.getpid(), sig)  # no KeyboardInterrupt, no exit: only the flag
         assert flag.raised and flag.agreed()
-    assert signal.getsignal(signal.SIGINT) is before
+    assert {s: signal.getsignal(s) for s in before} == before
 
 
 def test_every_replica_stops_when_another_one_was_interrupted():
     with InterruptFlag(_TwoReplicas(other=1.0)) as flag:
         assert not flag.raised and flag.agreed()
-
-
-def test_one_replica_keeps_the_default_handler():
-    before = signal.getsignal(signal.SIGINT)
-    with InterruptFlag(distributed.SINGLE) as flag:
-        assert signal.getsignal(signal.SIGINT) is before and not flag.agreed()

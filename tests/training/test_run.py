@@ -279,6 +279,7 @@ def test_a_model_input_size_other_than_the_datas_names_the_keys_to_change(tmp_pa
         "dataset=ham10000",
         "model=dermascan_cnn",
         "data.image_size=[32, 32]",
+        "data.val_fraction=0.3",  # a validation split of the tiny folder's 5 lesions a class
     )
     with pytest.raises(ValueError) as err:
         train(cfg, data_dir=tmp_path, echo=_quiet)
