@@ -21,20 +21,38 @@ from fcnn.training.run_config import model_config
 from fcnn.training.setup import network_for
 
 
+def _description(model: Model) -> dict:
+    """The manifest of an exported model: all fcnn.load needs to answer exactly as the
+    trained model does (calibration, decision rule and out-of-distribution detector
+    included), without the training state."""
+    kept = attrs.evolve(model.manifest, training=None, kind=None, extra={})
+    return {k: v for k, v in kept.to_dict().items() if k != "format_version"}
+
+
+def _trees(model: Model) -> dict:
+    trees = {"params": model.params, "state": model.state}
+    if model.ood is not None:
+        trees["ood"] = model.ood.to_manifest()[1]  # the detector's arrays
+    return trees
+
+
+def _export_file(model: Model, out: Path) -> None:
+    """One checkpoint file (what fcnn.load and every command read), written atomically."""
+    checkpoint.save(out, _description(model), **_trees(model))
+    load(out)  # prove it loads back
+
+
 def _export_folder(model: Model, out: Path, force: bool) -> None:
     """model.json + weights.npz, written into a new folder beside ``out`` and renamed into
     place: an existing ``out`` is replaced whole (with ``force``) or not at all."""
-    # all fcnn.load(DIR) needs to answer exactly as fcnn.load(W) (calibration, decision rule
-    # and out-of-distribution detector included), without the training state
-    kept = attrs.evolve(model.manifest, training=None, kind=None, extra={})
-    description = {k: v for k, v in kept.to_dict().items() if k != "format_version"}
+    description = _description(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; give the folder the usual permissions
     try:
-        trees = {"params": model.params, "state": model.state}
-        if model.ood is not None:
-            trees["ood"] = model.ood.to_manifest()[1]  # the detector's arrays
-        checkpoint.save(staging / EXPORT_WEIGHTS, description, **trees)
+        checkpoint.save(staging / EXPORT_WEIGHTS, description, **_trees(model))
         atomic_write_text(staging / EXPORT_ARCHITECTURE, json.dumps(description, indent=2))
         load(staging)  # prove it loads back without the config
         if out.exists():
@@ -53,7 +71,11 @@ def _export_folder(model: Model, out: Path, force: bool) -> None:
 def export_command(
     weights: Annotated[Path, typer.Option(help="Checkpoint .npz (or exported folder) to export")],
     out: Annotated[
-        Path, typer.Option(help="Folder (--format folder) or .onnx file (--format onnx)")
+        Path,
+        typer.Option(
+            help="Folder (--format folder; a name ending in .npz: one checkpoint file) or "
+            ".onnx file (--format onnx)"
+        ),
     ],
     config: Annotated[
         Path | None,
@@ -68,7 +90,7 @@ def export_command(
         typer.Option(
             "--format",
             help="folder: model.json + weights.npz, read by fcnn.load(DIR); onnx: one ONNX "
-            "graph from raw pixels to probabilities and the decision (needs the [onnx] extra)",
+            "graph from raw pixels to probabilities and the decision (needs the \\[onnx] extra)",
         ),
     ] = "folder",
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists")] = False,
@@ -100,6 +122,12 @@ def export_command(
             highlight=False,
             soft_wrap=True,
         )
+        return
+    if out.suffix == ".npz":
+        if out.is_dir():
+            raise fail(f"{out} is a folder; an --out ending in .npz names one checkpoint file")
+        _export_file(model, out)
+        console.print(f"exported {name} to {out} (one checkpoint file)", highlight=False)
         return
     _export_folder(model, out, force)
     console.print(

@@ -37,6 +37,15 @@ def serve_command(
             f"no model at {settings.model_path}; train one with "
             "'fcnn train configs/dermascan.yaml' or pass --model"
         )
+    # a model the site cannot answer for fails here, in one line, not at every upload
+    from fcnn.checkpoint import CheckpointError
+    from fcnn.inference import load
+    from webapp.service import check_classes, load_conditions
+
+    try:  # (the root command has imported the plugins)
+        check_classes(load(settings.model_path).class_names, load_conditions())
+    except (CheckpointError, ValueError) as exc:
+        raise fail(f"cannot serve {settings.model_path}: {exc}") from None
     # Workers are separate processes: they rebuild the same settings from the environment.
     os.environ.update(
         {

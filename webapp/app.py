@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -71,7 +72,7 @@ def _predictor(state: State) -> Predictor:
 def health(state: State) -> Health:
     """200 once the model is loaded."""
     p = _predictor(state)
-    return Health("ok", p.version, list(p.model.class_names))
+    return Health("ok", p.version, list(p.model.class_names), state.model_file, state.model_sha256)
 
 
 @get("/api/conditions", sync_to_thread=False)
@@ -217,6 +218,14 @@ def _error_response(request: Request, exc: Exception) -> Response:
     )
 
 
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """The DermaScan app; ``settings`` default to :meth:`Settings.from_env`."""
     settings = settings or Settings.from_env()
@@ -235,6 +244,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             budget=DecodeBudget(settings.decode_memory_bytes, wait_s=settings.request_timeout_s),
         )
         app.state.settings = settings
+        app.state.model_file = settings.model_path.name
+        app.state.model_sha256 = _sha256(settings.model_path)[:12]
         app.state.limiter = anyio.CapacityLimiter(settings.max_in_flight)
         app.state.upload_slots = anyio.Semaphore(settings.max_uploads)
         app.state.about_html = about_page(settings.model_path.with_name("MODEL_CARD.md"))

@@ -55,6 +55,8 @@ class Health:
     status: str
     model_version: str
     classes: list[str]
+    model_file: str  # the served checkpoint's file name
+    model_sha256: str  # the first 12 hex digits of its SHA-256: which model this really is
 
 
 @dataclass

@@ -25,7 +25,7 @@ from fcnn.decision import AnswerRules
 from fcnn.inference import Model
 from webapp.images import DecodeBudget, read_image
 
-__all__ = ["CONDITIONS_FILE", "Predictor", "load_conditions"]
+__all__ = ["CONDITIONS_FILE", "Predictor", "check_classes", "load_conditions"]
 
 CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
 # the rules this site applied before models stored their own (fcnn.decision.AnswerRules):
@@ -40,6 +40,19 @@ DEFAULT_DECODE_MEMORY = 320 * 2**20
 
 def load_conditions(path: Path = CONDITIONS_FILE) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_classes(class_names: tuple[str, ...], conditions: dict[str, dict[str, str]]) -> None:
+    """ValueError unless the conditions database describes every class of the model: the
+    site answers in its terms (names, risk levels, what to do), so it serves only models of
+    skin-lesion classes it knows."""
+    missing = [c for c in class_names if c not in conditions]
+    if missing:
+        raise ValueError(
+            f"the model's classes {missing[:5]} are not in DermaScan's conditions database "
+            f"(it knows {', '.join(conditions)}): DermaScan serves skin-lesion models trained "
+            "on those classes, e.g. fcnn train configs/dermascan.yaml"
+        )
 
 
 def _overlay_png(photo: np.ndarray, saliency: np.ndarray) -> str:
@@ -65,10 +78,14 @@ class Predictor:
     shared by every request of a worker)."""
 
     model: Model
-    conditions: dict[str, dict[str, str]]
+    conditions: dict[str, dict[str, str]] = attrs.field()
     confidence_threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget: DecodeBudget = attrs.field(factory=lambda: DecodeBudget(DEFAULT_DECODE_MEMORY))
+
+    @conditions.validator
+    def _covers_the_classes(self, attribute, value) -> None:
+        check_classes(self.model.class_names, value)
 
     @property
     def rules(self) -> AnswerRules:

@@ -84,8 +84,13 @@ def scale(factor: float) -> GradientTransformation:
 
 
 def scale_by_learning_rate(learning_rate: float | Schedule) -> GradientTransformation:
-    """Multiply by ``-learning_rate`` (a number, or a schedule of the step count)."""
+    """Multiply by ``-learning_rate`` (a number, or a schedule of the step count); ValueError
+    for a negative or non-finite rate (a schedule's is checked at step 0), which would climb
+    the loss instead of descending it."""
     schedule = learning_rate if callable(learning_rate) else (lambda step: learning_rate)
+    first = float(schedule(0))
+    if not np.isfinite(first) or first < 0:
+        raise ValueError(f"the learning rate must be a non-negative number, got {first}")
 
     def init(params):
         return ScaleByScheduleState(count=0)

@@ -1,4 +1,5 @@
 import base64
+import hashlib
 import io
 
 import numpy as np
@@ -24,9 +25,12 @@ def _post(client, data: bytes, content_type="image/jpeg", name="photo.jpg", **fi
     return client.post("/api/predict", files=files, data=fields)
 
 
-def test_health_and_conditions(client):
+def test_health_and_conditions(client, tiny_model):
     r = client.get("/health")
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["classes"] == CODES
+    # which model this really is: its file name and the start of its SHA-256
+    digest = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    assert r.json()["model_file"] == tiny_model.name and r.json()["model_sha256"] == digest[:12]
     r = client.get("/api/conditions")
     assert [c["code"] for c in r.json()] == CODES
     assert all(
