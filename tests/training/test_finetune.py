@@ -94,3 +94,48 @@ def test_init_from_a_checkpoint_of_another_network_is_a_config_error(
         train(cfg, data_dir=fake_mnist_root, echo=_quiet)
     with pytest.raises(ConfigError, match="train.init_from: checkpoint .* does not exist"):
         train(tiny_config(f"train.init_from={tmp_path / 'none.npz'}"), data_dir=fake_mnist_root)
+
+
+def _copy_classes(source, target, classes, per_class):
+    for name in classes:
+        (target / name).mkdir(parents=True)
+        for path in sorted((source / name).glob("*.jpg"))[:per_class]:
+            (target / name / path.name).write_bytes(path.read_bytes())
+
+
+@pytest.mark.data
+def test_a_cifar10_net_fine_tuned_on_a_small_image_folder(real_data_root, tmp_path):
+    from fcnn.data.cifar10 import CLASS_NAMES
+    from fcnn.training.config import load_config
+
+    cifar = real_data_root / "cifar10"
+    _copy_classes(cifar / "train", tmp_path / "cifar" / "train", CLASS_NAMES, 20)
+    _copy_classes(cifar / "test", tmp_path / "pets" / "train", ("cat", "dog", "horse"), 20)
+    common = [
+        "dataset=imagefolder", "model=tiny_vgg_cifar", "model_options={widths: [8, 16]}",
+        "data.val_fraction=0.2", "train.epochs=1", "train.batch_size=32", "callbacks=[]",
+        f"runs_dir={tmp_path / 'runs'}", "data.augment={}",
+    ]  # fmt: skip
+    source = train(
+        load_config("configs/cifar10.yaml", [*common, f"data.root={tmp_path / 'cifar'}"]),
+        echo=_quiet,
+    )
+    lines = []
+    tuning = [
+        *common,
+        f"data.root={tmp_path / 'pets'}",
+        f"train.init_from={source.best_checkpoint}",
+        "train.freeze=[0, 1, 3, 4]",
+    ]
+    tuned = train(load_config("configs/cifar10.yaml", tuning), echo=lines.append)
+    before, after = _params(source.best_checkpoint), _params(tuned.best_checkpoint)
+    info = checkpoint.load(tuned.best_checkpoint).info
+    assert info.class_names == ("cat", "dog", "horse") and after[-1].w.shape == (3, 16)
+    for i in (0, 1, 3, 4):  # the first stage, frozen: exactly the CIFAR-10 net's
+        assert tree.allclose(before[i], after[i], rtol=0, atol=0)
+    assert not tree.allclose(before[7], after[7], rtol=0, atol=0)  # the second stage trained
+    # every convolution and BatchNorm loaded (params and running statistics); the head did not
+    source_state = checkpoint.build(checkpoint.load(source.best_checkpoint))[2]
+    n = len(tree.leaves(before)) + len(tree.leaves(source_state))
+    assert any(f"loaded {n - 2} of {n} arrays" in line for line in lines), lines
+    assert any("layers 0-4 run forward-only" in line for line in lines)
