@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["Server", "free_port", "multipart", "post", "status_kb"]
+__all__ = ["Server", "free_port", "multipart", "post", "status_kb", "tree_rss_kb"]
 
 
 def free_port() -> int:
@@ -38,6 +38,27 @@ def status_kb(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
+
+
+def tree_rss_kb(pid: int) -> int:
+    """The resident memory (kB) of process ``pid`` and every process below it (a server's
+    worker with its decoder processes), summed from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process has ended
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += status_kb(current, "VmRSS")
+        except (OSError, KeyError):
+            continue
+        todo += children.get(current, [])
+    return total
 
 
 class Server:

@@ -139,3 +139,56 @@ def other_formats() -> Iterator[tuple[str, bytes]]:
     yield "zip", b"PK\x03\x04" + b"\x00" * 40
     yield "text", b"just some text"
     yield "nul", b"\x00" * 64
+
+
+# ---------------------------------------------------------------- costs the budget does not see
+
+
+def _segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each JPEG marker segment; a scan's end takes in its data."""
+    out, pos = [], 2
+    while pos < len(data) - 1:
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            out.append((marker, pos, pos + 2))
+            break
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:
+                    end += 2
+                    continue
+                break
+        out.append((marker, pos, end))
+        pos = end
+    return out
+
+
+def many_scans_jpeg(side: int, repeats: int) -> bytes:
+    """A grey ``side``² progressive JPEG whose last scan is repeated ``repeats`` times: a few
+    hundred bytes a scan, each a pass over the whole image (the "scan bomb")."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    _, start, end = [s for s in _segments(data) if s[0] == 0xDA][-1]
+    return data[:end] + data[start:end] * repeats + data[end:]
+
+
+def progressive_jpeg(side: int, mode: str = "RGB") -> bytes:
+    """A uniform ``side``² progressive JPEG (RGB or CMYK): ~1 MB that libjpeg decodes with
+    every component's coefficients held at full resolution."""
+    buf = io.BytesIO()
+    Image.new(mode, (side, side), (100, 120, 140, 20)[: len(mode)]).save(
+        buf, "JPEG", progressive=True, quality=75
+    )
+    return buf.getvalue()
+
+
+def lossless_webp(side: int) -> bytes:
+    """A uniform ``side``² lossless WebP: tens of bytes, ~16 bytes a pixel to decode."""
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (100, 120, 140)).save(
+        buf, "WEBP", lossless=True, method=0, quality=0
+    )
+    return buf.getvalue()

@@ -8,9 +8,10 @@
   place, then gets 503 with ``Retry-After``); a body must arrive within ``body_timeout_s``
   with no pause over ``body_idle_s`` (408, and the connection is closed); see
   :mod:`webapp.uploads`.
-- Decoding and inference run in a worker thread, at most ``max_in_flight`` at a time; the
-  decodes under way share ``decode_memory_mb`` (:mod:`webapp.images`); a request that waits
-  longer than ``request_timeout_s`` gets 503.
+- Inference runs in a worker thread, at most ``max_in_flight`` at a time; the upload is
+  decoded in one of ``decode_workers`` decoder processes, each under ``decode_memory_mb``
+  of memory and ``decode_cpu_s`` of CPU time (:mod:`webapp.sandbox`: 413 past them); a
+  request not answered within ``request_timeout_s`` gets 503, and its decoder is stopped.
 - Every error is JSON ``{"status_code", "detail"}`` with a detail that says what to do and
   never echoes the request; no traceback ever leaves the server. Security headers and a
   content security policy (which the page itself satisfies) go on every response, and HEAD
@@ -41,8 +42,9 @@ from fcnn.inference import load
 from fcnn.plugins import load_plugins
 from webapp.about import STATIC, about_page, markdown_to_html
 from webapp.guard import guard
-from webapp.images import DecodeBudget, ImageProblem
+from webapp.images import ImageProblem
 from webapp.multipart import FormError, parse_form
+from webapp.sandbox import DecoderPool
 from webapp.schemas import (
     ClassProbability,
     Condition,
@@ -132,10 +134,12 @@ async def predict(request: Request, state: State) -> PredictResponse:
     explain = explain_flag(form)
     predictor = _predictor(state)
 
+    # the decode is stopped at the same deadline the answer must meet (webapp.sandbox)
+    deadline = time.monotonic() + settings.request_timeout_s
     try:
         with anyio.fail_after(settings.request_timeout_s):
             answer = await anyio.to_thread.run_sync(
-                predictor.predict, upload.data, explain, limiter=state.limiter
+                predictor.predict, upload.data, explain, deadline, limiter=state.limiter
             )
     except ImageProblem as exc:
         log.info(json.dumps({"event": "predict", "status": exc.status, "bytes": len(upload.data)}))
@@ -236,12 +240,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # decode's memory back to the system after the request
         load_plugins()  # a model with user layers: their modules, named by FCNN_PLUGINS
         model = load(settings.model_path)
+        decoders = DecoderPool(
+            settings.decode_workers,
+            settings.decode_memory_mb,
+            settings.decode_cpu_s,
+            settings.max_pixels,
+        )
         app.state.predictor = Predictor(
             model,
             load_conditions(),
             settings.confidence_threshold,
             max_pixels=settings.max_pixels,
-            budget=DecodeBudget(settings.decode_memory_bytes, wait_s=settings.request_timeout_s),
+            decoders=decoders,
         )
         app.state.settings = settings
         app.state.model_file = settings.model_path.name
@@ -258,7 +268,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 }
             )
         )
-        yield
+        try:
+            yield
+        finally:
+            decoders.close()
 
     app = Litestar(
         route_handlers=[

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from fcnn.answer import decide
 from fcnn.decision import AnswerRules
 from fcnn.inference import Model
 from webapp.images import DecodeBudget, read_image
+from webapp.sandbox import DecoderPool
 
 __all__ = ["CONDITIONS_FILE", "Predictor", "check_classes", "load_conditions"]
 
@@ -82,6 +84,9 @@ class Predictor:
     confidence_threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget: DecodeBudget = attrs.field(factory=lambda: DecodeBudget(DEFAULT_DECODE_MEMORY))
+    # the site decodes in these processes (webapp.sandbox); None: in this process, under
+    # ``budget`` (scripts, benchmarks)
+    decoders: DecoderPool | None = None
 
     @conditions.validator
     def _covers_the_classes(self, attribute, value) -> None:
@@ -110,23 +115,29 @@ class Predictor:
         return np.clip(s / top, 0.0, 1.0)
 
     def read(
-        self, data: bytes, size: tuple[int, int] | None = None, channels: int | None = None
+        self,
+        data: bytes,
+        size: tuple[int, int] | None = None,
+        channels: int | None = None,
+        deadline: float | None = None,
     ) -> np.ndarray:
         """Uploaded bytes as (C, H, W) uint8 pixels of ``size`` and ``channels`` (the model's
-        by default); :class:`webapp.images.ImageProblem` for a file that is not a usable photo."""
+        by default); :class:`webapp.images.ImageProblem` for a file that is not a usable photo
+        or, with decoder processes, one too costly to decode or not decoded by ``deadline``
+        (a :func:`time.monotonic` time; default: 30 s from now)."""
         model_channels, *model_size = self.model.input_shape
-        return read_image(
-            data,
-            size or tuple(model_size),
-            channels or model_channels,
-            max_pixels=self.max_pixels,
-            budget=self.budget,
-        )
+        size, channels = size or tuple(model_size), channels or model_channels
+        if self.decoders is not None:
+            deadline = time.monotonic() + 30.0 if deadline is None else deadline
+            return self.decoders.read(data, size, channels, deadline)
+        return read_image(data, size, channels, max_pixels=self.max_pixels, budget=self.budget)
 
-    def predict(self, data: bytes, explain: bool = False) -> dict[str, Any]:
+    def predict(
+        self, data: bytes, explain: bool = False, deadline: float | None = None
+    ) -> dict[str, Any]:
         """The answer for one uploaded photo, as the API returns it; ``explain`` adds the
         saliency overlay (the photo decoded again at the overlay's size)."""
-        arr = self.read(data)[None]  # (1, C, H, W)
+        arr = self.read(data, deadline=deadline)[None]  # (1, C, H, W)
         probs_batch, reasons = self.model.analyse(arr)  # one forward pass
         codes = self.model.class_names
         # the answer is the model's decision (it may weigh rare conditions up), which is not
@@ -146,6 +157,7 @@ class Predictor:
         top = answer["top"]
         if explain:
             x = self.model.preprocess(arr)
-            photo = self.read(data, (OVERLAY_SIDE, OVERLAY_SIDE), channels=3)  # RGB to draw on
+            side = (OVERLAY_SIDE, OVERLAY_SIDE)
+            photo = self.read(data, side, channels=3, deadline=deadline)  # RGB to draw on
             answer["saliency_png"] = _overlay_png(photo, self.saliency(x, codes.index(top["code"])))
         return answer

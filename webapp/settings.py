@@ -37,9 +37,12 @@ class Settings:
             attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))
         ),
     )
-    # the decodes under way share decode_memory_mb: with the bodies being received, a worker
-    # stays within ~500 MB of its idle size (a 24-megapixel RGB photo needs 92 MB)
-    decode_memory_mb: float = attrs.field(default=320.0, validator=_positive)
+    # uploads are decoded in decode_workers processes (webapp.sandbox), each allowed
+    # decode_memory_mb beyond its own size and decode_cpu_s of CPU time per image (a
+    # 24-megapixel RGB photo needs 92 MB; a 24-megapixel JPEG decodes, drafted, in ~0.1 s)
+    decode_workers: int = attrs.field(default=2, validator=_positive)
+    decode_memory_mb: float = attrs.field(default=256.0, validator=_positive)
+    decode_cpu_s: float = attrs.field(default=1.0, validator=_positive)
     max_in_flight: int = attrs.field(default=4, validator=_positive)
     request_timeout_s: float = attrs.field(default=30.0, validator=_positive)
     # a body must arrive within body_timeout_s, with no gap between chunks longer than
@@ -60,7 +63,8 @@ class Settings:
 
         ``DERMASCAN_HOST`` (127.0.0.1), ``DERMASCAN_PORT`` (8000), ``DERMASCAN_MODEL``
         (the shipped model), ``DERMASCAN_WORKERS`` (1), ``DERMASCAN_MAX_BODY_MB`` (10),
-        ``DERMASCAN_MAX_PIXELS`` (100000000), ``DERMASCAN_DECODE_MEMORY_MB`` (320),
+        ``DERMASCAN_MAX_PIXELS`` (100000000), ``DERMASCAN_DECODE_WORKERS`` (2),
+        ``DERMASCAN_DECODE_MEMORY_MB`` (256, per decoder), ``DERMASCAN_DECODE_CPU_S`` (1),
         ``DERMASCAN_THRESHOLD`` (the model's own), ``DERMASCAN_MAX_IN_FLIGHT`` (4),
         ``DERMASCAN_REQUEST_TIMEOUT_S`` (30), ``DERMASCAN_BODY_TIMEOUT_S`` (30),
         ``DERMASCAN_BODY_IDLE_S`` (10), ``DERMASCAN_MAX_UPLOADS`` (16),
@@ -75,7 +79,9 @@ class Settings:
             "DERMASCAN_WORKERS": ("workers", int),
             "DERMASCAN_MAX_PIXELS": ("max_pixels", int),
             "DERMASCAN_THRESHOLD": ("confidence_threshold", float),
+            "DERMASCAN_DECODE_WORKERS": ("decode_workers", int),
             "DERMASCAN_DECODE_MEMORY_MB": ("decode_memory_mb", float),
+            "DERMASCAN_DECODE_CPU_S": ("decode_cpu_s", float),
             "DERMASCAN_MAX_IN_FLIGHT": ("max_in_flight", int),
             "DERMASCAN_REQUEST_TIMEOUT_S": ("request_timeout_s", float),
             "DERMASCAN_BODY_TIMEOUT_S": ("body_timeout_s", float),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["decode", "decoded_bytes", "prepare_image", "to_pixels"]
+__all__ = ["codec_bytes", "decode", "decoded_bytes", "prepare_image", "to_pixels"]
 
 EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose)
@@ -58,6 +58,27 @@ def decoded_bytes(img: Image.Image) -> int:
     else:
         copies = 4
     return pixels * (stored + copies)
+
+
+# what a codec holds besides the decoded image, per pixel of the full-size image:
+# a progressive JPEG keeps every component's DCT coefficients at full resolution (64 2-byte
+# coefficients per 8x8 block: 2 bytes a pixel a component) however small draft makes the
+# output; Pillow's WebP decoding peaked at 16-17 bytes a pixel in all, lossless or lossy
+# (an 8900x8900 lossless file +1.21 GB, a 4000x4000 lossy one +259 MB), 4 of them the
+# decoded image that decoded_bytes counts
+PROGRESSIVE_JPEG_BYTES_PER_COMPONENT = 2
+WEBP_WORKING_BYTES = 13
+
+
+def codec_bytes(img: Image.Image) -> int:
+    """Bytes the codec holds while decoding ``img`` besides the image :func:`decoded_bytes`
+    counts; call it before :func:`draft` (it needs the full size)."""
+    pixels = img.width * img.height
+    if img.format == "JPEG" and (img.info.get("progressive") or img.info.get("progression")):
+        return pixels * PROGRESSIVE_JPEG_BYTES_PER_COMPONENT * len(img.getbands())
+    if img.format == "WEBP":
+        return pixels * WEBP_WORKING_BYTES
+    return 0
 
 
 def draft(img: Image.Image, size: tuple[int, int], channels: int = 3) -> Image.Image:
