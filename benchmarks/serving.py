@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["Server", "free_port", "multipart", "post", "status_kb", "tree_rss_kb"]
+__all__ = [
+    "Server",
+    "free_port",
+    "lossless_webp",
+    "many_scans_jpeg",
+    "multipart",
+    "post",
+    "progressive_jpeg",
+    "status_kb",
+    "tree_rss_kb",
+]
 
 
 def free_port() -> int:
@@ -195,6 +206,56 @@ def gray16_png(side: int) -> bytes:
     return buf.getvalue()
 
 
+def _segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each JPEG marker segment; a scan's end takes in its data."""
+    out, pos = [], 2
+    while pos < len(data) - 1:
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            out.append((marker, pos, pos + 2))
+            break
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:
+                    end += 2
+                    continue
+                break
+        out.append((marker, pos, end))
+        pos = end
+    return out
+
+
+def many_scans_jpeg(side: int, repeats: int) -> bytes:
+    """A grey ``side``² progressive JPEG whose last scan is repeated ``repeats`` times: a few
+    hundred bytes a scan, each a pass over the whole image (the "scan bomb")."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    _, start, end = [s for s in _segments(data) if s[0] == 0xDA][-1]
+    return data[:end] + data[start:end] * repeats + data[end:]
+
+
+def progressive_jpeg(side: int, mode: str = "RGB") -> bytes:
+    """A uniform ``side``² progressive JPEG (RGB or CMYK): ~1 MB that libjpeg decodes with
+    every component's coefficients held at full resolution."""
+    buf = io.BytesIO()
+    Image.new(mode, (side, side), (100, 120, 140, 20)[: len(mode)]).save(
+        buf, "JPEG", progressive=True, quality=75
+    )
+    return buf.getvalue()
+
+
+def lossless_webp(side: int) -> bytes:
+    """A uniform ``side``² lossless WebP: tens of bytes, ~16 bytes a pixel to decode."""
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (100, 120, 140)).save(
+        buf, "WEBP", lossless=True, method=0, quality=0
+    )
+    return buf.getvalue()
+
+
 def measure(server: Server, uploads: list[bytes], at_once: int) -> dict[str, float]:
     """Post ``uploads`` ``at_once`` at a time; the worker's memory (MB) before, at its peak
     and after, with the statuses answered."""
@@ -215,11 +276,92 @@ def measure(server: Server, uploads: list[bytes], at_once: int) -> dict[str, flo
     }
 
 
+class PeakRss:
+    """Samples the resident memory of a server's worker and its decoders (:func:`tree_rss_kb`)
+    every 20 ms while entered; ``peak_kb`` is the largest sum seen."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_kb, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def under_attack(
+    server: Server, data: bytes, at_once: int = 4, honest_after_s: float = 1.0
+) -> dict[str, object]:
+    """``at_once`` uploads of ``data`` at once and, ``honest_after_s`` into the attack, one
+    honest photo: the statuses, the attack's wall time, the honest photo's status and
+    latency, and the peak rise of the resident memory of the worker and its decoders."""
+    from PIL import Image as _Image
+
+    honest_img = _Image.fromarray(
+        np.random.default_rng(1).integers(80, 200, (300, 300, 3), dtype=np.uint8)
+    )
+    buf = io.BytesIO()
+    honest_img.save(buf, format="JPEG", quality=90)
+    def timed_post() -> tuple[int, float]:
+        t0 = time.monotonic()
+        status, _ = post(server, data, "image/jpeg")
+        return status, time.monotonic() - t0
+
+    idle_kb = tree_rss_kb(server.pid)
+    with PeakRss(server.pid) as rss, ThreadPoolExecutor(at_once) as attackers:
+        sent = [attackers.submit(timed_post) for _ in range(at_once)]
+        time.sleep(honest_after_s)
+        t_honest = time.monotonic()
+        honest_status, _ = post(server, buf.getvalue(), "image/jpeg")
+        honest_s = time.monotonic() - t_honest
+        answers = [f.result() for f in sent]
+    return {
+        "statuses": [status for status, _ in answers],
+        "slowest_s": round(max(s for _, s in answers), 2),
+        "honest_status": honest_status,
+        "honest_s": round(honest_s, 2),
+        "peak_rise_mb": round((rss.peak_kb - idle_kb) / 1024, 1),
+        "upload_kb": round(len(data) / 1024, 1),
+    }
+
+
+def attacks() -> dict[str, bytes]:
+    """The costs a decoder's own limits do not see (#32): scans, coefficients, canvases."""
+    return {
+        "progressive JPEG, 3000 scans (10000x10000 grey)": many_scans_jpeg(10_000, 3000),
+        "progressive JPEG, 90 scans (10000x10000 grey)": many_scans_jpeg(10_000, 90),
+        "progressive RGB JPEG 10000x10000": progressive_jpeg(10_000, "RGB"),
+        "progressive CMYK JPEG 10000x10000": progressive_jpeg(10_000, "CMYK"),
+        "lossless WebP 8900x8900": lossless_webp(8900),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__)
     parser.add_argument("--model", type=Path, default=None, help="checkpoint to serve")
     parser.add_argument("--at-once", type=int, default=4, help="concurrent uploads")
+    parser.add_argument(
+        "--attacks",
+        action="store_true",
+        help="the hostile files of #32, at once, with an honest photo during each attack "
+        "(one server at the defaults for all)",
+    )
     args = parser.parse_args(argv)
+    if args.attacks:
+        with Server(args.model) as server:
+            time.sleep(1.0)
+            for name, data in attacks().items():
+                print(f"{name}: {under_attack(server, data, args.at_once)}", flush=True)
+        return 0
     cases = {
         "24 MP RGB PNG (6000x4000)": big_png(6000, 4000),
         "24 MP RGBA PNG (6000x4000)": big_png(6000, 4000, "RGBA"),
