@@ -5,16 +5,20 @@ Every codec can be made to spin (a JPEG that repeats its scans) or to balloon (a
 JPEG's full-resolution coefficients, libwebp's canvases) past what its own limits and
 :func:`webapp.images.read_image`'s estimates foresee. So each decoder is a process of its own:
 
-- forked from multiprocessing's fork server (a clean process with Pillow and NumPy loaded,
-  none of the web server's threads or sockets), one BLAS thread;
-- under ``RLIMIT_AS``: its size when it started plus ``memory_mb``, so an allocation past
-  that fails inside it (``MemoryError``) and the web worker never holds the codec's memory;
+- started as ``python -m webapp.sandbox`` (a new interpreter: none of the web worker's
+  threads, sockets, model or memory), which imports only Pillow, NumPy and
+  :mod:`webapp.images`, with one BLAS thread;
+- under ``RLIMIT_AS``: its size once started plus ``memory_mb``, so an allocation past that
+  fails inside it and the web worker never holds the codec's memory;
 - with ``cpu_s`` seconds of CPU time per image: the waiting request's thread reads the
   decoder's CPU time from ``/proc`` every 50 ms and ends it past that; behind it, as a
   backstop, ``RLIMIT_CPU`` (whole seconds: its soft limit is set before each image to
   ``cpu_s`` past the CPU time used, rounded up, plus one), which the kernel enforces with
   SIGXCPU (``RLIMIT_CORE`` 0: no core file);
-- sending back only the model-sized pixels (or the :class:`~webapp.images.ImageProblem`).
+- answering over a pipe with length-framed bytes, never a pickle: a header the parent checks
+  (JSON, a few hundred bytes at most) and the model-sized pixels, whose length the parent
+  fixes in advance. A decoder that a hostile file took over could send nothing the web
+  worker would run.
 
 A request's thread takes an idle decoder (waiting, at most until the request's deadline, for
 one to be free: 503), hands it the bytes and waits until the deadline. A decoder that runs out
@@ -24,16 +28,17 @@ is killed and replaced, and the request gets 503. The other decoders go on servi
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
 import os
 import queue
 import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any
 
 import numpy as np
 
@@ -44,6 +49,7 @@ __all__ = ["DecoderPool"]
 log = logging.getLogger("dermascan")
 
 _BUSY = "The server is busy. Please try again in a moment."
+_UNREADABLE = "The photo could not be read. Try another photo, or save this one again."
 _TOO_COSTLY = (
     "The image needs more {what} to decode than this server allows for one photo. Save it "
     "again as an ordinary JPEG or PNG (for example 3000×3000) and try again."
@@ -59,34 +65,54 @@ def _address_space() -> int:
     raise RuntimeError("no VmSize in /proc/self/status")
 
 
-def _serve(conn: Connection, memory_bytes: int, cpu_s: float, max_pixels: int) -> None:
-    """A decoder process: limits first, then one job at a time until the pipe closes."""
+_HEADER_BYTES = 4096  # the longest header either side accepts
+_STATUSES = (400, 413, 415)  # what a decoder may answer besides pixels
+
+
+def _send(conn: Connection, header: dict, payload: bytes = b"") -> None:
+    conn.send_bytes(json.dumps(header).encode())
+    conn.send_bytes(payload)
+
+
+def serve(conn_in: Connection, conn_out: Connection, memory_bytes: int, cpu_s: float,
+          max_pixels: int) -> None:  # fmt: skip
+    """A decoder process: limits first, then one image at a time until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's Ctrl-C is the server's
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     limit = _address_space() + memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    budget = DecodeBudget(memory_bytes, wait_s=0.0)  # one job at a time: never waits
+    budget = DecodeBudget(memory_bytes, wait_s=0.0)  # one image at a time: never waits
     while True:
         try:
-            data, size, channels = conn.recv()
+            job = json.loads(conn_in.recv_bytes(_HEADER_BYTES))
+            data = conn_in.recv_bytes()
         except (EOFError, OSError):
             return
         usage = resource.getrusage(resource.RUSAGE_SELF)
         soft = int(usage.ru_utime + usage.ru_stime + cpu_s) + 1  # whole seconds
         resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
         try:
-            reply: tuple[Any, ...] = (
-                "pixels",
-                read_image(data, size, channels, max_pixels=max_pixels, budget=budget),
-            )
+            size, channels = (int(job["height"]), int(job["width"])), int(job["channels"])
+            pixels = read_image(data, size, channels, max_pixels=max_pixels, budget=budget)
+            _send(conn_out, {"ok": True}, pixels.tobytes())
         except ImageProblem as problem:
-            reply = ("problem", problem.status, problem.detail)
+            _send(conn_out, {"ok": False, "status": problem.status, "detail": problem.detail})
         except MemoryError:
             # answered, then this process ends: its heap may stay as large as the attempt
-            conn.send(("retire", 413, _TOO_COSTLY.format(what="memory")))
+            _send(conn_out, {"ok": False, "status": 413, "detail": "", "memory": True})
             return
-        del data
-        conn.send(reply)
+
+
+def main() -> None:
+    """``python -m webapp.sandbox FD_IN FD_OUT MEMORY_BYTES CPU_S MAX_PIXELS``: a decoder."""
+    fd_in, fd_out, memory_bytes, cpu_s, max_pixels = sys.argv[1:6]
+    serve(
+        Connection(int(fd_in), writable=False),
+        Connection(int(fd_out), readable=False),
+        int(memory_bytes),
+        float(cpu_s),
+        int(max_pixels),
+    )
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -103,15 +129,38 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15)
 
 
+def _pixels(header: dict, payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """The decoder's reply as pixels of ``shape``, or the :class:`ImageProblem` it reports;
+    ValueError for anything else (the header and lengths are checked, never trusted)."""
+    if header.get("ok") is True:
+        if len(payload) != shape[0] * shape[1] * shape[2]:
+            raise ValueError("pixels of the wrong length")
+        return np.frombuffer(payload, np.uint8).reshape(shape).copy()  # (C*H*W,) -> (C, H, W)
+    if header.get("memory") is True:
+        raise ImageProblem(413, _TOO_COSTLY.format(what="memory"))
+    status, detail = header["status"], header["detail"]
+    if status not in _STATUSES or not isinstance(detail, str) or not detail.isprintable():
+        raise ValueError("a status or detail a decoder does not write")
+    raise ImageProblem(status, detail[:500])
+
+
 class _Decoder:
-    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection):
-        self.process, self.conn = process, conn
+    def __init__(self, process: subprocess.Popen, to_it: Connection, from_it: Connection):
+        self.process, self.to_it, self.from_it = process, to_it, from_it
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def kill(self) -> None:
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(timeout=5)
-        self.conn.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.warning("decoder %s did not end within 5 s of SIGKILL", self.pid)
+        self.to_it.close()
+        self.from_it.close()
 
 
 class DecoderPool:
@@ -123,40 +172,36 @@ class DecoderPool:
             raise ValueError("a decoder pool needs workers >= 1 and positive limits")
         self.memory_bytes = int(memory_mb * 2**20)
         self.cpu_s, self.max_pixels = cpu_s, max_pixels
-        # forkserver: decoders fork from a clean, single-threaded process that has Pillow and
-        # NumPy loaded, never from the web worker (threads, sockets, the model)
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["webapp.sandbox"])
         self._idle: queue.Queue[_Decoder] = queue.Queue()
         self._all: set[_Decoder] = set()
         self._lock = threading.Lock()
         self._closed = False
-        blas = {v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-        os.environ.update(dict.fromkeys(blas, "1"))  # the fork server starts with these
-        try:
-            for _ in range(workers):
-                self._idle.put(self._start())
-        finally:
-            for name, value in blas.items():
-                os.environ.pop(name) if value is None else os.environ.update({name: value})
+        for _ in range(workers):
+            self._idle.put(self._start())
 
     @property
     def pids(self) -> list[int]:
         """The decoder processes' ids (for measuring their memory)."""
         with self._lock:
-            return [d.process.pid for d in self._all if d.process.pid is not None]
+            return [d.pid for d in self._all]
 
     def _start(self) -> _Decoder:
-        mine, theirs = self._context.Pipe()
-        process = self._context.Process(
-            target=_serve,
-            args=(theirs, self.memory_bytes, self.cpu_s, self.max_pixels),
-            daemon=True,
-            name="dermascan-decoder",
+        job_r, job_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        args = [job_r, reply_w, self.memory_bytes, self.cpu_s, self.max_pixels]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webapp.sandbox", *map(str, args)],
+            pass_fds=(job_r, reply_w),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C at the terminal is the server's to handle
         )
-        process.start()
-        theirs.close()
-        decoder = _Decoder(process, mine)
+        os.close(job_r)
+        os.close(reply_w)
+        decoder = _Decoder(
+            process, Connection(job_w, readable=False), Connection(reply_r, writable=False)
+        )
         with self._lock:
             self._all.add(decoder)
         return decoder
@@ -181,32 +226,39 @@ class DecoderPool:
             raise ImageProblem(503, _BUSY) from None
         healthy = False
         try:
-            pid = decoder.process.pid
-            start = _cpu_seconds(pid)
-            decoder.conn.send((data, tuple(size), channels))
-            while not decoder.conn.poll(min(_POLL_S, max(0.0, deadline - time.monotonic()))):
+            start = _cpu_seconds(decoder.pid)
+            c, (h, w) = channels, size
+            _send(decoder.to_it, {"height": h, "width": w, "channels": c}, data)
+            while not decoder.from_it.poll(min(_POLL_S, max(0.0, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
-                    log.info("decoder %s stopped at the request's deadline", pid)
+                    log.info("decoder %s stopped at the request's deadline", decoder.pid)
                     raise ImageProblem(503, _BUSY)
-                if _cpu_seconds(pid) - start > self.cpu_s:
-                    log.info("decoder %s stopped at its CPU-time limit", pid)
+                if _cpu_seconds(decoder.pid) - start > self.cpu_s:
+                    log.info("decoder %s stopped at its CPU-time limit", decoder.pid)
                     raise ImageProblem(413, _TOO_COSTLY.format(what="time"))
-            reply = decoder.conn.recv()
-            healthy = reply[0] != "retire"
-        except (EOFError, OSError):  # the decoder died: out of CPU time or memory
-            decoder.process.join(timeout=5)
-            code = decoder.process.exitcode
+            header = json.loads(decoder.from_it.recv_bytes(_HEADER_BYTES))
+            payload = decoder.from_it.recv_bytes(c * h * w)
+            healthy = isinstance(header, dict) and not header.get("memory")
+            pixels = _pixels(header, payload, (c, h, w))
+        except (EOFError, OSError):  # the decoder died (out of CPU time or memory), or lied
+            try:
+                code = decoder.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:  # alive: it sent more than a reply may hold
+                log.warning("decoder %s sent an oversized reply; replaced", decoder.pid)
+                raise ImageProblem(400, _UNREADABLE) from None
             what = "time" if code == -signal.SIGXCPU else "memory"
-            log.info("decoder %s ended (exit %s) on an upload", decoder.process.pid, code)
+            log.info("decoder %s ended (exit %s) on an upload", decoder.pid, code)
             raise ImageProblem(413, _TOO_COSTLY.format(what=what)) from None
+        except (ValueError, KeyError, TypeError, AttributeError):  # a reply no decoder writes
+            healthy = False
+            log.warning("decoder %s sent a malformed reply; replaced", decoder.pid)
+            raise ImageProblem(400, _UNREADABLE) from None
         finally:
             if healthy:
                 self._idle.put(decoder)
             else:
                 self._replace(decoder)
-        if reply[0] == "pixels":
-            return reply[1]
-        raise ImageProblem(reply[1], reply[2])
+        return pixels
 
     def close(self) -> None:
         """End every decoder (idle or not); reads after this fail with 503."""
@@ -216,3 +268,7 @@ class DecoderPool:
             self._all.clear()
         for decoder in decoders:
             decoder.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import numpy as np
 import pytest
 from helpers import image_bytes, lesion_like
 
@@ -135,3 +136,27 @@ def test_four_hostile_uploads_at_once_keep_the_server_bounded_and_answering(tiny
             assert set(r["statuses"]) == {413} and r["slowest_s"] < timeout_s, (name, r)
             # the decoders' limits, 2 x 256 MB, and the four bodies: under 800 MB
             assert r["peak_rise_mb"] < 2 * 256 + 100, (name, r)
+
+
+@pytest.mark.parametrize(
+    ("header", "payload"),
+    [
+        ({"ok": True}, b"\x00" * 11),  # pixels of the wrong length
+        ({"ok": False, "status": 200, "detail": "fine"}, b""),  # a status no decoder answers
+        ({"ok": False, "status": 400, "detail": "\x1b[31mred"}, b""),  # control characters
+        ({"ok": False, "status": 413}, b""),  # no detail
+        (["ok"], b""),  # not a header at all
+    ],
+)
+def test_a_reply_no_decoder_writes_is_refused_not_trusted(header, payload):
+    from webapp.sandbox import _pixels
+
+    with pytest.raises((ValueError, KeyError, TypeError, AttributeError)):
+        _pixels(header, payload, (3, 2, 2))
+
+
+def test_the_decoders_honest_reply_is_the_in_process_answer(pool):
+    data = image_bytes(lesion_like(), "PNG")
+    here = read_image(data, (16, 16), 3, max_pixels=10**9, budget=DecodeBudget(64 * MB))
+    there = pool.read(data, (16, 16), 3, time.monotonic() + 30)
+    assert there.dtype == np.uint8 and np.array_equal(here, there)
