@@ -17,6 +17,7 @@ from fcnn.distributed.launch import auto_procs, find_mpiexec, mpi_missing, mpiex
 from fcnn.distributed.mpi import MPIUnavailable, launched_by_mpi, world
 from fcnn.runtime import BLAS_THREAD_VARIABLES, cores_taken, usable_cores
 from fcnn.training.config import load_config, parse_config
+from fcnn.training.outputs import output_paths
 from fcnn.training.run import TrainingDiverged, TrainingInterrupted, train
 from fcnn.training.run_config import requested_config
 
@@ -126,7 +127,23 @@ def _config(config: Path | None, set_: list[str], resume: Path | None):
     return requested, requested or parse_config(stored)
 
 
-def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None, force=False) -> None:
+def _typed_outputs(config: Path | None, set_: list[str], requested) -> list[str]:
+    """The paths outside a resumed run's folder that this command line gives (all a CONFIG
+    file names, and those a --set names), which the resumed run may write to."""
+    if requested is None:
+        return []
+    if config is not None:
+        return output_paths(requested)
+    keys = {item.split("=", 1)[0].strip() for item in set_}
+    out = [requested.reports_dir] if "reports_dir" in keys and requested.reports_dir else []
+    if any(k.split(".")[0] == "callbacks" for k in keys):
+        out += [p for p in output_paths(requested) if p != requested.reports_dir]
+    return out
+
+
+def _run(
+    cfg, data_dir, resume, progress, replicas: Replicas, note=None, force=False, typed=()
+) -> None:
     """Train ``cfg`` (None with ``resume``: the run's own config) on this process's replica."""
     lead = replicas.rank == 0
     bar = RichEpochProgress(enabled=progress and lead)
@@ -140,6 +157,7 @@ def _run(cfg, data_dir, resume, progress, replicas: Replicas, note=None, force=F
             replicas=replicas,
             launch_note=note,
             force=force,
+            typed_outputs=typed,
         )
     except TrainingInterrupted as exc:
         bar.close()
@@ -207,6 +225,7 @@ def train_command(
 ) -> None:
     """Train the model a config describes; writes a run folder, checkpoints and reports."""
     requested, run_cfg = _config(config, set_ or [], resume)  # read once, checked early
+    typed = _typed_outputs(config, set_ or [], requested) if resume else []
     if launched_by_mpi():
         if procs is not None:
             raise fail("--procs starts its own mpiexec; under mpiexec -n N, leave --procs out")
@@ -223,10 +242,10 @@ def train_command(
     except MPIUnavailable as exc:
         raise fail(str(exc)) from None
     if replicas.size == 1:
-        _run(requested, data_dir, resume, progress, replicas, note, force)
+        _run(requested, data_dir, resume, progress, replicas, note, force, typed)
         return
     try:
-        _run(requested, data_dir, resume, progress, replicas, note, force)
+        _run(requested, data_dir, resume, progress, replicas, note, force, typed)
     except typer.Exit as exc:
         if exc.exit_code not in (0, 130):  # an error on this rank: stop the other ranks too
             replicas.abort(exc.exit_code)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ def train(
     replicas: distributed.Replicas = distributed.SINGLE,
     launch_note: str | None = None,
     force: bool = False,
+    typed_outputs: Sequence[str] = (),
 ) -> RunResult:
     """Train ``config``'s model; see the module docstring for what is written where.
 
@@ -120,9 +121,12 @@ def train(
     (how the process count was chosen) goes to the log. ``force``: the copy of the final
     model to a checkpoint callback's ``filepath`` replaces a file there even when that file
     holds a better monitored value of the same config (:func:`fcnn.training.finalize.copy_model`).
+    ``typed_outputs``: with ``resume``, the paths outside the run folder the stored config
+    may still write to, because the user gave them again (:mod:`fcnn.training.outputs`:
+    without them a resumed run writes only inside its folder and its runs folder).
     """
     t_start = time.perf_counter()
-    config, setup, loop, saved, notes = build(config, data_dir, resume, replicas)
+    config, setup, loop, saved, notes = build(config, data_dir, resume, replicas, typed_outputs)
     lead = replicas.rank == 0
     display = (progress or EpochProgress()) if lead else EpochProgress()
     handler = _attach_log(setup.run_dir) if lead else None

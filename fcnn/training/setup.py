@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from fcnn import random as fr
 from fcnn.data.transforms import Augmentation
 from fcnn.io import atomic_write_text
 from fcnn.optim import schedules
-from fcnn.training import finetune
+from fcnn.training import finetune, outputs
 from fcnn.training.config import Config, ConfigError, TrainConfig
 from fcnn.training.data import PreparedData, class_weights, prepare_data
 from fcnn.training.loop import FrozenPrefix, Recipe
@@ -190,8 +191,14 @@ class LoopState:
 
 
 def build(
-    config: Config | None, data_dir, resume, replicas: distributed.Replicas
+    config: Config | None,
+    data_dir,
+    resume,
+    replicas: distributed.Replicas,
+    typed_outputs: Sequence[str] = (),
 ) -> tuple[Config, Setup, LoopState, dict | None, list[str]]:
+    """Everything a run needs, new or resumed (``typed_outputs``: the paths outside the run
+    folder that the user gave again for a resumed run to write, :mod:`.outputs`)."""
     resumed = checkpoint.load(resume) if resume is not None else None
     saved, notes, config_changed = None, [], False
     if resumed is not None:
@@ -205,6 +212,9 @@ def build(
         config, notes = resumed_config(info.config, config, saved.epoch)
         notes = [f"resumed: {note}" for note in notes]
         config_changed = bool(notes)
+        run_dir = Path(resume).resolve().parent
+        config, refused = outputs.confine(config, run_dir, frozenset(typed_outputs))
+        notes += refused
     elif config is None:
         raise ValueError("train needs a config, or resume= a run's last.npz")
 

@@ -298,3 +298,42 @@ def test_checkpoint_load_leaves_no_file_open(tmp_path):
         [sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, cwd=REPO
     )
     assert done.stdout.startswith("ok") and "ResourceWarning" not in done.stderr, done.stderr
+
+
+def _with_manifest(path, change):
+    """Rewrite the checkpoint at ``path`` with ``change(manifest)`` applied (a crafted file)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    manifest = json.loads(str(arrays["__manifest__"]))
+    change(manifest)
+    arrays["__manifest__"] = np.array(json.dumps(manifest))
+    np.savez(path, **arrays)
+
+
+def test_a_crafted_last_npz_cannot_make_a_resumed_run_write_elsewhere(two_runs, tmp_path):
+    root, _, run_a, _ = two_runs
+    elsewhere = tmp_path / "some" / "where"
+    elsewhere.mkdir(parents=True)
+    precious = elsewhere / "precious.npz"
+    precious.write_bytes(b"keep me")
+
+    def aim_elsewhere(manifest):
+        manifest["config"]["callbacks"] = [
+            {"csv_logger": {"filepath": str(elsewhere / "notes.txt")}},
+            {"checkpoint": {"filepath": str(precious), "monitor": "val_acc", "mode": "max"}},
+        ]
+        manifest["config"]["reports_dir"] = str(elsewhere)
+        manifest["training"]["callbacks"] = [{}, {"best": 0.0, "best_epoch": None}]
+
+    _with_manifest(run_a / "last.npz", aim_elsewhere)
+    result = _train(root, tmp_path, "train.epochs=3", resume=run_a / "last.npz", config=None)
+    assert result.exit_code == 0, result.output
+    assert precious.read_bytes() == b"keep me"  # not replaced
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["precious.npz"]  # nothing added
+    for key, path in [
+        ("callbacks[0].filepath", elsewhere / "notes.txt"),
+        ("callbacks[1].filepath", precious),
+        ("reports_dir", elsewhere),
+    ]:
+        assert f"not writing {key} {path}" in result.output
+    assert (run_a / "metrics.csv").is_file() and (tmp_path / "runs" / "results.csv").is_file()
