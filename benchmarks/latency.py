@@ -53,9 +53,7 @@ def _photos(config: str, data_dir: str | None, n: int) -> tuple[list[bytes], str
     return out, source
 
 
-def _time(
-    sides: dict[str, Predictor], photos: list[bytes], repeats: int
-) -> dict[str, list[float]]:
+def _time(sides: dict[str, Predictor], photos: list[bytes], repeats: int) -> dict[str, list[float]]:
     """Milliseconds of ``predict`` per side, sorted, the sides interleaved call by call (the
     VM's speed drifts) after 20 warm-up calls each."""
     for data in photos[:20]:

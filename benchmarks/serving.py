@@ -311,6 +311,7 @@ def under_attack(
     )
     buf = io.BytesIO()
     honest_img.save(buf, format="JPEG", quality=90)
+
     def timed_post() -> tuple[int, float]:
         t0 = time.monotonic()
         status, _ = post(server, data, "image/jpeg")

@@ -25,6 +25,7 @@ import numpy as np
 
 from fcnn import layers, tree
 from fcnn import random as fr
+from fcnn.archive import ArchiveError, read_arrays
 from fcnn.io import atomic_write
 from fcnn.version import __version__
 
@@ -35,6 +36,7 @@ __all__ = [
     "ResumeState",
     "build",
     "fill",
+    "input_shape",
     "load",
     "save",
 ]
@@ -103,6 +105,19 @@ _NAMED = (
 )
 
 
+# the JSON kind of each manifest section (None, where a section may be absent)
+_KINDS: dict[str, type] = {
+    **dict.fromkeys(
+        ("architecture", "normalization", "config", "metrics", "calibration", "decision",
+         "answer_rules", "ood", "training"),
+        dict,
+    ),
+    "input_shape": list,
+    "class_names": list,
+    **dict.fromkeys(("model", "dataset", "kind", "model_version", "data_root"), str),
+}  # fmt: skip
+
+
 @attrs.frozen
 class ModelManifest:
     """A checkpoint's manifest, typed. Sections that have their own types elsewhere
@@ -133,12 +148,25 @@ class ModelManifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelManifest:
+        """The typed manifest; CheckpointError names a section of the wrong kind."""
+        for key, value in d.items():
+            kind = _KINDS.get(key)
+            if kind is not None and value is not None and not isinstance(value, kind):
+                raise CheckpointError(
+                    f"the manifest's {key} is a {type(value).__name__}, not a "
+                    f"{'list' if kind is list else 'JSON object' if kind is dict else 'string'}"
+                )
+        if not all(isinstance(c, str) for c in d.get("class_names") or ()):
+            raise CheckpointError("the manifest's class_names are not all strings")
         named = {k: d[k] for k in _NAMED if k in d}
         if named.get("input_shape") is not None:
             named["input_shape"] = tuple(named["input_shape"])
         named["class_names"] = tuple(named.get("class_names") or ())
         if named.get("training") is not None:
-            named["training"] = ResumeState.from_dict(named["training"])
+            try:
+                named["training"] = ResumeState.from_dict(named["training"])
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise CheckpointError("the manifest's training section is malformed") from None
         return cls(**named, extra={k: v for k, v in d.items() if k not in _NAMED})
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,8 +241,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{path} is not a checkpoint (not an .npz archive)")
         f.seek(0)
         try:
-            with np.load(f, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+            return read_arrays(f)
+        except ArchiveError as exc:
+            raise CheckpointError(f"{path} is not a checkpoint fcnn reads: {exc}") from None
         except zipfile.BadZipFile:
             raise CheckpointError(
                 f"{path} is truncated or damaged (an incomplete .npz archive); use another "
@@ -224,6 +253,17 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             raise CheckpointError(
                 f"{path} is damaged: an array in it cannot be read ({type(exc).__name__})"
             ) from None
+
+
+MAX_DEPTH = 64  # of a manifest's JSON: architectures nest a few levels, never 64
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    """How deep ``value`` (parsed JSON) nests, counting past :data:`MAX_DEPTH` no further."""
+    if level > MAX_DEPTH or not isinstance(value, (dict, list)):
+        return level
+    children = value.values() if isinstance(value, dict) else value
+    return max((_depth(c, level + 1) for c in children), default=level)
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -242,15 +282,19 @@ def load(path: str | Path) -> Checkpoint:
         manifest = json.loads(str(arrays.pop(_MANIFEST)))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: the manifest is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: the manifest is nested too deeply") from None
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{path}: the manifest is not a JSON object")
+    if _depth(manifest) > MAX_DEPTH:
+        raise CheckpointError(f"{path}: the manifest is nested more than {MAX_DEPTH} deep")
     version = manifest.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
+    if type(version) is int and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer fcnn ({manifest.get('fcnn_version')}, checkpoint "
             f"format {version}; this fcnn reads format {FORMAT_VERSION}): upgrade fcnn"
         )
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {version!r} is not one fcnn wrote")
     return Checkpoint(manifest, arrays)
 
@@ -278,16 +322,39 @@ def fill(template: Any, stored: dict[str, np.ndarray], what: str) -> Any:
     return tree.unflatten(treedef, out)
 
 
+MAX_INPUT_VALUES = 1 << 26  # one example: 3 x 4096 x 4096 pixels is 50 million
+
+
+def input_shape(info: ModelManifest) -> tuple[int, ...]:
+    """The manifest's input shape, checked: 1 to 3 positive integers, at most
+    :data:`MAX_INPUT_VALUES` values in all (CheckpointError otherwise)."""
+    shape = info.input_shape
+    if (
+        shape is None
+        or not 1 <= len(shape) <= 3
+        or not all(type(d) is int and d >= 1 for d in shape)
+        or int(np.prod(shape, dtype=np.float64)) > MAX_INPUT_VALUES
+    ):
+        raise CheckpointError(
+            f"the checkpoint's input_shape {shape!r} is not 1 to 3 positive integers of at "
+            f"most {MAX_INPUT_VALUES:,} values in all"
+        )
+    return tuple(shape)
+
+
 def build(ckpt: Checkpoint) -> tuple[layers.Layer, Any, Any]:
     """The network, params and state of a checkpoint, rebuilt from its architecture spec."""
-    spec, shape = ckpt.info.architecture, ckpt.info.input_shape
-    if spec is None or shape is None:
-        raise CheckpointError("the checkpoint's manifest has no architecture or input_shape")
+    spec = ckpt.info.architecture
+    if spec is None:
+        raise CheckpointError("the checkpoint's manifest has no architecture")
+    shape = input_shape(ckpt.info)
     try:
         net = layers.from_spec(spec)
-        _, params, state = net.init(fr.key(0), tuple(shape))
-    except ValueError as exc:
+        _, params, state = net.init(fr.key(0), shape)
+    except (ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"the checkpoint's architecture cannot be built: {exc}") from None
+    except MemoryError:
+        raise CheckpointError("the checkpoint's architecture is too large to build") from None
     return (
         net,
         fill(params, ckpt.group("params"), "params"),

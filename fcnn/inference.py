@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 
 from fcnn import checkpoint
+from fcnn import random as fr
 from fcnn.answer import Answer, decide
 from fcnn.calibration import Calibration
 from fcnn.data.imagefolder import decode_image
@@ -219,6 +220,12 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
     if not m.class_names or m.normalization is None:
         missing = "class_names" if not m.class_names else "normalization"
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {missing!r}")
+    out_shape = tuple(net.init(fr.key(0), tuple(m.input_shape))[0])
+    if out_shape != (len(m.class_names),) or not all(isinstance(c, str) for c in m.class_names):
+        raise checkpoint.CheckpointError(
+            f"the checkpoint names {len(m.class_names)} classes for a network with outputs of "
+            f"shape {out_shape}"
+        )
     try:
         return Model(
             net,
@@ -235,6 +242,11 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
         )
     except KeyError as exc:
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        # a section of the right kind with the wrong insides: no traceback, one line
+        raise checkpoint.CheckpointError(
+            f"the checkpoint's manifest has a malformed section ({type(exc).__name__})"
+        ) from None
 
 
 def load(path: str | Path) -> Model:

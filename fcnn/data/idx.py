@@ -15,15 +15,24 @@ __all__ = ["parse_idx", "read_idx", "read_maybe_gzip"]
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_maybe_gzip(path: Path) -> bytes:
-    """The file's bytes, decompressed when it is gzip (by its magic bytes, not its name)."""
+def read_maybe_gzip(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes, decompressed when it is gzip (by its magic bytes, not its name);
+    with ``limit``, DataError for content of more than ``limit`` bytes, found after
+    decompressing at most ``limit + 1`` (a small .gz can inflate to gigabytes)."""
     try:
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            return gzip.decompress(data)
-        return data
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            stream = gzip.GzipFile(fileobj=f) if gz else f
+            data = stream.read(-1 if limit is None else limit + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read ({exc}); delete it and fetch it again") from None
+    if limit is not None and len(data) > limit:
+        raise DataError(
+            f"{path}: its content is larger than the {limit:,} bytes this file has; it is "
+            "corrupt or not this data set. Delete it and fetch it again."
+        )
+    return data
 
 
 def parse_idx(data: bytes, name: str) -> np.ndarray:

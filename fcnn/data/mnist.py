@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +39,22 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 CLASS_NAMES = tuple(str(d) for d in range(10))
+# the decompressed size of each file (header and data), the most a file may inflate to
+SIZES = {
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
+}
+
+
+def _size_of(path: Path) -> int | None:
+    """The decompressed size of the MNIST file ``path`` is (or is being downloaded as)."""
+    return next((size for name, size in SIZES.items() if name in path.name), None)
 
 
 def _gunzip(raw: Path, out: Path) -> None:
-    with gzip.open(raw, "rb") as src, open(out, "wb") as dst:
-        shutil.copyfileobj(src, dst)
+    out.write_bytes(read_maybe_gzip(raw, _size_of(out)))
 
 
 def _find(folders: list[Path], name: str) -> Path | None:
@@ -57,7 +66,7 @@ def _find(folders: list[Path], name: str) -> Path | None:
 
 
 def _read_verified(path: Path, sha256: str) -> np.ndarray:
-    data = read_maybe_gzip(path)
+    data = read_maybe_gzip(path, _size_of(path))
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
         raise DataError(
@@ -97,7 +106,9 @@ def load(
             except DataError as exc:
                 raise DataError(f"{exc}\n{_missing_message(folders, name)}") from None
         arrays[key] = (
-            _read_verified(path, sha) if verify else parse_idx(read_maybe_gzip(path), str(path))
+            _read_verified(path, sha)
+            if verify
+            else parse_idx(read_maybe_gzip(path, _size_of(path)), str(path))
         )
     return (
         _dataset(arrays["train_images"], arrays["train_labels"], "train"),

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-import yaml
 
 from fcnn import models
 from fcnn.decision import AnswerRules
@@ -309,7 +308,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node[k]
         try:
             node[keys[-1]] = read_yaml(text)
-        except yaml.YAMLError as exc:
+        except ConfigError as exc:
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({exc})") from None
     return out
 
@@ -375,8 +374,10 @@ def _read_model_file(raw: Any, base: Path) -> Any:
         spec = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"model: the spec file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"model: cannot read the spec file {path} ({exc})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"model: the spec file {path}: {exc}") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"model: {path} holds no layer spec (a mapping with 'type')")
     return {**raw, "model": spec}
@@ -405,8 +406,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc}") from None
     try:
         raw = apply_overrides(raw or {}, overrides or [])
         config = parse_config(raw, name=path.stem, base=path.parent)

@@ -171,8 +171,14 @@ class _Run:
             setup.config.callbacks, self._save_best, setup.best_path, setup.run_dir, self.writes
         )
         if saved:
-            for cb, cb_state in zip(self.callbacks, saved.callbacks, strict=False):
-                cb.load_state_dict(cb_state)
+            for i, (cb, cb_state) in enumerate(zip(self.callbacks, saved.callbacks, strict=False)):
+                try:
+                    cb.load_state_dict(cb_state)
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    raise checkpoint.CheckpointError(
+                        f"{setup.last_path}: the saved state of callback {i} "
+                        f"({type(cb).__name__}) is malformed"
+                    ) from None
 
     def _save_best(self, path: Path, epoch_metrics: dict[str, float]) -> None:
         if not self.writes:

@@ -12,6 +12,7 @@ messages would take a translation layer about as long as this module, plus a dep
 
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
@@ -91,6 +92,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
@@ -158,6 +161,50 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode) -> dict:
+    """A YAML mapping; a key given twice is an error (PyYAML keeps the last one silently,
+    so a config's second ``lr:`` would quietly win)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+MAX_DEPTH = 32  # of a config's nesting: configs nest three or four levels
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_DEPTH or not isinstance(value, (dict, list)):
+        return level
+    children = value.values() if isinstance(value, dict) else value
+    return max((_depth(c, level + 1) for c in children), default=level)
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: what is wrong and where."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def read_yaml(text: str) -> Any:
-    """Plain data from YAML text (safe loading; ``1e-3`` is a number)."""
-    return yaml.load(text, Loader=_Loader)
+    """Plain data from YAML text (safe loading; ``1e-3`` is a number; a key given twice and
+    nesting deeper than :data:`MAX_DEPTH` are errors). ConfigError, in one line, for text
+    that is not such YAML."""
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    except RecursionError:
+        raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep")
+    return data

@@ -337,3 +337,15 @@ def test_a_crafted_last_npz_cannot_make_a_resumed_run_write_elsewhere(two_runs, 
     ]:
         assert f"not writing {key} {path}" in result.output
     assert (run_a / "metrics.csv").is_file() and (tmp_path / "runs" / "results.csv").is_file()
+
+
+def test_a_malformed_callback_state_in_last_npz_is_one_line(two_runs, tmp_path):
+    root, _, run_a, _ = two_runs
+
+    def break_state(manifest):
+        manifest["training"]["callbacks"] = [{"bset": 1}]
+
+    _with_manifest(run_a / "last.npz", break_state)
+    result = _train(root, tmp_path, resume=run_a / "last.npz", config=None)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the saved state of callback 0 (BestCheckpoint) is malformed" in result.output
