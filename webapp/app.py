@@ -41,7 +41,7 @@ from litestar.static_files import create_static_files_router
 from fcnn.inference import load
 from fcnn.plugins import load_plugins
 from webapp.about import STATIC, about_page, markdown_to_html
-from webapp.guard import guard
+from webapp.guard import NOTHING_HERE, guard
 from webapp.images import ImageProblem
 from webapp.multipart import FormError, parse_form
 from webapp.sandbox import DecoderPool
@@ -61,6 +61,7 @@ from webapp.uploads import CLOSE, NO_STORE, explain_flag, receive_body, upload_s
 __all__ = ["create_app", "markdown_to_html"]
 
 log = logging.getLogger("dermascan")
+NO_CONDITION = "No condition has that code."
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -94,7 +95,7 @@ def condition(state: State, code: FromPath[str]) -> Condition:
     if info is None:
         # the unknown code is not echoed back: a reflected string is an injection vector
         known = ", ".join(_predictor(state).conditions)
-        raise NotFoundException(f"No condition has that code. Known codes: {known}.")
+        raise NotFoundException(f"{NO_CONDITION} Known codes: {known}.")
     return Condition(code=code, **info)
 
 
@@ -204,8 +205,8 @@ def _error_response(request: Request, exc: Exception) -> Response:
             limit = request.app.state.settings.max_body_bytes / 1024 / 1024
             detail = f"The upload is larger than {limit:g} MB. Choose a smaller photo."
             headers.update(CLOSE)  # the rest of the body is not read
-        elif status == 404 and detail == "Not Found":
-            detail = "There is nothing at this address. The API lives under /api/."
+        elif status == 404 and not detail.startswith(NO_CONDITION):
+            detail = NOTHING_HERE  # a router's or static file's detail names the path
         elif status == 405:
             allow = [m.strip() for m in headers.pop("allow", "").split(",") if m.strip()]
             if "GET" in allow and "HEAD" not in allow:
@@ -214,6 +215,10 @@ def _error_response(request: Request, exc: Exception) -> Response:
             detail = f"This method is not allowed here. Allowed: {headers['Allow']}."
         elif status >= 500 and status != 503:
             detail = "Something went wrong on our side. Please try again."
+    elif request.url.path.startswith("/static/"):
+        # the static files router fails on paths no file can have: nothing is there
+        log.info("static path refused: %s", type(exc).__name__)
+        status, detail = 404, NOTHING_HERE
     else:
         log.exception("unhandled error")  # details go to the server log only
         status, detail = 500, "Something went wrong on our side. Please try again."

@@ -47,22 +47,34 @@ def _conflicting_framing(headers: list[tuple[bytes, bytes]]) -> bool:
     return b"content-length" in names and b"transfer-encoding" in names
 
 
-async def _refuse_framing(send: Callable) -> None:
-    body = json.dumps(
-        {
-            "status_code": 400,
-            "detail": "The request has both Content-Length and Transfer-Encoding; send one.",
-        }
-    ).encode()
+NOTHING_HERE = "There is nothing at this address. The API lives under /api/."
+
+
+def _unusable_path(path: str) -> bool:
+    """A path with a NUL or another control character: no route or file has one."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in path)
+
+
+async def _answer(send: Callable, status: int, detail: str, close: bool = False) -> None:
+    """A JSON error answered here, before routing, with the security headers."""
+    body = json.dumps({"status_code": status, "detail": detail}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
+    ] + ([(b"connection", b"close")] if close else [])
     await send(
-        {"type": "http.response.start", "status": 400, "headers": _with_security_headers(headers)}
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": _with_security_headers(headers),
+        }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_framing(send: Callable) -> None:
+    detail = "The request has both Content-Length and Transfer-Encoding; send one."
+    await _answer(send, 400, detail, close=True)
 
 
 def guard(app: ASGIApp) -> ASGIApp:
@@ -74,6 +86,9 @@ def guard(app: ASGIApp) -> ASGIApp:
             return
         if _conflicting_framing(scope["headers"]):
             await _refuse_framing(send)
+            return
+        if _unusable_path(scope["path"]):  # e.g. /static/app.js%00.png: 404, never a 500
+            await _answer(send, 404, NOTHING_HERE)
             return
         head = scope["method"] == "HEAD"
         if head:

@@ -7,10 +7,15 @@ parses it here with the same ``multipart`` package, into bytes.
 
 from __future__ import annotations
 
+import logging
+
 import attrs
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
 __all__ = ["FormError", "FormField", "parse_form"]
+
+
+log = logging.getLogger("dermascan")
 
 
 class FormError(ValueError):
@@ -29,9 +34,9 @@ def parse_form(body: bytes, content_type: str | None, max_fields: int = 16) -> d
     """The fields of a multipart body by name (the first of repeated names wins)."""
     ctype, options = parse_options_header(content_type or "")
     if ctype != "multipart/form-data" or not options.get("boundary"):
+        # the content type the request gave is not echoed: the client chose its text
         raise FormError(
-            "send the image as multipart/form-data with a field named 'file' "
-            f"(got content type {ctype or 'none'})"
+            "send the image as multipart/form-data (with a boundary) in a field named 'file'"
         )
     fields: dict[str, FormField] = {}
     segment: MultipartSegment | None = None
@@ -50,5 +55,6 @@ def parse_form(body: bytes, content_type: str | None, max_fields: int = 16) -> d
                         )
                     segment = None
     except MultipartError as exc:
-        raise FormError(f"the multipart body is malformed ({exc})") from None
+        log.info("malformed multipart body: %s", exc)  # the parser's words quote the body
+        raise FormError("the multipart body is malformed") from None
     return fields

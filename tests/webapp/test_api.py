@@ -255,3 +255,22 @@ def test_the_models_own_answer_rules_decide_uncertain_and_high_risk(tiny_model):
     assert overridden.rules.uncertain_below == 1.0 and overridden.predict(photo)["uncertain"]
     older = Predictor(attrs.evolve(model, answer_rules=None), load_conditions())
     assert older.rules == RULES_OF_OLDER_MODELS
+
+
+def test_no_error_echoes_what_the_request_chose(client):
+    marker = "zq" + "x" * 6000
+    r = client.post(
+        "/api/predict", content=b"--b\r\n", headers={"Content-Type": f"text/{marker}"}
+    )
+    assert r.status_code == 400 and "zq" not in r.text and len(r.text) < 300
+    r = client.get(f"/static/{marker[:50]}.js")
+    assert r.status_code == 404 and "zq" not in r.text
+    r = client.get(f"/nowhere/{marker[:50]}")
+    assert r.status_code == 404 and "zq" not in r.text
+
+
+@pytest.mark.parametrize("path", ["/static/app.js%00.png", "/static/%01x", "/api/%00"])
+def test_a_path_with_a_nul_or_control_character_is_404_not_500(client, path):
+    r = client.get(path)
+    assert r.status_code == 404 and r.json()["detail"].startswith("There is nothing")
+    assert r.headers["x-content-type-options"] == "nosniff"
