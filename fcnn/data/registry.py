@@ -111,36 +111,45 @@ def _ham10000(request: Request) -> Loaded:
     return Loaded(train, test, skipped)
 
 
+# the key that names a user's data set's own location, and what it holds
+_OWN = {
+    "imagefolder": (
+        "root",
+        "the folder holding train/<class>/*.jpg (and optionally test/<class>/*.jpg), or "
+        "<class>/*.jpg directly",
+    ),
+    "arrays": (
+        "path",
+        "an .npz file holding x_train, y_train and optionally x_test, y_test, class_names",
+    ),
+}
+
+
+def _own_path(request: Request, dataset: str) -> Path:
+    """The data set's own location (``data.root`` or ``data.path``); DataError without it."""
+    if request.path is None:
+        key, holds = _OWN[dataset]
+        raise DataError(f"dataset {dataset} needs data.{key}: {holds}")
+    return request.path
+
+
 @register("imagefolder")
 def _imagefolder(request: Request) -> Loaded:
     """A folder of the user's images (:func:`fcnn.data.imagefolder.load_splits`)."""
-    if request.path is None:
-        raise DataError(
-            "dataset imagefolder needs data.root: the folder holding train/<class>/*.jpg "
-            "(and optionally test/<class>/*.jpg), or <class>/*.jpg directly"
-        )
-    train, test = imagefolder.load_splits(
-        request.path,
-        size=request.image_size,
-        mode="L" if request.channels == 1 else "RGB",
-        test_fraction=request.test_fraction or 0.2,
-        seed=request.seed,
+    root = _own_path(request, "imagefolder")
+    mode = "L" if request.channels == 1 else "RGB"
+    fraction, size = request.test_fraction or 0.2, request.image_size
+    split = imagefolder.load_splits(
+        root, size=size, mode=mode, test_fraction=fraction, seed=request.seed
     )
-    return Loaded(train, test)
+    return Loaded(*split)
 
 
 @register("arrays")
 def _arrays(request: Request) -> Loaded:
     """Arrays in an ``.npz`` file (:func:`fcnn.data.arrays.load_splits`)."""
-    if request.path is None:
-        raise DataError(
-            "dataset arrays needs data.path: an .npz file holding x_train, y_train and "
-            "optionally x_test, y_test, class_names"
-        )
-    train, test = arrays.load_splits(
-        request.path,
-        image_size=request.image_size,
-        test_fraction=request.test_fraction or 0.2,
-        seed=request.seed,
+    path = _own_path(request, "arrays")
+    fraction, size = request.test_fraction or 0.2, request.image_size
+    return Loaded(
+        *arrays.load_splits(path, image_size=size, test_fraction=fraction, seed=request.seed)
     )
-    return Loaded(train, test)

@@ -363,6 +363,19 @@ def _absolute_data_paths(config: Config, base: Path) -> Config:
     return attrs.evolve(config, data=attrs.evolve(config.data, **changes)) if changes else config
 
 
+def _read_yaml_file(path: Path, what: str) -> Any:
+    """The YAML in ``path`` (``what`` it is, for messages); ConfigError in one line when the
+    file is missing, unreadable or not such YAML."""
+    try:
+        return read_yaml(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+
+
 def _read_model_file(raw: Any, base: Path) -> Any:
     """``raw`` with a ``model`` naming a .yaml/.json file replaced by the spec in it (the
     path relative to ``base``, the config's folder)."""
@@ -371,13 +384,9 @@ def _read_model_file(raw: Any, base: Path) -> Any:
         return raw
     path = base / Path(model).expanduser()
     try:
-        spec = read_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"model: the spec file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"model: cannot read the spec file {path} ({exc})") from None
+        spec = _read_yaml_file(path, "the spec file")
     except ConfigError as exc:
-        raise ConfigError(f"model: the spec file {path}: {exc}") from None
+        raise ConfigError(f"model: {exc}") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"model: {path} holds no layer spec (a mapping with 'type')")
     return {**raw, "model": spec}
@@ -402,14 +411,7 @@ def parse_config(raw: Any, *, name: str = "", base: str | Path = ".") -> Config:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a YAML config; errors name the key and the file."""
     path = Path(path)
-    try:
-        raw = read_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc})") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: cannot read the config: {exc}") from None
+    raw = _read_yaml_file(path, "the config")
     try:
         raw = apply_overrides(raw or {}, overrides or [])
         config = parse_config(raw, name=path.stem, base=path.parent)
