@@ -226,6 +226,8 @@ def test_config_yaml_hazards_are_one_line(tmp_path):
         "data: {augment: {rotate: .nan}}\n",
         "an unknown option": "dataset: mnist\nmodel: lenet_mnist\nmodel_options: {wide: 1}\n"
         "train: {epochs: 1, lr: 0.1}\n",
+        "a huge image size": "dataset: ham10000\nmodel: dermascan_cnn\n"
+        "train: {epochs: 1, lr: 0.1}\ndata: {image_size: [100000, 100000]}\n",
     }
     for name, text in cases.items():
         (tmp_path / "c.yaml").write_text(text)
