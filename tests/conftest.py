@@ -32,9 +32,13 @@ def no_busy_cores(monkeypatch):
 
 @pytest.fixture
 def real_data_root():
-    """The real data root (FCNN_DATA); skips with a reason when it is not set up."""
+    """The real data root (FCNN_DATA); skips with a reason when it is not set up, except in
+    CI (``CI`` set), where the data is part of the run and its absence fails the test."""
     if REAL_DATA is None or not REAL_DATA.is_dir():
-        pytest.skip("real data not available: set FCNN_DATA to a folder holding mnist/, cifar10/")
+        message = "real data not available: set FCNN_DATA to a folder holding mnist/, cifar10/"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI runs the data tests: is ../shared/data missing?)")
+        pytest.skip(message)
     return REAL_DATA
 
 

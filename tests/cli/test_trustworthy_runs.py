@@ -191,7 +191,7 @@ def test_evaluate_val_uses_the_models_own_splits(fake_mnist_root, tmp_path):
     assert str(figures / "confusion.png") in beside.output.replace("\n", "")
 
 
-def test_export_refuses_to_replace_unless_forced_and_writes_onnx(two_runs, tmp_path):
+def test_export_refuses_to_replace_a_file_unless_forced_and_writes_onnx(two_runs, tmp_path):
     _, best, run_a, _ = two_runs
     weights = run_a / "best.npz"
     out = tmp_path / "model.onnx"
@@ -201,18 +201,21 @@ def test_export_refuses_to_replace_unless_forced_and_writes_onnx(two_runs, tmp_p
     )
     assert refused.exit_code == 2 and "--force" in refused.output
     assert out.read_text() == "keep me"
-    pytest.importorskip("onnx")
     forced = runner.invoke(
         app, ["export", "--weights", str(weights), "--out", str(out), "--format", "onnx", "--force"]
     )
-    assert forced.exit_code == 0, forced.output and out.read_bytes()[:2] != b"ke"
+    assert forced.exit_code == 0, forced.output
+    assert out.read_bytes()[:2] != b"ke"  # replaced by the graph
+
+
+def test_export_replaces_a_folder_whole_only_when_forced(two_runs, tmp_path):
+    _, best, run_a, _ = two_runs
+    weights = run_a / "best.npz"
     folder = tmp_path / "exported"
     folder.mkdir()
     (folder / "old.txt").write_text("x")
-    assert (
-        runner.invoke(app, ["export", "--weights", str(weights), "--out", str(folder)]).exit_code
-        == 2
-    )
+    kept = runner.invoke(app, ["export", "--weights", str(weights), "--out", str(folder)])
+    assert kept.exit_code == 2 and (folder / "old.txt").read_text() == "x"
     done = runner.invoke(
         app, ["export", "--weights", str(weights), "--out", str(folder), "--force"]
     )
