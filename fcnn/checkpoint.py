@@ -5,8 +5,13 @@ Layout of the archive:
 - ``params/<path>``: trainable parameters (``path`` as in :func:`fcnn.tree.flatten_with_paths`);
 - ``state/<path>``: non-trainable state (BatchNorm running statistics);
 - ``opt_state/<path>``: optimizer state, only in resumable checkpoints;
+- ``ema_params/<path>``, ``ema_state/<path>``: the weight average of a resumable run with
+  ``train.ema_decay`` (:mod:`fcnn.optim.averaging`);
+- ``ood/<name>``: the out-of-distribution detector's arrays (:mod:`fcnn.ood`);
 - ``__manifest__``: a JSON string with the architecture spec, the input shape,
   class names, normalization, metrics, the resolved config and the fcnn version.
+
+Nothing else: :mod:`fcnn.archive` refuses other members before reading any.
 
 Files are written atomically (temporary file + rename) and read with
 ``allow_pickle=False``: a checkpoint can never run code.
@@ -318,7 +323,10 @@ def fill(template: Any, stored: dict[str, np.ndarray], what: str) -> Any:
                 f"the checkpoint's {what} do not match the architecture: {p} has shape "
                 f"{np.shape(value)}, the model expects {np.shape(leaf)}"
             )
-        out.append(value.astype(np.asarray(leaf).dtype, copy=False) if value.ndim else value)
+        if isinstance(leaf, int) and not isinstance(leaf, bool):
+            out.append(int(value))  # a counter (an optimizer's step count) stays an int
+        else:
+            out.append(value.astype(np.asarray(leaf).dtype, copy=False) if value.ndim else value)
     return tree.unflatten(treedef, out)
 
 

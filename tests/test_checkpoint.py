@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from fcnn import checkpoint, models
+from fcnn import checkpoint, models, tree
 from fcnn import random as fr
 from fcnn.testing import assert_trees_all_close
 
@@ -110,3 +110,17 @@ def test_the_typed_manifest_round_trips_what_fcnn_writes(fake_mnist_root, tiny_c
     best = checkpoint.load(result.best_checkpoint).info
     assert not best.resumable and best.class_names == tuple(str(d) for d in range(10))
     assert best.calibration is None or "method" in best.calibration
+
+
+def test_an_optimizers_step_count_comes_back_as_an_int(tmp_path):
+    from fcnn import optim
+
+    preset, params, _ = _lenet()
+    opt = optim.adam(0.01)
+    state = opt.init(params)
+    updates, state = opt.update(tree.zeros_like(params), state, params)
+    checkpoint.save(tmp_path / "o.npz", {}, opt_state=state)
+    back = checkpoint.fill(opt.init(params), checkpoint.load(tmp_path / "o.npz").group("opt_state"),
+                           "optimizer state")  # fmt: skip
+    counts = [leaf for leaf in (back[0].count, back[1].count)]
+    assert counts == [1, 1] and all(type(c) is int for c in counts)

@@ -1,5 +1,7 @@
 """Weight averaging: an exponential moving average (EMA) of a model's parameters and layer
-state over the training steps, as a pure state transform like the optimizers.
+state over the training steps, as pure functions (:func:`ema_decay`, :func:`ema_update`) of
+the average and the newest weights; the training loop keeps the average beside the
+optimizer state (it is not a gradient transformation: it never changes the updates).
 
 After step ``t`` (counted from 0)::
 

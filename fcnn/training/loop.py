@@ -27,7 +27,7 @@ from fcnn.data.transforms import Augmentation, Normalization, augment, normalize
 from fcnn.layers import Layer
 from fcnn.layers.batchnorm import cross_replica_sum
 from fcnn.losses import cross_entropy
-from fcnn.predict import features, predict_logits  # re-exported: the loop's own evaluation
+from fcnn.predict import features, predict_logits
 
 __all__ = [
     "EvalResult",
@@ -36,7 +36,6 @@ __all__ = [
     "StepResult",
     "evaluate",
     "features",
-    "predict_logits",
     "train_step",
 ]
 

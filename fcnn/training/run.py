@@ -11,15 +11,17 @@ with the pure pieces of :mod:`fcnn.training.loop` and keeps the side effects her
   Ctrl-C; ``train(..., resume=path)`` continues from it exactly (same batches,
   same optimizer state, same random keys), with the config stored in it
   (:mod:`fcnn.training.run_config`); the run folder is the folder that holds it;
-- a ``checkpoint`` callback keeps the run's best model in ``<run>/best.npz``; its
-  ``filepath`` only receives a copy of the final model at the end (nothing reads it back);
+- every run keeps its best model in ``<run>/best.npz`` (by a ``checkpoint`` callback's
+  monitor, else ``val_acc``); the callback's ``filepath`` only receives a copy of the
+  run's finished model at the end, unless a better model of the same config is there
+  (:func:`fcnn.training.finalize.copy_model`; nothing reads it back);
 - with ``train.ema_decay`` the run validates, keeps and finishes with an average of the
   weights over the steps (:mod:`fcnn.optim.averaging`), which ``last.npz`` also holds;
 - a loss that becomes NaN or infinite stops the run (:class:`TrainingDiverged`)
   without touching the last good checkpoints;
-- at the end the run's best model is evaluated on the test split and a row is appended
-  to ``<reports_dir>/results.csv`` (by default ``<runs_dir>/results.csv``, never the
-  project's tracked ``reports/`` unless asked).
+- at the end the run's best model is evaluated on the test split and the run's row is
+  written to ``<reports_dir>/results.csv`` (by default ``<runs_dir>/results.csv``, never
+  the project's tracked ``reports/`` unless asked; a resumed run replaces its row).
 
 With several ``replicas`` (processes started by ``mpiexec``) every replica runs
 this same code on the same global batches (see :mod:`fcnn.training.loop`); only

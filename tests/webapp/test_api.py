@@ -259,9 +259,7 @@ def test_the_models_own_answer_rules_decide_uncertain_and_high_risk(tiny_model):
 
 def test_no_error_echoes_what_the_request_chose(client):
     marker = "zq" + "x" * 6000
-    r = client.post(
-        "/api/predict", content=b"--b\r\n", headers={"Content-Type": f"text/{marker}"}
-    )
+    r = client.post("/api/predict", content=b"--b\r\n", headers={"Content-Type": f"text/{marker}"})
     assert r.status_code == 400 and "zq" not in r.text and len(r.text) < 300
     r = client.get(f"/static/{marker[:50]}.js")
     assert r.status_code == 404 and "zq" not in r.text
