@@ -173,7 +173,13 @@ class _Run:
             setup.config.callbacks, self._save_best, setup.best_path, setup.run_dir, self.writes
         )
         if saved:
-            for i, (cb, cb_state) in enumerate(zip(self.callbacks, saved.callbacks, strict=False)):
+            if len(saved.callbacks) != len(self.callbacks):
+                raise checkpoint.CheckpointError(
+                    f"{setup.last_path} holds the state of {len(saved.callbacks)} callbacks, "
+                    f"the run keeps {len(self.callbacks)} (it was written by an older fcnn, or "
+                    "changed): start a new run"
+                )
+            for i, (cb, cb_state) in enumerate(zip(self.callbacks, saved.callbacks, strict=True)):
                 try:
                     cb.load_state_dict(cb_state)
                 except (KeyError, TypeError, ValueError, AttributeError):
@@ -198,13 +204,7 @@ class _Run:
             return
         p = self.loop
         training = checkpoint.ResumeState(
-            progress={
-                "epoch": p.epoch,
-                "batch": p.batch,
-                "loss_sum": p.loss_sum,
-                "correct": p.correct,
-                "seen": p.seen,
-            },
+            progress=p.progress(),
             history=tuple(self.history),
             callbacks=tuple(cb.state_dict() for cb in self.callbacks),
             run_dir=str(self.setup.run_dir),
@@ -254,15 +254,15 @@ class _Run:
                     self._diverged(out.loss, epoch, b)
                 # one assignment: an interrupt sees either the old or the new progress
                 self.loop = LoopState(
-                    out.params,
-                    out.state,
-                    out.opt_state,
-                    epoch,
-                    b + 1,
-                    p.loss_sum + out.loss * len(idx),
-                    p.correct + out.correct,
-                    p.seen + len(idx),
-                    self._averaged(p.ema, out, epoch * self.setup.steps_per_epoch + b),
+                    params=out.params,
+                    state=out.state,
+                    opt_state=out.opt_state,
+                    epoch=epoch,
+                    batch=b + 1,
+                    loss_sum=p.loss_sum + out.loss * len(idx),
+                    correct=p.correct + out.correct,
+                    seen=p.seen + len(idx),
+                    ema=self._averaged(p.ema, out, epoch * self.setup.steps_per_epoch + b),
                 )
                 images += len(idx)
                 if self.interrupts.agreed():
@@ -333,7 +333,9 @@ class _Run:
         stop = False
         for cb in self.callbacks:
             stop = cb.on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"}) or stop
-        self.loop = LoopState(p.params, p.state, p.opt_state, epoch + 1, 0, ema=p.ema)
+        self.loop = LoopState(
+            params=p.params, state=p.state, opt_state=p.opt_state, epoch=epoch + 1, ema=p.ema
+        )
         self._save_last()
         summary = (
             f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "

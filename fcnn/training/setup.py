@@ -27,7 +27,15 @@ from fcnn.training.data import PreparedData, class_weights, prepare_data
 from fcnn.training.loop import FrozenPrefix, Recipe
 from fcnn.training.run_config import resumed_config
 
-__all__ = ["LoopState", "Setup", "build", "make_optimizer", "make_schedule", "network_for"]
+__all__ = [
+    "PROGRESS",
+    "LoopState",
+    "Setup",
+    "build",
+    "make_optimizer",
+    "make_schedule",
+    "network_for",
+]
 
 
 def _shape_mismatch(
@@ -169,9 +177,15 @@ class Setup:
         return self.run_dir / "best.npz"
 
 
-@attrs.frozen(eq=False)
+# the loop's position and running sums, as last.npz stores them (ResumeState.progress)
+PROGRESS = ("epoch", "batch", "loss_sum", "correct", "seen")
+
+
+@attrs.frozen(eq=False, kw_only=True)
 class LoopState:
-    """The evolving part of a run, replaced (never mutated) after every step."""
+    """The evolving part of a run, replaced (never mutated) after every step; built by
+    keyword only. :meth:`progress` and :meth:`resumed` are the one pair that saves and
+    restores its position through ``last.npz``."""
 
     params: Any
     state: Any
@@ -188,6 +202,25 @@ class LoopState:
     def evaluated(self) -> tuple[Any, Any]:
         """The weights a run validates, keeps and ships: the average when there is one."""
         return self.ema if self.ema is not None else (self.params, self.state)
+
+    def progress(self) -> dict[str, int | float]:
+        """The position and running sums, as plain numbers for ``last.npz``."""
+        return {name: getattr(self, name) for name in PROGRESS}
+
+    def resumed(self, progress: dict[str, Any]) -> LoopState:
+        """This state at a saved :meth:`progress`; CheckpointError for anything but exactly
+        those keys with non-negative counts and a finite sum."""
+        if not isinstance(progress, dict) or set(progress) != set(PROGRESS):
+            raise checkpoint.CheckpointError(
+                f"the saved training progress must hold exactly {', '.join(PROGRESS)}"
+            )
+        counts = [progress[k] for k in PROGRESS if k != "loss_sum"]
+        loss_sum = progress["loss_sum"]
+        if not all(type(c) is int and c >= 0 for c in counts) or not (
+            isinstance(loss_sum, (int, float)) and math.isfinite(loss_sum)
+        ):
+            raise checkpoint.CheckpointError("the saved training progress holds bad numbers")
+        return attrs.evolve(self, **{**progress, "loss_sum": float(loss_sum)})
 
 
 def build(
@@ -249,7 +282,7 @@ def build(
             + (f", layers 0-{recipe.frozen.count - 1} run forward-only" if recipe.frozen else "")
         )
     ema = (params, state) if config.train.ema_decay is not None else None
-    loop = LoopState(params, state, recipe.optimizer.init(params), ema=ema)
+    loop = LoopState(params=params, state=state, opt_state=recipe.optimizer.init(params), ema=ema)
     manifest = checkpoint.ModelManifest(
         architecture=net.spec,
         model=config.model_name,
@@ -271,12 +304,13 @@ def build(
                 checkpoint.fill(state, resumed.group("ema_state"), "averaged state"),
             )
         loop = LoopState(
-            checkpoint.fill(params, resumed.group("params"), "params"),
-            checkpoint.fill(state, resumed.group("state"), "state"),
-            checkpoint.fill(loop.opt_state, resumed.group("opt_state"), "optimizer state"),
-            **saved.progress,
+            params=checkpoint.fill(params, resumed.group("params"), "params"),
+            state=checkpoint.fill(state, resumed.group("state"), "state"),
+            opt_state=checkpoint.fill(
+                loop.opt_state, resumed.group("opt_state"), "optimizer state"
+            ),
             ema=ema,
-        )
+        ).resumed(saved.progress)
         run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
         if replicas.rank == 0 and config_changed:  # the run's folder says so
             atomic_write_text(

@@ -346,9 +346,20 @@ def test_a_malformed_callback_state_in_last_npz_is_one_line(two_runs, tmp_path):
     root, _, run_a, _ = two_runs
 
     def break_state(manifest):
-        manifest["training"]["callbacks"] = [{"bset": 1}]
+        manifest["training"]["callbacks"][0] = {"bset": 1}
 
     _with_manifest(run_a / "last.npz", break_state)
     result = _train(root, tmp_path, resume=run_a / "last.npz", config=None)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "the saved state of callback 0 (BestCheckpoint) is malformed" in result.output
+
+
+def test_a_last_npz_with_another_count_of_callback_states_is_refused(two_runs, tmp_path):
+    root, _, run_a, _ = two_runs
+
+    def drop_one(manifest):
+        manifest["training"]["callbacks"] = manifest["training"]["callbacks"][:1]
+
+    _with_manifest(run_a / "last.npz", drop_one)
+    result = _train(root, tmp_path, resume=run_a / "last.npz", config=None)
+    assert result.exit_code == 2 and "holds the state of 1 callbacks" in result.output

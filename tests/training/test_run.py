@@ -1,4 +1,5 @@
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -293,3 +294,26 @@ def test_a_model_for_other_channels_is_not_offered_an_image_size(fake_mnist_root
         train(tiny_config("model=dermascan_cnn"), data_dir=fake_mnist_root, echo=_quiet)
     assert "expects images of shape (3, 64, 64) but mnist has (1, 28, 28)" in str(err.value)
     assert "set " not in str(err.value)
+
+
+def test_loop_progress_round_trips_through_its_one_pair_and_refuses_bad_numbers():
+    from fcnn.checkpoint import CheckpointError
+    from fcnn.training.setup import PROGRESS, LoopState
+
+    loop = LoopState(params=(), state=(), opt_state=(), epoch=3, batch=7, loss_sum=1.5,
+                     correct=40, seen=64)  # fmt: skip
+    saved = json.loads(json.dumps(loop.progress()))  # as last.npz's manifest holds it
+    back = LoopState(params=(), state=(), opt_state=()).resumed(saved)
+    assert back.progress() == loop.progress() and tuple(saved) == PROGRESS
+    bad_ones = [
+        {**saved, "epoch": -1},
+        {**saved, "seen": 1.5},
+        {**saved, "extra": 0},
+        {k: v for k, v in saved.items() if k != "batch"},
+        {**saved, "loss_sum": "x"},
+    ]
+    for bad in bad_ones:
+        with pytest.raises(CheckpointError, match="training progress"):
+            back.resumed(bad)
+    with pytest.raises(TypeError):
+        LoopState((), (), ())  # by keyword only
