@@ -89,7 +89,7 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
 def test_no_pickle_is_ever_loaded(tmp_path):
     np.savez(tmp_path / "obj.npz", __manifest__=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(checkpoint.CheckpointError):
+    with pytest.raises(checkpoint.CheckpointError, match="holds Python objects"):
         checkpoint.load(tmp_path / "obj.npz")
 
 

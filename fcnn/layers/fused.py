@@ -63,13 +63,17 @@ class BatchNormMaxPoolCache(NamedTuple):
 
 def applies(first: object, second: object, x: np.ndarray, train: bool) -> bool:
     """Whether :func:`forward` computes this pair of layers (their params) on ``x``: training
-    mode, NCHW input, a BatchNorm, then max pooling whose windows tile the input."""
+    mode, NCHW input, a BatchNorm with no zero γ, then max pooling whose windows tile the
+    input. (With γ = 0 a channel's BatchNorm output is constant, every window ties, and the
+    layers send the gradient to each window's first element; pooling ``x`` instead, as the
+    fused step does, would send it to ``x``'s maximum and change γ's gradient.)"""
     return (
         train
         and isinstance(first, BatchNormParams)
         and isinstance(second, MaxPool2DParams)
         and x.ndim == 4
         and x.shape[1] == first.gamma.shape[0]
+        and bool(np.all(first.gamma != 0))
         and pooling.is_tiled(pooling.pool_geometry(second, x.shape))
     )
 

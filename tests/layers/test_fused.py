@@ -24,8 +24,9 @@ from fcnn.layers import (
 
 
 @st.composite
-def fused_pair(draw):
-    """(BatchNorm params, state, MaxPool params, x) in float64: γ of either sign (never 0),
+def fused_pair(draw, zero_gamma: bool = False):
+    """(BatchNorm params, state, MaxPool params, x) in float64: γ of either sign (or 0 with
+    ``zero_gamma``),
     distinct input values, windows that tile the input, with sides that may leave a
     remainder the windows do not cover."""
     win = (draw(st.integers(1, 3), label="kh"), draw(st.integers(1, 3), label="kw"))
@@ -33,7 +34,8 @@ def fused_pair(draw):
     n, c = draw(st.integers(1, 3), label="batch"), draw(st.integers(1, 3), label="channels")
     shape = (n, c, *sides)
     magnitude = draw(smooth_arrays((c,), low=0.5, high=2.0), label="|gamma|")
-    sign = draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=c, max_size=c), label="sign")
+    signs = [-1.0, 0.0, 1.0] if zero_gamma else [-1.0, 1.0]
+    sign = draw(st.lists(st.sampled_from(signs), min_size=c, max_size=c), label="sign")
     bn = batchnorm.BatchNormParams(
         gamma=magnitude * np.array(sign), beta=draw(smooth_arrays((c,)), label="beta")
     )
@@ -55,9 +57,12 @@ def _unfused(bn, state, pool, x, dy):
     return y, new_state, dx, d_bn
 
 
-@given(fused_pair(), st.integers(0, 2**32 - 1))
+@given(fused_pair(zero_gamma=True), st.integers(0, 2**32 - 1))
 def test_fused_step_equals_the_two_layers_in_turn(pair, seed):
     bn, state, pool, x = pair
+    if not np.all(bn.gamma != 0):  # a zero γ: the pair runs as the two layers (see applies)
+        assert not fused.applies(bn, pool, x, train=True)
+        bn = batchnorm.BatchNormParams(gamma=np.where(bn.gamma == 0, 1.0, bn.gamma), beta=bn.beta)
     assert fused.applies(bn, pool, x, train=True)
     before = snapshot(bn, state, x)
     y, cache, new_state = fused.forward(bn, pool, x, state=state)
@@ -192,3 +197,19 @@ def test_synchronized_fused_step_over_shards_equals_the_whole_batch():
         return y, dx, grads, new_state
 
     assert_synchronized_shards_equal_the_whole(step, x, rng.standard_normal((6, 3, 2, 2)))
+
+
+def test_a_serial_net_with_a_zero_gamma_gets_the_two_layers_gradients():
+    net = serial(BatchNorm2D(), MaxPool2D(2))
+    x = np.random.default_rng(3).standard_normal((2, 2, 4, 4))
+    _, params, state = net.init(fr.key(0), (2, 4, 4))
+    bn = batchnorm.BatchNormParams(gamma=np.array([0.0, 1.5]), beta=np.array([0.3, -0.2]))
+    params = (bn, params[1])
+    y, cache, _ = net.apply(params, x, state=state, train=True)
+    dy = np.random.default_rng(4).standard_normal(y.shape)
+    dx, grads = net.backward(params, cache, dy)
+    want_y, _, want_dx, want_bn = _unfused(bn, state[0], params[1], x, dy)
+    np.testing.assert_allclose(y, want_y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+    # the tied windows of the zero-γ channel send dy to their first element, as MaxPool2D does
+    np.testing.assert_allclose(grads[0].gamma, want_bn.gamma, rtol=1e-12, atol=1e-12)
