@@ -7,7 +7,7 @@ machine at hand (one BLAS thread, CPU time, the median of interleaved rounds), s
 comment never carries a timing from another day:
 
 1. the stride-1 convolution's input gradient, by each of its three ways
-   (``fcnn.layers.conv.dx_method``: patches, slots, grid) at the presets' shapes;
+   (``fcnn.layers.conv.dx_method``: patches, grid) at the presets' shapes;
 2. the stride-1 chunk budget (``CHUNK_BYTES``, ``FULL_CHUNK_CHANNELS``): forward and
    backward with the committed budget against whole-batch chunks and a 2 MB budget for every
    channel count;
@@ -95,10 +95,10 @@ def _dx_rows(rounds: int, rng) -> list[str]:
 
             return run
 
-        ms = interleaved_cpu_ms({m: by(m) for m in ("patches", "slots", "grid")}, rounds)
+        ms = interleaved_cpu_ms({m: by(m) for m in ("patches", "grid")}, rounds)
         chosen = conv.dx_method(shape[1], shape[2])
         rows.append(
-            f"| {shape[:4]} {shape[4]}x{shape[4]} | {ms['patches']:.2f} | {ms['slots']:.2f} | "
+            f"| {shape[:4]} {shape[4]}x{shape[4]} | {ms['patches']:.2f} | "
             f"{ms['grid']:.2f} | {chosen} | {min(ms, key=ms.get)} |"
         )
     return rows
@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Stride-1 input gradient (conv backward) by each way",
         "",
-        "| shape | patches | slots | grid | dx_method chooses | fastest here |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| shape | patches | grid | dx_method chooses | fastest here |",
+        "| --- | --- | --- | --- | --- |",
         *_dx_rows(args.rounds, rng),
         "",
         "## Stride-1 chunk budget (conv forward + backward)",

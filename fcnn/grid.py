@@ -35,8 +35,6 @@ __all__ = [
     "grid_rows_to_nchw",
     "grid_to_nchw",
     "nchw_to_grid",
-    "nchw_to_slots",
-    "slot_col2im",
 ]
 
 
@@ -163,24 +161,14 @@ def nchw_to_grid(y: np.ndarray, g: Grid) -> np.ndarray:
     return _nchw_to_rows(y, g, y.shape[2])
 
 
-def nchw_to_slots(y: np.ndarray, g: Grid) -> np.ndarray:
-    """(N, K, OH, OW) -> (K, N*Hq*Wq) at the pitch of the input's slots: output (oh, ow) of
-    image n at ``n*Hq*Wq + oh*Wq + ow``, zeros everywhere else.
-
-    The patch-matrix gradient ``w2d.T @ nchw_to_slots(dy, g)`` then has, for each kernel
-    offset, one contiguous run per input channel that :func:`slot_col2im` adds in one call
-    (instead of one run of OH*Wq per image); the GEMM has Hq/OH times the columns.
-    """
-    return _nchw_to_rows(y, g, g.pitch[0])
-
-
 def _col2im_rows(
     cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry, g: Grid, rows: int
 ) -> np.ndarray:
     """(C*KH*KW, N*rows*Wq) -> (N, C, H, W): the column of image n at ``r*Wq + c`` is the
     window whose first value is padded pixel (r, c); its value at kernel offset (i, j) is
     added ``i*dh*Wq + j*dw`` further on, one addition of runs of ``rows*Wq`` per offset
-    (a single contiguous run per channel when ``rows`` is the slot pitch Hq)."""
+    (a single contiguous run per channel when ``rows`` is the slot pitch Hq, as for a 1x1
+    kernel)."""
     n, c, h, w = input_shape
     (kh, kw), (dh, dw), wq = geo.kernel, geo.dilation, g.pitch[1]
     run = rows * wq
@@ -196,18 +184,6 @@ def _col2im_rows(
             _slots(flat, n, g, start)[:, :, :run] += blocks[:, k]
     pixels = _pixels(flat, n, g, geo, (h, w))  # (C, N, H, W) view
     return np.ascontiguousarray(pixels.transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)
-
-
-def slot_col2im(
-    cols: np.ndarray, input_shape: tuple[int, ...], geo: Geometry, g: Grid
-) -> np.ndarray:
-    """Patch-matrix gradient at slot pitch (C*KH*KW, N*Hq*Wq) -> input gradient (N, C, H, W).
-
-    When the columns outside the OH x OW outputs are zero (as in
-    ``w2d.T @ nchw_to_slots(dy, g)``) the result is :func:`grid_col2im` of the same gradient
-    at grid pitch, with one contiguous addition per kernel offset.
-    """
-    return _col2im_rows(cols, input_shape, geo, g, g.pitch[0])
 
 
 def grid_col2im(

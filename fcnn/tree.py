@@ -260,8 +260,10 @@ def astype(tree: Any, dtype: Any) -> Any:
     return map(cast, tree)
 
 
-def allclose(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
-    """True when the trees have the same structure and every pair of leaves is close."""
+def allclose(a: Any, b: Any, *, rtol: float = 1e-6, atol: float = 0.0) -> bool:
+    """True when the trees have the same structure and every pair of leaves is close; the
+    defaults are :func:`fcnn.testing.assert_trees_all_close`'s (one convention: relative
+    1e-6, no absolute slack; a test states any other, with its reason)."""
     if not same_structure(a, b):
         return False
     return all(

@@ -14,8 +14,6 @@ from fcnn.grid import (
     grid_rows_to_nchw,
     grid_to_nchw,
     nchw_to_grid,
-    nchw_to_slots,
-    slot_col2im,
 )
 from fcnn.im2col import geometry, im2col
 
@@ -58,17 +56,6 @@ def test_gradient_patches_give_col2im_of_the_gradient_columns(data):
     assert g2 == g and patches.shape == (k * kh * kw, n * shape[2] * g.pitch[1])
     wt = w.transpose(1, 0, 2, 3).reshape(c, -1)  # (C, K*KH*KW)
     got = grid_rows_to_nchw(wt @ patches, n, g, geo, shape[2:])
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
-
-
-@given(st.data())
-def test_col2im_at_the_slots_pitch_equals_col2im_on_the_grid(data):
-    shape, geo, dy, w, g, want = _input_gradient_case(data)
-    slots = nchw_to_slots(dy, g)
-    assert slots.shape == (dy.shape[1], shape[0] * g.pitch[0] * g.pitch[1])
-    assert np.count_nonzero(slots) == np.count_nonzero(dy)  # dy's values, zeros elsewhere
-    got = slot_col2im(w.reshape(dy.shape[1], -1).T @ slots, shape, geo, g)
-    assert got.shape == shape
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 

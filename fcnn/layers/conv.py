@@ -29,8 +29,6 @@ from fcnn.grid import (
     grid_rows_to_nchw,
     grid_to_nchw,
     nchw_to_grid,
-    nchw_to_slots,
-    slot_col2im,
 )
 from fcnn.im2col import Geometry, col2im, geometry, im2col, pair
 from fcnn.layers.base import Layer, layer_type, stateless
@@ -285,8 +283,6 @@ def _grid_backward(
         dw2d_t += cols @ dy_grid.T  # OpenBLAS runs this order faster than dy @ cols.T
         if method == "grid":  # col2im of the patch-matrix gradient
             dx[part] = grid_col2im(w2d.T @ dy_grid, x[part].shape, geo, g)
-        elif method == "slots":  # the same at the slots' pitch: one add per kernel offset
-            dx[part] = slot_col2im(w2d.T @ nchw_to_slots(dy[part], g), x[part].shape, geo, g)
         elif method == "patches":  # the patch matrix of dy
             patches, gx = grid_gradient_patches(dy[part], x[part].shape, geo)
             dx_grid = wt @ patches  # (C_in, C_out*KH*KW) @ (C_out*KH*KW, k*H*Wq)
@@ -295,7 +291,7 @@ def _grid_backward(
 
 
 def dx_method(c_in: int, c_out: int) -> str:
-    """How the stride-1 input gradient is computed; all three give the same result.
+    """How the stride-1 input gradient is computed; both give the same result.
 
     - ``"patches"`` when C_out <= C_in: from the patch matrix of ``dy`` (a copy, then a GEMM
       of C_in rows) rather than by col2im (a GEMM of C_in*KH*KW rows, then KH*KW
@@ -303,13 +299,8 @@ def dx_method(c_in: int, c_out: int) -> str:
       channels the copy of ``dy``'s patches is the larger, and col2im wins.
     - ``"grid"`` otherwise: col2im of the patch-matrix gradient on the output grid
       (:func:`fcnn.grid.grid_col2im`).
-    - ``"slots"`` is not chosen, only measured: col2im with ``dy`` at the input slots' pitch
-      (:func:`fcnn.grid.slot_col2im`), one contiguous addition per kernel offset for a
-      GEMM with Hq/OH times the columns. It was chosen for few input channels until a whole
-      LeNet training step measured it slower than ``"grid"`` at batch 32 and 64 and equal
-      at 128; it stays so that ``benchmarks.kernels`` can keep comparing the two.
 
-    ``python -m benchmarks.kernels`` times the three ways at the presets' shapes
+    ``python -m benchmarks.kernels`` times the two ways at the presets' shapes
     (reports/kernels.md); the rule is fixed by the shapes, never by timing at run time, so
     a resumed run computes exactly what the uninterrupted one did.
     """
