@@ -229,7 +229,7 @@ def build(
     resume,
     replicas: distributed.Replicas,
     typed_outputs: Sequence[str] = (),
-) -> tuple[Config, Setup, LoopState, dict | None, list[str]]:
+) -> tuple[Config, Setup, LoopState, checkpoint.ResumeState | None, list[str]]:
     """Everything a run needs, new or resumed (``typed_outputs``: the paths outside the run
     folder that the user gave again for a resumed run to write, :mod:`.outputs`)."""
     resumed = checkpoint.load(resume) if resume is not None else None
