@@ -11,7 +11,7 @@ import typer
 from cli.common import console, fail, friendly_errors
 from fcnn import calibration, checkpoint, decision
 from fcnn.training.data import prepare_data
-from fcnn.training.finalize import finalize_model
+from fcnn.training.fits import FitRequest, finalize_model
 from fcnn.training.run_config import model_config
 
 
@@ -73,6 +73,6 @@ def calibrate_command(
     )
     net, params, state = checkpoint.build(stored)
     data = prepare_data(cfg, data_dir, stored_root=stored.info.data_root)
-    fitted = finalize_model(net, params, state, data, cfg, weights)
+    fitted = finalize_model(net, params, state, data, FitRequest.of(cfg), weights)
     for line in fitted.lines:
         console.print(line, highlight=False, soft_wrap=True)
