@@ -220,10 +220,16 @@ class DecoderPool:
         """The model's uint8 (C, H, W) pixels of ``data``, decoded in a decoder process;
         :class:`ImageProblem` for an unusable photo, one too costly to decode (413), or no
         answer by ``deadline`` (a :func:`time.monotonic` time; 503)."""
-        try:
-            decoder = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise ImageProblem(503, _BUSY) from None
+        while True:
+            try:
+                decoder = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise ImageProblem(503, _BUSY) from None
+            if decoder.process.poll() is None:
+                break
+            # ended while idle (killed from outside, say): not this upload's doing
+            log.warning("decoder %s had ended while idle; replaced", decoder.pid)
+            self._replace(decoder)
         healthy = False
         try:
             start = _cpu_seconds(decoder.pid)

@@ -160,3 +160,13 @@ def test_the_decoders_honest_reply_is_the_in_process_answer(pool):
     here = read_image(data, (16, 16), 3, max_pixels=10**9, budget=DecodeBudget(64 * MB))
     there = pool.read(data, (16, 16), 3, time.monotonic() + 30)
     assert there.dtype == np.uint8 and np.array_equal(here, there)
+
+
+def test_a_decoder_that_ended_while_idle_is_replaced_not_blamed_on_the_upload(pool):
+    import os
+    import signal
+
+    (pid,) = pool.pids
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert _honest(pool).shape == (3, 64, 64) and pool.pids != [pid]
