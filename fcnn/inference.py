@@ -22,7 +22,6 @@ import attrs
 import numpy as np
 
 from fcnn import checkpoint
-from fcnn import random as fr
 from fcnn.answer import Answer, decide
 from fcnn.calibration import Calibration
 from fcnn.data.imagefolder import decode_image
@@ -30,6 +29,7 @@ from fcnn.data.transforms import Normalization, normalize
 from fcnn.decision import AnswerRules, DecisionRule
 from fcnn.explain import split_layers
 from fcnn.layers import Layer, run_order
+from fcnn.layers.cost import layer_costs
 from fcnn.layers.folding import fold_batchnorm
 from fcnn.ood import OodDetector
 from fcnn.predict import features, predict_logits
@@ -220,7 +220,9 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
     if not m.class_names or m.normalization is None:
         missing = "class_names" if not m.class_names else "normalization"
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {missing!r}")
-    out_shape = tuple(net.init(fr.key(0), tuple(m.input_shape))[0])
+    # the layer table inference sizes its shards by (cached per spec and shape)
+    rows = layer_costs(net.spec, tuple(m.input_shape))
+    out_shape = rows[-1].output_shape if rows else tuple(m.input_shape)
     if out_shape != (len(m.class_names),) or not all(isinstance(c, str) for c in m.class_names):
         raise checkpoint.CheckpointError(
             f"the checkpoint names {len(m.class_names)} classes for a network with outputs of "
