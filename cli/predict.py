@@ -12,7 +12,7 @@ import typer
 from cli.common import console, friendly_errors
 from fcnn.answer import Answer
 from fcnn.inference import Model, load
-from webapp.service import load_conditions
+from webapp.service import class_terms, load_conditions
 
 
 def _conditions(model: Model) -> dict[str, dict[str, str]] | None:
@@ -50,8 +50,7 @@ def predict_command(
     ``predictions`` the classes by probability."""
     model = load(weights)
     conditions = _conditions(model)
-    risk = {c: conditions[c]["risk_level"] for c in model.class_names} if conditions else None
-    names = {c: conditions[c]["short_name"] for c in model.class_names} if conditions else None
+    risk, names = class_terms(conditions, model.class_names) if conditions else (None, None)
     answers = model.answers(model.load_images(images), class_risk=risk)
     k = min(top_k, len(model.class_names))
     if json_:

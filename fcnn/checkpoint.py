@@ -30,7 +30,7 @@ import numpy as np
 
 from fcnn import layers, tree
 from fcnn import random as fr
-from fcnn.archive import ArchiveError, read_arrays
+from fcnn.archive import MANIFEST, ArchiveError, read_arrays
 from fcnn.io import atomic_write
 from fcnn.version import __version__
 
@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-_MANIFEST = "__manifest__"
 
 
 class CheckpointError(ValueError):
@@ -229,7 +228,7 @@ def save(path: str | Path, manifest: dict[str, Any] | ModelManifest, **trees: An
         for leaf_path, leaf in tree.flatten_with_paths(t):
             arrays[f"{group}/{leaf_path}"] = np.asarray(leaf)
     full = {"format_version": FORMAT_VERSION, "fcnn_version": __version__, **manifest}
-    arrays[_MANIFEST] = np.array(json.dumps(full, sort_keys=True))
+    arrays[MANIFEST] = np.array(json.dumps(full, sort_keys=True))
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return path
@@ -263,14 +262,6 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 MAX_DEPTH = 64  # of a manifest's JSON: architectures nest a few levels, never 64
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    """How deep ``value`` (parsed JSON) nests, counting past :data:`MAX_DEPTH` no further."""
-    if level > MAX_DEPTH or not isinstance(value, (dict, list)):
-        return level
-    children = value.values() if isinstance(value, dict) else value
-    return max((_depth(c, level + 1) for c in children), default=level)
-
-
 def load(path: str | Path) -> Checkpoint:
     """Read a checkpoint; :class:`CheckpointError` says in one line what is wrong with a bad
     file (missing, empty, truncated, not a checkpoint, written by a newer fcnn)."""
@@ -281,17 +272,15 @@ def load(path: str | Path) -> Checkpoint:
         arrays = _read_arrays(path)
     except OSError as exc:  # opening or reading the file itself
         raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    if _MANIFEST not in arrays:
-        raise CheckpointError(f"{path} has no manifest: it was not written by fcnn")
     try:
-        manifest = json.loads(str(arrays.pop(_MANIFEST)))
+        manifest = json.loads(str(arrays.pop(MANIFEST)))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: the manifest is not valid JSON ({exc})") from None
     except RecursionError:
         raise CheckpointError(f"{path}: the manifest is nested too deeply") from None
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{path}: the manifest is not a JSON object")
-    if _depth(manifest) > MAX_DEPTH:
+    if tree.nests_deeper(manifest, MAX_DEPTH):
         raise CheckpointError(f"{path}: the manifest is nested more than {MAX_DEPTH} deep")
     version = manifest.get("format_version")
     if type(version) is int and version > FORMAT_VERSION:

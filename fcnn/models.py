@@ -36,6 +36,7 @@ from fcnn.layers import (
     residual,
     serial,
 )
+from fcnn.names import claim
 
 __all__ = ["Preset", "from_spec", "get", "names", "options", "register", "takes_option"]
 
@@ -141,21 +142,12 @@ def register(name: str) -> Callable[[Callable[..., Preset | Layer]], Callable[..
     function again, a module imported twice, is harmless)."""
 
     def decorate(factory: Callable[..., Preset | Layer]) -> Callable[..., Preset | Layer]:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"a preset name is an identifier such as 'my_net', got {name!r}")
-        known = _PRESETS.get(name)
-        if known is not None and known is not factory and _qualname(known) != _qualname(factory):
-            raise ValueError(f"model preset {name!r} is registered already, by {_qualname(known)}")
         if "num_classes" not in inspect.signature(factory).parameters:
             raise ValueError(f"preset {name!r}: the factory must take num_classes=")
-        _PRESETS[name] = factory
+        claim(_PRESETS, name, factory, "a model preset", "my_net")
         return factory
 
     return decorate
-
-
-def _qualname(fn: Callable[..., Any]) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 for _factory in (lenet_mnist, tiny_vgg_cifar, bn_net_mnist, dermascan_cnn):

@@ -32,6 +32,7 @@ __all__ = [
     "flatten_with_paths",
     "leaves",
     "map",
+    "nests_deeper",
     "same_structure",
     "static_field",
     "structure_repr",
@@ -270,3 +271,16 @@ def allclose(a: Any, b: Any, *, rtol: float = 1e-6, atol: float = 0.0) -> bool:
         np.shape(x) == np.shape(y) and np.allclose(x, y, rtol=rtol, atol=atol)
         for x, y in zip(leaves(a), leaves(b), strict=True)
     )
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether plain data (dicts and lists, as JSON and YAML parse to) nests more than
+    ``limit`` levels deep; walked without recursion, so any depth is safe to ask about."""
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            if level > limit:
+                return True
+            stack += [(c, level + 1) for c in (node.values() if isinstance(node, dict) else node)]
+    return False

@@ -131,3 +131,13 @@ def test_map_does_not_mutate_input():
     tree.map(lambda x: x * 0, t)
     for x, y in zip(tree.leaves(t), before, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_nests_deeper_counts_dicts_and_lists_without_recursion():
+    assert not tree.nests_deeper({"a": [1, {"b": 2}]}, 3)
+    assert tree.nests_deeper({"a": [1, {"b": 2}]}, 2)
+    assert not tree.nests_deeper(5, 0)
+    deep: object = 0
+    for _ in range(100_000):  # far past Python's recursion limit
+        deep = [deep]
+    assert tree.nests_deeper(deep, 64)

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -38,6 +37,7 @@ from litestar.params import FromPath
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
+from fcnn.data.download import sha256_of
 from fcnn.inference import load
 from fcnn.plugins import load_plugins
 from webapp.about import STATIC, about_page, markdown_to_html
@@ -227,14 +227,6 @@ def _error_response(request: Request, exc: Exception) -> Response:
     )
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     """The DermaScan app; ``settings`` default to :meth:`Settings.from_env`."""
     settings = settings or Settings.from_env()
@@ -260,7 +252,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.settings = settings
         app.state.model_file = settings.model_path.name
-        app.state.model_sha256 = _sha256(settings.model_path)[:12]
+        app.state.model_sha256 = sha256_of(settings.model_path)[:12]
         app.state.limiter = anyio.CapacityLimiter(settings.max_in_flight)
         app.state.upload_slots = anyio.Semaphore(settings.max_uploads)
         app.state.about_html = about_page(settings.model_path.with_name("MODEL_CARD.md"))

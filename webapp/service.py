@@ -27,7 +27,7 @@ from fcnn.inference import Model
 from webapp.images import DecodeBudget, read_image
 from webapp.sandbox import DecoderPool
 
-__all__ = ["CONDITIONS_FILE", "Predictor", "check_classes", "load_conditions"]
+__all__ = ["CONDITIONS_FILE", "Predictor", "check_classes", "class_terms", "load_conditions"]
 
 CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
 # the rules this site applied before models stored their own (fcnn.decision.AnswerRules):
@@ -55,6 +55,17 @@ def check_classes(class_names: tuple[str, ...], conditions: dict[str, dict[str, 
             f"(it knows {', '.join(conditions)}): DermaScan serves skin-lesion models trained "
             "on those classes, e.g. fcnn train configs/dermascan.yaml"
         )
+
+
+def class_terms(
+    conditions: dict[str, dict[str, str]], codes: tuple[str, ...]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The risk level and the display name of each class code, from the conditions database:
+    the terms the site (and ``fcnn predict``, for a skin-lesion model) answers in."""
+    return (
+        {c: conditions[c]["risk_level"] for c in codes},
+        {c: conditions[c]["short_name"] for c in codes},
+    )
 
 
 def _overlay_png(photo: np.ndarray, saliency: np.ndarray) -> str:
@@ -140,6 +151,7 @@ class Predictor:
         arr = self.read(data, deadline=deadline)[None]  # (1, C, H, W)
         probs_batch, reasons = self.model.analyse(arr)  # one forward pass
         codes = self.model.class_names
+        risk, names = class_terms(self.conditions, codes)
         # the answer is the model's decision (it may weigh rare conditions up), which is not
         # always the most probable class; the bars show every probability
         decided = decide(
@@ -148,10 +160,10 @@ class Predictor:
             self.model.decision,
             self.rules,
             reasons[0],
-            {c: self.conditions[c]["risk_level"] for c in codes},
+            risk,
         )
         answer: dict[str, Any] = {
-            **decided.to_dict(names={c: self.conditions[c]["short_name"] for c in codes}),
+            **decided.to_dict(names=names),
             "model_version": self.version,
         }
         top = answer["top"]

@@ -53,10 +53,6 @@ class Settings:
     max_uploads: int = attrs.field(default=16, validator=_positive)
     upload_wait_s: float = attrs.field(default=2.0, validator=_positive)
 
-    @property
-    def decode_memory_bytes(self) -> int:
-        return int(self.decode_memory_mb * 2**20)
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Settings from ``DERMASCAN_*`` variables, then ``overrides`` (None means unset).

@@ -22,6 +22,7 @@ from fcnn.data import arrays, cifar10, ham10000, imagefolder, mnist
 from fcnn.data.dataset import Dataset
 from fcnn.data.download import Progress
 from fcnn.data.errors import DataError
+from fcnn.names import claim
 
 __all__ = ["Loaded", "Request", "load_dataset", "names", "register"]
 
@@ -56,12 +57,7 @@ def register(name: str) -> Callable[[Loader], Loader]:
     once (the same function again, a module imported twice, is harmless)."""
 
     def decorate(loader: Loader) -> Loader:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"a data set name is an identifier such as 'my_scans', got {name!r}")
-        known = _LOADERS.get(name)
-        if known is not None and known is not loader and known.__qualname__ != loader.__qualname__:
-            raise ValueError(f"data set {name!r} is registered already, by {known.__qualname__}")
-        _LOADERS[name] = loader
+        claim(_LOADERS, name, loader, "a data set", "my_scans")
         return loader
 
     return decorate

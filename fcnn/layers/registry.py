@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fcnn.names import claim
+
 __all__ = ["builtin", "constructor", "register", "registered"]
 
 _CONSTRUCTORS: dict[str, Callable[..., Any]] = {}
@@ -25,20 +27,11 @@ _BUILTIN: set[str] = set()
 
 
 def _add(name: str, fn: Callable[..., Any]) -> None:
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"a layer type name is an identifier such as 'Scale', got {name!r}")
     if name in ("serial", "residual"):
         raise ValueError(f"{name!r} is a built-in combinator and cannot be registered")
     if name in _BUILTIN and _CONSTRUCTORS[name] is not fn:
         raise ValueError(f"{name!r} is a built-in layer type and cannot be overridden")
-    known = _CONSTRUCTORS.get(name)
-    if known is not None and known is not fn and _qualname(known) != _qualname(fn):
-        raise ValueError(f"layer type {name!r} is registered already, by {_qualname(known)}")
-    _CONSTRUCTORS[name] = fn
-
-
-def _qualname(fn: Callable[..., Any]) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    claim(_CONSTRUCTORS, name, fn, "a layer type", "Scale")
 
 
 def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

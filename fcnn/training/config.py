@@ -119,8 +119,8 @@ class AugmentConfig:
 
 
 def _positive_numbers(_instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
-    if attribute.name == "std" and any(v <= 0 for v in value):
-        raise ConfigError(f"std must be positive numbers, got {list(value)}")
+    if any(v <= 0 for v in value):
+        raise ConfigError(f"{attribute.name} must be positive numbers, got {list(value)}")
 
 
 @attrs.frozen

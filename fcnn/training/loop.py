@@ -141,12 +141,11 @@ def _forward_backward(recipe, params, state, x, labels, key, total_weight):
     """(logits, loss, grads, new state) of one training batch ``x``; a frozen prefix of the
     network runs in inference mode and gets zero gradients without a backward pass."""
     frozen = recipe.frozen
-    k = 0 if frozen is None else frozen.count
-    net = recipe.net if frozen is None else frozen.rest
-    trained_params, trained_state = params[k:] if k else params, state
-    if k:
+    net, trained_params, trained_state = recipe.net, params, state
+    if frozen is not None:
+        k = frozen.count
         x, _, _ = frozen.prefix.apply(params[:k], x, state=state[:k], train=False)
-        trained_state = state[k:]
+        net, trained_params, trained_state = frozen.rest, params[k:], state[k:]
     logits, cache, new_state = net.apply(
         trained_params, x, state=trained_state, train=True, key=key
     )
@@ -160,7 +159,7 @@ def _forward_backward(recipe, params, state, x, labels, key, total_weight):
     _, grads = net.backward(
         trained_params, cache, cross_entropy.backward(loss_cache), need_dx=False
     )
-    if k:
+    if frozen is not None:
         grads = tree.zeros_like(params[:k]) + grads
         new_state = state[:k] + new_state
     return logits, loss, grads, new_state

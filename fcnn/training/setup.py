@@ -19,6 +19,7 @@ import yaml
 from fcnn import checkpoint, distributed, layers, models, optim, tree
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation
+from fcnn.explain import split_layers
 from fcnn.io import atomic_write_text
 from fcnn.optim import schedules
 from fcnn.training import finetune, outputs
@@ -136,7 +137,7 @@ def _freeze(recipe: Recipe, params: Any, freeze: tuple[int | str, ...]) -> tuple
     count = finetune.frozen_prefix(params, mask) if recipe.net.spec.get("type") == "serial" else 0
     frozen = None
     if count:
-        children = [layers.from_spec(s) for s in recipe.net.spec["layers"]]
+        children = split_layers(recipe.net)
         frozen = FrozenPrefix(
             count, layers.serial(*children[:count]), layers.serial(*children[count:])
         )

@@ -16,11 +16,13 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Literal
 
 import attrs
 import yaml
+
+from fcnn import tree
 
 __all__ = ["ConfigError", "read_yaml", "structure"]
 
@@ -167,6 +169,8 @@ def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode) -> dict
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            continue  # construct_mapping below says it cannot be a key
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"the key {key!r} is given twice", key_node.start_mark
@@ -178,13 +182,6 @@ def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode) -> dict
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 MAX_DEPTH = 32  # of a config's nesting: configs nest three or four levels
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if level > MAX_DEPTH or not isinstance(value, (dict, list)):
-        return level
-    children = value.values() if isinstance(value, dict) else value
-    return max((_depth(c, level + 1) for c in children), default=level)
 
 
 def _one_line(exc: yaml.YAMLError) -> str:
@@ -205,6 +202,6 @@ def read_yaml(text: str) -> Any:
         raise ConfigError(_one_line(exc)) from None
     except RecursionError:
         raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep") from None
-    if _depth(data) > MAX_DEPTH:
+    if tree.nests_deeper(data, MAX_DEPTH):
         raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep")
     return data
