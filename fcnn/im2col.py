@@ -30,6 +30,7 @@ __all__ = [
     "output_size",
     "pad2d",
     "pair",
+    "pair_of",
     "resolve_padding",
     "scatter_windows",
     "window_view",
@@ -47,6 +48,16 @@ def pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]
     ):
         return int(value[0]), int(value[1])
     raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def pair_of(name: str) -> Callable[[int | tuple[int, int]], tuple[int, int]]:
+    """:func:`pair` for one named hyperparameter, as an attrs converter (whose annotation
+    the params class's ``__init__``, and so the layer's constructor, takes over)."""
+
+    def convert(value: int | tuple[int, int]) -> tuple[int, int]:
+        return pair(value, name)
+
+    return convert
 
 
 def resolve_padding(

@@ -30,6 +30,7 @@ __all__ = [
     "astype",
     "flatten",
     "flatten_with_paths",
+    "is_static",
     "leaves",
     "map",
     "nests_deeper",
@@ -50,7 +51,8 @@ def static_field(**kwargs: Any) -> Any:
     return attrs.field(metadata=metadata, **kwargs)
 
 
-def _is_static(field: attrs.Attribute) -> bool:
+def is_static(field: attrs.Attribute) -> bool:
+    """Whether an attrs field was made by :func:`static_field` (a hyperparameter)."""
     return bool(field.metadata.get(_STATIC, False))
 
 
@@ -58,7 +60,7 @@ def _is_static(field: attrs.Attribute) -> bool:
 def _leaf_fields(cls: type) -> tuple[str, ...]:
     """The names of an attrs class's non-static fields, in declaration order (computed once
     per class: tree walks run every training step)."""
-    return tuple(f.name for f in attrs.fields(cls) if not _is_static(f))
+    return tuple(f.name for f in attrs.fields(cls) if not is_static(f))
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.layers.base import Layer, layer_type, stateless
+from fcnn.layers.base import Layer, composable, stateless
 from fcnn.tree import static_field
 
 __all__ = [
@@ -76,14 +76,14 @@ def init(
     input_shape: tuple[int, ...],
     *,
     kind: type[ActivationParams] = ReLUParams,
-    **hyper: float,
+    **static: float,
 ) -> tuple[tuple[int, ...], ActivationParams]:
-    """``kind`` is the params class (``ReLUParams``, ``LeakyReLUParams``, ...); ``hyper`` its
+    """``kind`` is the params class (``ReLUParams``, ``LeakyReLUParams``, ...); ``static`` its
     fields (``negative_slope``)."""
     if kind not in _FORWARD:
         names = sorted(cls.__name__ for cls in _FORWARD)
         raise ValueError(f"unknown activation {kind!r}; choose one of {names}")
-    return tuple(input_shape), kind(**hyper)
+    return tuple(input_shape), kind(**static)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -172,30 +172,20 @@ def backward(
     return _lookup(_VJP, params)(params, cache.saved, dy), params
 
 
-def _composable(kind: type[ActivationParams], **hyper: float) -> Layer:
-    return stateless({}, partial(init, kind=kind, **hyper), sys.modules[__name__])
+def _activation(type_name: str, kind: type[ActivationParams], doc: str) -> Callable[..., Layer]:
+    return composable(
+        type_name,
+        partial(init, kind=kind),
+        lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+        params_class=kind,
+        doc=doc,
+    )
 
 
-@layer_type("ReLU")
-def ReLU() -> Layer:  # noqa: N802
-    return _composable(ReLUParams)
-
-
-@layer_type("LeakyReLU")
-def LeakyReLU(negative_slope: float = 0.01) -> Layer:  # noqa: N802
-    return _composable(LeakyReLUParams, negative_slope=negative_slope)
-
-
-@layer_type("Sigmoid")
-def Sigmoid() -> Layer:  # noqa: N802
-    return _composable(SigmoidParams)
-
-
-@layer_type("Tanh")
-def Tanh() -> Layer:  # noqa: N802
-    return _composable(TanhParams)
-
-
-@layer_type("Softmax")
-def Softmax() -> Layer:  # noqa: N802
-    return _composable(SoftmaxParams)
+ReLU = _activation("ReLU", ReLUParams, "max(x, 0), elementwise, as a composable layer.")
+LeakyReLU = _activation(
+    "LeakyReLU", LeakyReLUParams, "x, or negative_slope * x below 0, as a composable layer."
+)
+Sigmoid = _activation("Sigmoid", SigmoidParams, "1 / (1 + exp(-x)) as a composable layer.")
+Tanh = _activation("Tanh", TanhParams, "tanh(x) as a composable layer.")
+Softmax = _activation("Softmax", SoftmaxParams, "Softmax over axis 1 as a composable layer.")

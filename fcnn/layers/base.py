@@ -12,7 +12,9 @@ A layer has two forms, and each is a set of pure functions over frozen ``attrs``
     backward(params, cache, dy[, *, need_dx])  -> (dx, grads)
 
 - ``input_shape`` / ``output_shape`` describe one example (no batch axis);
-  hyperparameters are keyword-only and become *static* fields of ``params``, never leaves.
+  hyperparameters are keyword-only, each stated once: in ``init``'s signature when only
+  init needs it (``out_channels``), else as a *static* field of ``params`` (never a leaf),
+  with its default and check, which ``init`` fills from ``**static`` (``stride``).
   ``grads`` is an instance of the params class with the gradient in each leaf, so
   optimizers map params and grads together.
 - The bracketed parts appear only where a layer needs them, always keyword-only:
@@ -33,7 +35,8 @@ its JSON-able ``spec`` and three functions of one uniform signature, :class:`Ini
     layer.backward(params, cache, dy, *, need_dx=True) -> (dx, grads)
 
 ``state`` is ``None`` for layers without state. Each module defines its composable
-constructor beside its math, registered under its type name with :func:`layer_type`
+constructor beside its math with :func:`composable`, which derives its signature and spec
+from the module's ``init`` and params class and registers it under its type name
 (users register theirs with :func:`fcnn.layers.register`), and
 ``fcnn.layers.from_spec(layer.spec)`` rebuilds the same layer.
 """
@@ -43,13 +46,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
 
 from fcnn import random as fr
 from fcnn.layers import registry
+from fcnn.tree import is_static
 
 __all__ = [
     "ApplyFn",
@@ -59,7 +63,8 @@ __all__ = [
     "ModuleBackward",
     "ModuleForward",
     "ModuleInit",
-    "layer_type",
+    "composable",
+    "hyperparameters",
     "module_backward",
     "spec_of",
     "stateless",
@@ -151,30 +156,67 @@ def spec_of(type_name: str, **hyper: Any) -> dict[str, Any]:
     return {"type": type_name, **{k: jsonable(v) for k, v in hyper.items()}}
 
 
-C = TypeVar("C", bound=Callable[..., Layer])
+# ``init`` keywords that are not hyperparameters: the dtype of fresh params, and the params
+# class of a module that makes several layer types (pooling, activations)
+NOT_HYPERPARAMETERS = ("dtype", "kind")
 
 
-def layer_type(type_name: str) -> Callable[[C], C]:
-    """Decorator for fcnn's own composable constructors: ``fn(**hyper) -> Layer`` becomes
-    the built-in type ``type_name`` (users cannot take the name) and its layers' ``spec`` is
-    ``{"type": type_name, **every argument}``, defaults included, so that
-    :func:`fcnn.layers.from_spec` rebuilds the same layer. The constructor's signature is
-    the one list of its hyperparameters."""
+def hyperparameters(
+    init_fn: Callable[..., Any], params_class: type | None = None
+) -> inspect.Signature:
+    """A layer's hyperparameters as one signature, each stated once where it is used: the
+    keyword arguments of its module's ``init_fn`` (what only init needs, such as
+    ``out_channels``), then, when ``init_fn`` passes ``**static`` on to its params class, that
+    class's static fields with their defaults (what forward needs, such as ``stride``).
+    Every one may be given by position, in that order."""
+    signature = inspect.signature(init_fn)
+    named = [
+        p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for p in signature.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in NOT_HYPERPARAMETERS
+    ]
+    takes_static = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    fields = attrs.fields(params_class) if takes_static and params_class else ()
+    # the params class's __init__ states what each field accepts (a converter's argument)
+    accepted = inspect.signature(params_class).parameters if fields else {}
+    static = [
+        accepted[f.name].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for f in fields
+        if is_static(f)
+    ]
+    return inspect.Signature([*named, *static], return_annotation=Layer)
 
-    def decorate(fn: C) -> C:
-        signature = inspect.signature(fn)
 
-        @functools.wraps(fn)
-        def constructor(*args: Any, **kwargs: Any) -> Layer:
+def composable(
+    type_name: str,
+    init_fn: Callable[..., Any],
+    make: Callable[[Callable[..., Any]], Layer],
+    *,
+    params_class: type | None = None,
+    doc: str,
+) -> Callable[..., Layer]:
+    """fcnn's own composable constructor of type ``type_name`` (users cannot take the name),
+    built from its module: its signature is :func:`hyperparameters` of ``init_fn`` and
+    ``params_class``; a call binds them (defaults included) into the layer's ``spec`` and
+    gives ``make`` the module init with them bound, ``(key, input_shape) -> ...``, to make
+    the :class:`Layer`. :func:`fcnn.layers.from_spec` rebuilds the same layer from the spec."""
+    signature = hyperparameters(init_fn, params_class)
+
+    def constructor(*args: Any, **kwargs: Any) -> Layer:
+        try:
             bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            layer = fn(*bound.args, **bound.kwargs)
-            return attrs.evolve(layer, spec=spec_of(type_name, **bound.arguments))
+        except TypeError as exc:
+            raise TypeError(f"{type_name}{signature}: {exc}") from None
+        bound.apply_defaults()
+        layer = make(functools.partial(init_fn, **bound.arguments))
+        return attrs.evolve(layer, spec=spec_of(type_name, **bound.arguments))
 
-        registry.builtin(type_name, constructor)
-        return constructor  # type: ignore[return-value]
-
-    return decorate
+    constructor.__name__ = constructor.__qualname__ = type_name
+    constructor.__doc__ = doc
+    constructor.__module__ = getattr(init_fn, "func", init_fn).__module__  # a partial's own
+    constructor.__signature__ = signature  # type: ignore[attr-defined]
+    registry.builtin(type_name, constructor)
+    return constructor
 
 
 def module_backward(fn: Callable[..., tuple[Any, Any]]) -> BackwardFn:
@@ -193,8 +235,8 @@ def stateless(spec: dict[str, Any], init_fn: Callable[..., Any], module: Any) ->
 
     ``init_fn(key, input_shape) -> (output_shape, params)``; ``module`` is anything with
     ``forward`` and ``backward`` (a module, or a namespace of the two functions). A
-    constructor decorated with :func:`layer_type` may pass ``{}`` as ``spec``: the
-    decorator writes it.
+    constructor made by :func:`composable` may pass ``{}`` as ``spec``: the constructor
+    writes it.
     """
 
     def init(key, input_shape):

@@ -27,13 +27,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.layers.base import Layer, layer_type, module_backward
+from fcnn.layers.base import Layer, composable, module_backward
 from fcnn.tree import static_field
 
 __all__ = [
@@ -85,6 +85,16 @@ class BatchNormParams:
     momentum: float = static_field(default=0.1)
     eps: float = static_field(default=1e-5)
 
+    @momentum.validator
+    def _check_momentum(self, _attribute: attrs.Attribute, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"BatchNorm momentum must lie in [0, 1], got {value}")
+
+    @eps.validator
+    def _check_eps(self, _attribute: attrs.Attribute, value: float) -> None:
+        if value <= 0:
+            raise ValueError(f"BatchNorm eps must be positive, got {value}")
+
 
 @attrs.frozen(eq=False)
 class BatchNormState:
@@ -117,21 +127,15 @@ def init(
     key: fr.Key,
     input_shape: tuple[int, ...],
     *,
-    momentum: float = 0.1,
-    eps: float = 1e-5,
     dtype=np.float32,
+    **static: float,
 ) -> tuple[tuple[int, ...], BatchNormParams, BatchNormState]:
-    """Returns ``(output_shape, params, state)`` for one example of shape (C,) or (C, H, W)."""
+    """Returns ``(output_shape, params, state)`` for one example of shape (C,) or (C, H, W);
+    ``static``: :class:`BatchNormParams`' ``momentum`` and ``eps``."""
     if len(input_shape) not in (1, 3):
         raise ValueError(f"BatchNorm expects an input shape (C,) or (C, H, W), got {input_shape}")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"BatchNorm momentum must lie in [0, 1], got {momentum}")
-    if eps <= 0:
-        raise ValueError(f"BatchNorm eps must be positive, got {eps}")
     c = input_shape[0]
-    params = BatchNormParams(
-        gamma=np.ones(c, dtype=dtype), beta=np.zeros(c, dtype=dtype), momentum=momentum, eps=eps
-    )
+    params = BatchNormParams(gamma=np.ones(c, dtype=dtype), beta=np.zeros(c, dtype=dtype), **static)
     state = BatchNormState(mean=np.zeros(c, dtype=dtype), var=np.ones(c, dtype=dtype))
     return tuple(input_shape), params, state
 
@@ -262,28 +266,39 @@ def backward(
     return dx.reshape(dy.shape), attrs.evolve(params, gamma=dgamma, beta=dbeta)
 
 
-def _composable(type_name: str, ndim: int, momentum: float, eps: float) -> Layer:
-    def init_layer(key, input_shape):
-        if len(input_shape) != ndim:
-            want = "(C,)" if ndim == 1 else "(C, H, W)"
-            raise ValueError(f"{type_name} expects an input shape {want}, got {tuple(input_shape)}")
-        return init(key, tuple(input_shape), momentum=momentum, eps=eps)
+def _layer(type_name: str, ndim: int) -> Callable[[Callable[..., Any]], Layer]:
+    """``make`` for :func:`~fcnn.layers.base.composable`: the layer of one input rank."""
 
-    def apply(params, x, *, state=None, train=False, key=None):
-        if state is None:
-            raise ValueError(f"{type_name} needs its state (running statistics) from init")
-        return forward(params, x, state=state, train=train)
+    def make(init_fn: Callable[..., Any]) -> Layer:
+        def init_layer(key, input_shape):
+            if len(input_shape) != ndim:
+                want = "(C,)" if ndim == 1 else "(C, H, W)"
+                raise ValueError(
+                    f"{type_name} expects an input shape {want}, got {tuple(input_shape)}"
+                )
+            return init_fn(key, tuple(input_shape))
 
-    return Layer(spec={}, init=init_layer, apply=apply, backward=module_backward(backward))
+        def apply(params, x, *, state=None, train=False, key=None):
+            if state is None:
+                raise ValueError(f"{type_name} needs its state (running statistics) from init")
+            return forward(params, x, state=state, train=train)
+
+        return Layer(spec={}, init=init_layer, apply=apply, backward=module_backward(backward))
+
+    return make
 
 
-@layer_type("BatchNorm2D")
-def BatchNorm2D(momentum: float = 0.1, eps: float = 1e-5) -> Layer:  # noqa: N802
-    """Batch normalization of (N, C, H, W) per channel, as a composable layer."""
-    return _composable("BatchNorm2D", 3, momentum, eps)
-
-
-@layer_type("BatchNorm1D")
-def BatchNorm1D(momentum: float = 0.1, eps: float = 1e-5) -> Layer:  # noqa: N802
-    """Batch normalization of (N, C) per feature, as a composable layer."""
-    return _composable("BatchNorm1D", 1, momentum, eps)
+BatchNorm2D = composable(
+    "BatchNorm2D",
+    init,
+    _layer("BatchNorm2D", 3),
+    params_class=BatchNormParams,
+    doc="Batch normalization of (N, C, H, W) per channel, as a composable layer.",
+)
+BatchNorm1D = composable(
+    "BatchNorm1D",
+    init,
+    _layer("BatchNorm1D", 1),
+    params_class=BatchNormParams,
+    doc="Batch normalization of (N, C) per feature, as a composable layer.",
+)

@@ -2,7 +2,7 @@
 from its JSON-able spec.
 
 Each constructor (``Conv2D(16, 5)``, ``ReLU()``, ...) is defined beside its math in its
-layer module and registered there under its type name (:func:`fcnn.layers.base.layer_type`);
+layer module and registered there under its type name (:func:`fcnn.layers.base.composable`);
 this module gathers them for ``fcnn.layers`` and resolves specs through the registry.
 """
 

@@ -13,7 +13,6 @@ and picks the faster of two ways to the input gradient (see :func:`dx_method`). 
 from __future__ import annotations
 
 import sys
-from functools import partial
 from typing import NamedTuple
 
 import attrs
@@ -30,8 +29,8 @@ from fcnn.grid import (
     grid_to_nchw,
     nchw_to_grid,
 )
-from fcnn.im2col import Geometry, col2im, geometry, im2col, pair
-from fcnn.layers.base import Layer, layer_type, stateless
+from fcnn.im2col import Geometry, col2im, geometry, im2col, pair, pair_of
+from fcnn.layers.base import composable, stateless
 from fcnn.tree import static_field
 
 __all__ = [
@@ -50,15 +49,20 @@ __all__ = [
 ]
 
 
+def _padding(value: int | str | tuple[int, int]) -> str | tuple[int, int]:
+    """``"same"`` / ``"valid"`` as given, else a ``(rows, cols)`` pair."""
+    return value if isinstance(value, str) else pair(value, "padding")
+
+
 @attrs.frozen(eq=False)
 class Conv2DParams:
     """Trainable ``w`` (C_out, C_in, KH, KW) and ``b`` (C_out,); static geometry."""
 
     w: np.ndarray
     b: np.ndarray
-    stride: tuple[int, int] = static_field(default=(1, 1))
-    padding: int | str | tuple[int, int] = static_field(default=(0, 0))
-    dilation: tuple[int, int] = static_field(default=(1, 1))
+    stride: tuple[int, int] = static_field(default=1, converter=pair_of("stride"))
+    padding: str | tuple[int, int] = static_field(default=0, converter=_padding)
+    dilation: tuple[int, int] = static_field(default=1, converter=pair_of("dilation"))
 
 
 class GridConvCache(NamedTuple):
@@ -137,29 +141,27 @@ def init(
     *,
     out_channels: int,
     kernel_size: int | tuple[int, int],
-    stride: int | tuple[int, int] = 1,
-    padding: int | str | tuple[int, int] = 0,
-    dilation: int | tuple[int, int] = 1,
     w_init: str = "he_normal",
     dtype=np.float32,
+    **static: object,
 ) -> tuple[tuple[int, int, int], Conv2DParams]:
-    """Initialize for one example of shape ``(C_in, H, W)``; returns ``(output_shape, params)``."""
+    """Initialize for one example of shape ``(C_in, H, W)``; returns ``(output_shape, params)``.
+    ``static``: the geometry forward needs, :class:`Conv2DParams`' static fields (``stride``,
+    ``padding``, ``dilation``)."""
     if len(input_shape) != 3:
         raise ValueError(f"Conv2D expects an input shape (C, H, W), got {tuple(input_shape)}")
     if out_channels < 1:
         raise ValueError(f"Conv2D out_channels must be positive, got {out_channels}")
     c_in = input_shape[0]
+    # the static fields first: their converters check the geometry before weights are drawn
+    no_weights = np.empty((0,), dtype=dtype)
+    static_only = Conv2DParams(w=no_weights, b=no_weights, **static)
+    stride, padding, dilation = static_only.stride, static_only.padding, static_only.dilation
     geo = geometry((1, *input_shape), kernel_size, stride, padding, dilation)
     kh, kw = geo.kernel
     fan_in, fan_out = c_in * kh * kw, out_channels * kh * kw
     w = initializers.get(w_init)(key, (out_channels, c_in, kh, kw), fan_in, fan_out, dtype)
-    params = Conv2DParams(
-        w=w,
-        b=np.zeros(out_channels, dtype=dtype),
-        stride=pair(stride, "stride"),
-        padding=padding if isinstance(padding, str) else pair(padding, "padding"),
-        dilation=pair(dilation, "dilation"),
-    )
+    params = attrs.evolve(static_only, w=w, b=np.zeros(out_channels, dtype=dtype))
     return (out_channels, *geo.out_hw), params
 
 
@@ -314,22 +316,10 @@ def _patch_weights(w2d: np.ndarray, c_in: int) -> np.ndarray:
     return w3d.transpose(1, 0, 2).reshape(c_in, -1)  # -> (C_in, C_out*KH*KW) copy
 
 
-@layer_type("Conv2D")
-def Conv2D(  # noqa: N802 - layer constructors are named like classes, as in stax
-    out_channels: int,
-    kernel_size: int | tuple[int, int],
-    stride: int | tuple[int, int] = 1,
-    padding: int | str | tuple[int, int] = 0,
-    dilation: int | tuple[int, int] = 1,
-    w_init: str = "he_normal",
-) -> Layer:
-    """2-D convolution as a composable layer (:func:`init`, :func:`forward`, :func:`backward`)."""
-    hyper = dict(
-        out_channels=out_channels,
-        kernel_size=kernel_size,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        w_init=w_init,
-    )
-    return stateless({}, partial(init, **hyper), sys.modules[__name__])
+Conv2D = composable(
+    "Conv2D",
+    init,
+    lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+    params_class=Conv2DParams,
+    doc="2-D convolution as a composable layer (:func:`init`, :func:`forward`, :func:`backward`).",
+)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from functools import partial
 from typing import NamedTuple
 
 import attrs
@@ -11,7 +10,7 @@ import numpy as np
 
 from fcnn import initializers
 from fcnn import random as fr
-from fcnn.layers.base import Layer, layer_type, stateless
+from fcnn.layers.base import composable, stateless
 
 __all__ = ["Dense", "DenseCache", "DenseParams", "backward", "forward", "init"]
 
@@ -68,8 +67,9 @@ def backward(
     return dx, DenseParams(w=dw, b=dy.sum(axis=0))
 
 
-@layer_type("Dense")
-def Dense(out_features: int, w_init: str = "he_normal") -> Layer:  # noqa: N802
-    """Fully connected layer as a composable layer."""
-    init_fn = partial(init, out_features=out_features, w_init=w_init)
-    return stateless({}, init_fn, sys.modules[__name__])
+Dense = composable(
+    "Dense",
+    init,
+    lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+    doc="Fully connected layer as a composable layer.",
+)

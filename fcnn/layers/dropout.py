@@ -4,13 +4,14 @@ in eval mode, the identity. The mask comes from an explicit key."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.layers.base import Layer, layer_type, module_backward
+from fcnn.layers.base import Layer, composable, module_backward
 from fcnn.tree import static_field
 
 __all__ = ["Dropout", "DropoutCache", "DropoutParams", "backward", "forward", "init"]
@@ -22,18 +23,21 @@ class DropoutParams:
 
     drop_rate: float = static_field(default=0.5)
 
+    @drop_rate.validator
+    def _check(self, _attribute: attrs.Attribute, value: float) -> None:
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"Dropout drop_rate must lie in [0, 1), got {value}")
+
 
 class DropoutCache(NamedTuple):
     mask: np.ndarray | None  # scaled keep-mask, None when forward was the identity
 
 
 def init(
-    key: fr.Key, input_shape: tuple[int, ...], *, drop_rate: float = 0.5
+    key: fr.Key, input_shape: tuple[int, ...], **static: float
 ) -> tuple[tuple[int, ...], DropoutParams]:
-    """Returns ``(output_shape, params)``; ``drop_rate`` must lie in [0, 1)."""
-    if not 0.0 <= drop_rate < 1.0:
-        raise ValueError(f"Dropout drop_rate must lie in [0, 1), got {drop_rate}")
-    return tuple(input_shape), DropoutParams(drop_rate=drop_rate)
+    """Returns ``(output_shape, params)``; ``static``: ``drop_rate``, in [0, 1)."""
+    return tuple(input_shape), DropoutParams(**static)
 
 
 def forward(
@@ -57,12 +61,9 @@ def backward(
     return (dy if cache.mask is None else dy * cache.mask), params
 
 
-@layer_type("Dropout")
-def Dropout(drop_rate: float = 0.5) -> Layer:  # noqa: N802
-    """Inverted dropout as a composable layer: needs a key in training, the identity in eval."""
-
+def _layer(init_fn: Callable[..., tuple[tuple[int, ...], DropoutParams]]) -> Layer:
     def init_layer(key, input_shape):
-        out_shape, params = init(key, tuple(input_shape), drop_rate=drop_rate)
+        out_shape, params = init_fn(key, tuple(input_shape))
         return out_shape, params, None
 
     def apply(params, x, *, state=None, train=False, key=None):
@@ -70,3 +71,12 @@ def Dropout(drop_rate: float = 0.5) -> Layer:  # noqa: N802
         return y, cache, state
 
     return Layer(spec={}, init=init_layer, apply=apply, backward=module_backward(backward))
+
+
+Dropout = composable(
+    "Dropout",
+    init,
+    _layer,
+    params_class=DropoutParams,
+    doc="Inverted dropout as a composable layer: needs a key in training, the identity in eval.",
+)

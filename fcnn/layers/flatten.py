@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.layers.base import Layer, layer_type, stateless
+from fcnn.layers.base import composable, stateless
 
 __all__ = ["Flatten", "FlattenCache", "FlattenParams", "backward", "forward", "init"]
 
@@ -38,7 +38,9 @@ def backward(
     return dy.reshape(cache.input_shape), params  # (N, prod(...)) -> (N, ...)
 
 
-@layer_type("Flatten")
-def Flatten() -> Layer:  # noqa: N802
-    """(N, ...) -> (N, features) as a composable layer."""
-    return stateless({}, init, sys.modules[__name__])
+Flatten = composable(
+    "Flatten",
+    init,
+    lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+    doc="(N, ...) -> (N, features) as a composable layer.",
+)

@@ -10,6 +10,7 @@ window) and ``padding`` as static hyperparameters.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -17,8 +18,8 @@ import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.im2col import Geometry, geometry, pad2d, pair, scatter_windows, window_view
-from fcnn.layers.base import Layer, layer_type, stateless
+from fcnn.im2col import Geometry, geometry, pad2d, pair, pair_of, scatter_windows, window_view
+from fcnn.layers.base import Layer, composable, stateless
 from fcnn.tree import static_field
 
 __all__ = [
@@ -44,22 +45,32 @@ __all__ = [
 ]
 
 
-@attrs.frozen(eq=False)
-class MaxPool2DParams:
-    """No trainable leaves; window geometry only."""
-
-    window: tuple[int, int] = static_field(default=(2, 2))
-    stride: tuple[int, int] = static_field(default=(2, 2))
-    padding: tuple[int, int] = static_field(default=(0, 0))
+def _stride(value: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    return None if value is None else pair(value, "stride")
 
 
 @attrs.frozen(eq=False)
-class AvgPool2DParams:
-    """No trainable leaves; window geometry only."""
+class _Windows:
+    """No trainable leaves; the window geometry, as ``(rows, cols)`` pairs (an int is taken
+    for both); the stride defaults to the window."""
 
-    window: tuple[int, int] = static_field(default=(2, 2))
-    stride: tuple[int, int] = static_field(default=(2, 2))
-    padding: tuple[int, int] = static_field(default=(0, 0))
+    window: tuple[int, int] = static_field(default=2, converter=pair_of("window"))
+    stride: tuple[int, int] = static_field(default=None, converter=_stride)
+    padding: tuple[int, int] = static_field(default=0, converter=pair_of("padding"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.window)  # frozen: set once, here
+
+
+@attrs.frozen(eq=False)
+class MaxPool2DParams(_Windows):
+    """Max pooling's window geometry (:class:`_Windows`)."""
+
+
+@attrs.frozen(eq=False)
+class AvgPool2DParams(_Windows):
+    """Average pooling's window geometry (:class:`_Windows`)."""
 
 
 @attrs.frozen(eq=False)
@@ -105,24 +116,18 @@ def init(
     input_shape: tuple[int, int, int],
     *,
     kind: type[PoolParams] = MaxPool2DParams,
-    window: int | tuple[int, int] = 2,
-    stride: int | tuple[int, int] | None = None,
-    padding: int | tuple[int, int] = 0,
+    **static: int | tuple[int, int] | None,
 ) -> tuple[tuple[int, ...], PoolParams]:
     """``kind`` is the params class (:class:`MaxPool2DParams`, :class:`AvgPool2DParams` or
-    :class:`GlobalAvgPool2DParams`, which takes no window); returns ``(output_shape, params)``."""
+    :class:`GlobalAvgPool2DParams`, which takes no window), ``static`` its fields; returns
+    ``(output_shape, params)``."""
     if len(input_shape) != 3:
         raise ValueError(f"pooling expects an input shape (C, H, W), got {tuple(input_shape)}")
     if kind is GlobalAvgPool2DParams:
-        return (input_shape[0],), GlobalAvgPool2DParams()
+        return (input_shape[0],), GlobalAvgPool2DParams(**static)
     if kind not in (MaxPool2DParams, AvgPool2DParams):
         raise ValueError(f"pooling kind must be a pooling params class, got {kind!r}")
-    win = pair(window, "window")
-    params = kind(
-        window=win,
-        stride=win if stride is None else pair(stride, "stride"),
-        padding=pair(padding, "padding"),
-    )
+    params = kind(**static)
     geo = pool_geometry(params, (1, *input_shape))
     return (input_shape[0], *geo.out_hw), params
 
@@ -297,24 +302,24 @@ def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.n
     return np.ascontiguousarray(dx), params
 
 
-def _composable(kind: type[PoolParams], window, stride, padding) -> Layer:
-    init_fn = partial(init, kind=kind, window=window, stride=stride, padding=padding)
-    return stateless({}, init_fn, sys.modules[__name__])
+def _pooling(type_name: str, kind: type[PoolParams], doc: str) -> Callable[..., Layer]:
+    return composable(
+        type_name,
+        partial(init, kind=kind),
+        lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+        params_class=kind,
+        doc=doc,
+    )
 
 
-@layer_type("MaxPool2D")
-def MaxPool2D(window=2, stride=None, padding=0) -> Layer:  # noqa: N802
-    """Max pooling (gradient to the first maximum); stride defaults to the window."""
-    return _composable(MaxPool2DParams, window, stride, padding)
-
-
-@layer_type("AvgPool2D")
-def AvgPool2D(window=2, stride=None, padding=0) -> Layer:  # noqa: N802
-    """Average pooling; stride defaults to the window."""
-    return _composable(AvgPool2DParams, window, stride, padding)
-
-
-@layer_type("GlobalAvgPool2D")
-def GlobalAvgPool2D() -> Layer:  # noqa: N802
-    """Mean over H and W: (N, C, H, W) -> (N, C)."""
-    return stateless({}, partial(init, kind=GlobalAvgPool2DParams), sys.modules[__name__])
+MaxPool2D = _pooling(
+    "MaxPool2D",
+    MaxPool2DParams,
+    "Max pooling (gradient to the first maximum); stride defaults to the window.",
+)
+AvgPool2D = _pooling(
+    "AvgPool2D", AvgPool2DParams, "Average pooling; stride defaults to the window."
+)
+GlobalAvgPool2D = _pooling(
+    "GlobalAvgPool2D", GlobalAvgPool2DParams, "Mean over H and W: (N, C, H, W) -> (N, C)."
+)

@@ -2,6 +2,7 @@
 
 import inspect
 
+import attrs
 import numpy as np
 import pytest
 
@@ -85,6 +86,47 @@ def test_a_constructors_arguments_are_its_spec(type_name):
     layer = _example(type_name)
     signature = inspect.signature(registry.constructor(type_name))
     assert set(layer.spec) - {"type"} == set(signature.parameters)
+
+
+BUILT_IN = {  # type name: (module, params class) whose init and static fields state it
+    "Conv2D": (conv, conv.Conv2DParams),
+    "Dense": (dense, dense.DenseParams),
+    "MaxPool2D": (pooling, pooling.MaxPool2DParams),
+    "AvgPool2D": (pooling, pooling.AvgPool2DParams),
+    "BatchNorm2D": (batchnorm, batchnorm.BatchNormParams),
+    "Dropout": (dropout, dropout.DropoutParams),
+    "LeakyReLU": (activations, activations.LeakyReLUParams),
+}
+
+
+@pytest.mark.parametrize("type_name", sorted(BUILT_IN))
+def test_each_hyperparameter_is_stated_once(type_name):
+    """The constructor's arguments, with their defaults, are the module init's keywords and
+    the params class's static fields, each in exactly one of the two."""
+    module, params_class = BUILT_IN[type_name]
+    init_keywords = {
+        name: p.default
+        for name, p in inspect.signature(module.init).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in base.NOT_HYPERPARAMETERS
+    }
+    static = {f.name: f.default for f in attrs.fields(params_class) if tree.is_static(f)}
+    assert not init_keywords.keys() & static.keys()
+    signature = inspect.signature(registry.constructor(type_name))
+    assert {n: p.default for n, p in signature.parameters.items()} == {**init_keywords, **static}
+
+
+def test_a_static_field_added_to_a_params_class_becomes_a_hyperparameter():
+    @attrs.frozen
+    class ScaleParams:
+        w: np.ndarray
+        factor: float = tree.static_field(default=2.0)
+
+    def init(key, input_shape, *, units: int, dtype=np.float32, **static):
+        return input_shape, ScaleParams(np.ones(units, dtype), **static)
+
+    signature = base.hyperparameters(init, ScaleParams)
+    assert list(signature.parameters) == ["units", "factor"]
+    assert signature.parameters["factor"].default == 2.0
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])

@@ -127,8 +127,9 @@ def test_overlapping_max_pool_accumulates_shared_pixels():
 
 
 def test_init_predicts_forward_shape_and_preserves_dtype():
-    for kind in (MAX, AVG, pooling.GlobalAvgPool2DParams):
-        shape, params = pooling.init(fr.key(0), (3, 7, 6), kind=kind, window=3, stride=2, padding=1)
+    windows = dict(window=3, stride=2, padding=1)
+    for kind, static in ((MAX, windows), (AVG, windows), (pooling.GlobalAvgPool2DParams, {})):
+        shape, params = pooling.init(fr.key(0), (3, 7, 6), kind=kind, **static)
         y, cache = pooling.forward(params, np.ones((2, 3, 7, 6), np.float32))
         dx, _ = pooling.backward(params, cache, np.ones_like(y))
         assert y.shape[1:] == shape and y.dtype == dx.dtype == np.float32
@@ -141,3 +142,5 @@ def test_bad_pooling_arguments():
         pooling.init(fr.key(0), (1, 2, 2), kind=MAX, window=3)
     with pytest.raises(ValueError, match="kind"):
         pooling.init(fr.key(0), (1, 2, 2), kind=dict, window=2)
+    with pytest.raises(TypeError, match="window"):  # the global pool has no window
+        pooling.init(fr.key(0), (1, 2, 2), kind=pooling.GlobalAvgPool2DParams, window=2)
