@@ -87,7 +87,7 @@ def train_epoch(
     _, params, state = net.init(fr.key(0), preset.input_shape)
     opt = optim.sgd(lr, momentum=0.9)
     opt_state = opt.init(params)
-    recipe = Recipe(net, opt, fit_normalization(data.images), sync_batchnorm=True)
+    recipe = Recipe(layers.fuse(net), opt, fit_normalization(data.images), sync_batchnorm=True)
     order = fr.generator(fr.key(1)).permutation(len(data))
     t0 = time.perf_counter()
     loss_sum = 0.0

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import median_time
+from fcnn.layers import network
 
 
 def available() -> bool:
@@ -23,16 +24,40 @@ def _pair(v):
 
 
 def module_from_spec(spec: dict[str, Any], in_shape: tuple[int, ...]):
-    """A torch module equivalent to an fcnn layer spec (and its output shape)."""
+    """A torch module equivalent to an fcnn layer spec (and its output shape); a network
+    runs its layers' modules through fcnn's own walker, combinators and all."""
+    if not network.is_combinator(spec):
+        return _layer_module(spec, in_shape)
+    import torch
+    import torch.nn as nn
+
+    modules: dict[str, Any] = {}
+
+    def build(layer_spec, path, _params, _state, shape):
+        modules["_".join(map(str, path))], out_shape = _layer_module(layer_spec, shape)
+        return out_shape
+
+    out_shape = network.walk(spec, tuple(in_shape), build, lambda a, b: a)
+
+    class Walked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleDict(modules)
+
+        def forward(self, x):
+            def run(_spec, path, _params, _state, value):
+                return self.layers["_".join(map(str, path))](value)
+
+            return network.walk(spec, x, run, torch.add)
+
+    return Walked(), out_shape
+
+
+def _layer_module(spec: dict[str, Any], in_shape: tuple[int, ...]):
+    """The torch module of one fcnn layer spec and its output shape."""
     import torch.nn as nn
 
     kind = spec["type"]
-    if kind == "serial":
-        mods, shape = [], in_shape
-        for s in spec["layers"]:
-            m, shape = module_from_spec(s, shape)
-            mods.append(m)
-        return nn.Sequential(*mods), shape
     if kind == "Conv2D":
         k, s, d = _pair(spec["kernel_size"]), _pair(spec["stride"]), _pair(spec["dilation"])
         p = spec["padding"]

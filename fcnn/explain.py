@@ -1,7 +1,7 @@
 """What drove a prediction: input gradients (saliency) and penultimate features.
 
-Both walk the network layer by layer with fcnn's own forward and backward passes,
-in eval mode (no dropout, BatchNorm running statistics).
+Both run the network with fcnn's own forward and backward passes, in eval mode (no
+dropout, BatchNorm running statistics); the features are read at the network's feature tap.
 """
 
 from __future__ import annotations
@@ -10,16 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from fcnn.layers import Layer, from_spec
+from fcnn.layers import Layer, fuse
+from fcnn.layers.combinators import feature_split
 
-__all__ = ["features", "input_gradient", "split_layers"]
-
-
-def split_layers(net: Layer) -> list[Layer]:
-    """The top-level layers of a ``serial`` network (a one-layer list otherwise)."""
-    if net.spec["type"] != "serial":
-        return [net]
-    return [from_spec(s) for s in net.spec["layers"]]
+__all__ = ["features", "input_gradient"]
 
 
 def input_gradient(
@@ -39,13 +33,9 @@ def input_gradient(
     return dx
 
 
-def features(
-    net: Layer, params: Any, state: Any, x: np.ndarray, upto: str = "GlobalAvgPool2D"
-) -> np.ndarray:
-    """The output of the first top-level layer of type ``upto`` (the penultimate features)."""
-    layers = split_layers(net)
-    for i, layer in enumerate(layers):
-        x, _, _ = layer.apply(params[i], x, state=state[i], train=False)
-        if layer.name == upto:
-            return x
-    raise ValueError(f"the network has no {upto} layer")
+def features(net: Layer, params: Any, state: Any, x: np.ndarray) -> np.ndarray:
+    """The network's penultimate features of normalized input ``x``: the output of its
+    feature tap (:func:`fcnn.layers.combinators.feature_split`)."""
+    head, _ = feature_split(net)
+    k = len(head.children)
+    return fuse(head).apply(params[:k], x, state=state[:k], train=False)[0]

@@ -27,8 +27,8 @@ from fcnn.calibration import Calibration
 from fcnn.data.imagefolder import decode_image
 from fcnn.data.transforms import Normalization, normalize
 from fcnn.decision import AnswerRules, DecisionRule
-from fcnn.explain import split_layers
-from fcnn.layers import Layer, run_order
+from fcnn.layers import Layer, fuse
+from fcnn.layers.combinators import feature_split
 from fcnn.layers.cost import layer_costs
 from fcnn.layers.folding import fold_batchnorm
 from fcnn.ood import OodDetector
@@ -58,27 +58,30 @@ class Model:
     answer_rules: AnswerRules | None = None
 
     @functools.cached_property
-    def _folded(self) -> tuple[list[Layer], Any, Any]:
-        """(top-level layers, params, state) of the network with its BatchNorms folded into
-        the layers before them (:func:`fcnn.layers.folding.fold_batchnorm`), built once."""
+    def _runs(self) -> tuple[Layer, Layer | None, Any, Any]:
+        """The network as inference runs it, built once: BatchNorms folded into the layers
+        before them (:func:`fcnn.layers.folding.fold_batchnorm`), cut at its feature tap
+        when it has an out-of-distribution detector to feed, each part fused
+        (:func:`fcnn.layers.fuse`): ``(features part or whole net, rest or None, params,
+        state)``."""
         net, params, state = fold_batchnorm(self.net, self.params, self.state)
-        return split_layers(net), params, state
+        if self.ood is None:
+            return fuse(net), None, params, state
+        head, tail = feature_split(net)
+        return fuse(head), fuse(tail), params, state
 
     def analyse(self, images: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
         """Calibrated probabilities (N, K) and per-image out-of-distribution reasons, from one
         forward pass (the features are read off on the way to the logits)."""
         x = self.preprocess(images)
-        feats = None
-        layers, params, state = self._folded
-        for i in run_order(tuple(layers)):  # as serial runs them
-            layer = layers[i]
-            x, _, _ = layer.apply(params[i], x, state=state[i], train=False)
-            if layer.name == "GlobalAvgPool2D":
-                feats = x
-        probs = self.calibration.probabilities(x)
-        if self.ood is None or feats is None:
-            return probs, [None] * len(probs)
-        return probs, self.ood.reasons(np.asarray(images), feats)
+        head, tail, params, state = self._runs
+        if tail is None or self.ood is None:
+            logits = head.apply(params, x, state=state, train=False)[0]
+            return self.calibration.probabilities(logits), [None] * len(x)
+        k = len(head.children)
+        feats = head.apply(params[:k], x, state=state[:k], train=False)[0]
+        logits = tail.apply(params[k:], feats, state=state[k:], train=False)[0]
+        return self.calibration.probabilities(logits), self.ood.reasons(np.asarray(images), feats)
 
     def answers(
         self,

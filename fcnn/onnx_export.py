@@ -1,8 +1,9 @@
 """A trained model as an ONNX graph: raw pixels in, the model's probabilities out.
 
-One exporter walks the network's ``spec`` (``serial`` and ``residual`` nest; each layer
-type has an exporter in :data:`EXPORTERS`), so every network fcnn can build exports, not
-a list of presets. The graph holds everything ``fcnn.load(W).predict(x)`` does:
+The network walker (:func:`fcnn.layers.network.walk`) passes node names through the
+network's ``spec`` (combinators nest; each layer type has an exporter in
+:data:`EXPORTERS`), so every network fcnn can build exports, not a list of presets. The
+graph holds everything ``fcnn.load(W).predict(x)`` does:
 
 - input ``pixels``: float32 ``(N, C, H, W)`` raw 0..255 pixels;
 - the normalization stored in the checkpoint (``(x - mean) / std`` per channel);
@@ -36,6 +37,7 @@ import numpy as np
 
 from fcnn.im2col import pair, resolve_padding
 from fcnn.io import atomic_write
+from fcnn.layers import network
 from fcnn.layers.folding import fold_batchnorm
 from fcnn.version import __version__
 
@@ -94,23 +96,19 @@ class OnnxGraph:
 
 
 def _emit(graph: OnnxGraph, spec: dict[str, Any], params: Any, state: Any, x: str) -> str:
-    kind = spec["type"]
-    if kind == "serial":
-        for i, child in enumerate(spec["layers"]):
-            x = _emit(graph, child, params[i], None if state is None else state[i], x)
-        return x
-    if kind == "residual":
-        s_block, s_short = (None, None) if state is None else state
-        y = _emit(graph, spec["block"], params[0], s_block, x)
-        z = x if spec["shortcut"] is None else _emit(graph, spec["shortcut"], params[1], s_short, x)
-        return graph.node("Add", y, z)
-    exporter = EXPORTERS.get(kind)
-    if exporter is None:
-        raise OnnxExportError(
-            f"layer type {kind!r} has no ONNX exporter; register one with "
-            f"@fcnn.onnx_export.register_exporter({kind!r}) (see fcnn.onnx_export)"
-        )
-    return exporter(graph, params, state, spec, x)
+    """The nodes of the network of ``spec`` on the node named ``x``; returns its output's name."""
+
+    def layer(layer_spec: dict[str, Any], _path: Any, p: Any, s: Any, value: str) -> str:
+        kind = layer_spec["type"]
+        exporter = EXPORTERS.get(kind)
+        if exporter is None:
+            raise OnnxExportError(
+                f"layer type {kind!r} has no ONNX exporter; register one with "
+                f"@fcnn.onnx_export.register_exporter({kind!r}) (see fcnn.onnx_export)"
+            )
+        return exporter(graph, p, s, layer_spec, value)
+
+    return network.walk(spec, x, layer, lambda a, b: graph.node("Add", a, b), params, state)
 
 
 @register_exporter("Conv2D")

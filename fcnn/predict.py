@@ -15,7 +15,7 @@ import numpy as np
 from fcnn import explain
 from fcnn.data.transforms import Normalization, normalize
 from fcnn.distributed import threads
-from fcnn.layers import Layer
+from fcnn.layers import Layer, fuse
 from fcnn.layers.cost import multiply_adds
 from fcnn.layers.folding import fold_batchnorm
 
@@ -42,9 +42,10 @@ def predict_logits(
     (so a whole data set is never held as float32 at once). Each batch is split over
     ``workers`` threads (default: the BLAS's thread count; see
     :mod:`fcnn.distributed.threads`). BatchNorms run folded into the layers before them
-    (:func:`fcnn.layers.folding.fold_batchnorm`)."""
+    (:func:`fcnn.layers.folding.fold_batchnorm`), the rest fused (:func:`fcnn.layers.fuse`)."""
     min_rows = _images_per_shard(net, images)
     net, params, state = fold_batchnorm(net, params, state)
+    net = fuse(net)
     return _in_batches(
         lambda x: net.apply(params, x, state=state, train=False)[0],
         images,

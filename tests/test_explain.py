@@ -38,12 +38,24 @@ def test_saliency_is_the_finite_difference_gradient_of_the_class_score():
         explain.input_gradient(net, params, state, x, 9)
 
 
-def test_features_are_the_global_pool_output():
+def test_features_are_the_input_of_the_last_layer_by_default():
     net, params, state = _tiny()
     x = fr.generator(fr.key(2)).standard_normal((3, 2, 5, 5))
     f = explain.features(net, params, state, x)
     assert f.shape == (3, 3)
     logits = net.apply(params, x, state=state, train=False)[0]
     np.testing.assert_allclose(f @ params[5].w.T + params[5].b, logits)  # dropout is identity
-    with pytest.raises(ValueError, match="no Flatten layer"):
-        explain.features(net, params, state, x, upto="Flatten")
+
+
+def test_features_are_read_at_the_tap_the_network_declares():
+    net, params, state = _tiny()
+    tapped = L.serial(*net.children, features=2)  # after Tanh, before the global pool
+    x = fr.generator(fr.key(2)).standard_normal((3, 2, 5, 5))
+    f = explain.features(tapped, params, state, x)
+    assert f.shape == (3, 3, 5, 5)
+    np.testing.assert_allclose(f.mean(axis=(2, 3)), explain.features(net, params, state, x))
+    assert L.from_spec(tapped.spec).spec["features"] == 2
+    with pytest.raises(ValueError, match="a layer before the last"):
+        L.serial(*net.children, features=5)
+    with pytest.raises(ValueError, match="only a serial network has a feature tap"):
+        explain.features(net.children[0], params[0], state[0], x)

@@ -4,8 +4,8 @@ The contract (a layer module's ``init`` / ``forward`` / ``backward``, and the co
 :class:`~fcnn.layers.base.Layer` that combinators thread through a network) is stated once,
 in :mod:`fcnn.layers.base`. Each module (``conv``, ``dense``, ``pooling``, ``batchnorm``,
 ``dropout``, ``flatten``, ``activations``) defines its composable constructors beside its
-math; they are gathered here, with :func:`serial`, :func:`residual`, :func:`from_spec` and
-the :func:`register` decorator for a user's own layers.
+math; they are gathered here, with :func:`serial`, :func:`residual`, :func:`from_spec`, the
+fusion pass :func:`fuse` and the :func:`register` decorator for a user's own layers.
 """
 
 from fcnn.layers.base import Layer
@@ -26,7 +26,8 @@ from fcnn.layers.catalog import (
     Tanh,
     from_spec,
 )
-from fcnn.layers.combinators import residual, run_order, serial
+from fcnn.layers.combinators import residual, serial
+from fcnn.layers.fusion import fuse
 from fcnn.layers.registry import register
 
 __all__ = [
@@ -46,8 +47,8 @@ __all__ = [
     "Softmax",
     "Tanh",
     "from_spec",
+    "fuse",
     "register",
     "residual",
-    "run_order",
     "serial",
 ]

@@ -137,6 +137,8 @@ class Layer:
     init: InitFn
     apply: ApplyFn
     backward: BackwardFn
+    # a combinator's child layers, in the order of its params (None: an absent child)
+    children: tuple[Layer | None, ...] = ()
 
     @property
     def name(self) -> str:

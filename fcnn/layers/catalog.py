@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fcnn.layers import registry
+from fcnn.layers import (
+    combinators,  # noqa: F401 - registers serial and residual
+    registry,
+)
 from fcnn.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from fcnn.layers.base import Layer
 from fcnn.layers.batchnorm import BatchNorm1D, BatchNorm2D
-from fcnn.layers.combinators import residual, serial
 from fcnn.layers.conv import Conv2D
 from fcnn.layers.dense import Dense
 from fcnn.layers.dropout import Dropout
@@ -50,18 +52,12 @@ def from_spec(spec: dict[str, Any]) -> Layer:
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError(f"a layer spec is a dict with a 'type' key, got {spec!r}")
     kind = spec["type"]
-    if kind == "serial":
-        children = spec.get("layers")
-        if not isinstance(children, list) or not children:
-            raise ValueError("a serial spec needs 'layers': a non-empty list of layer specs")
-        return serial(*(from_spec(s) for s in children))
-    if kind == "residual":
-        if "block" not in spec:
-            raise ValueError("a residual spec needs 'block': the layer spec of its block")
-        shortcut = spec.get("shortcut")
-        return residual(from_spec(spec["block"]), None if shortcut is None else from_spec(shortcut))
     if not isinstance(kind, str):
         raise ValueError(f"a layer spec's 'type' is a name, got {kind!r}")
+    combinator = registry.combinator_of(kind)
+    if combinator is not None:
+        children = [None if c is None else from_spec(c) for c in combinator.children(spec)]
+        return combinator.build(spec, children)
     ctor = registry.constructor(kind)  # ValueError for a type nobody registered
     hyper = {k: _tupled(v) for k, v in spec.items() if k != "type"}
     try:

@@ -1,70 +1,49 @@
 """Combinators that build networks out of layers: :func:`serial` and :func:`residual`.
 
-Both return an ordinary :class:`~fcnn.layers.base.Layer`, so they nest. Params,
-state and caches of a combinator are tuples of its children's, in order.
+Both return an ordinary :class:`~fcnn.layers.base.Layer`, so they nest. Params, state and
+caches of a combinator are tuples of its children's, in order. Each is registered here with
+what the rest of the package needs of it (:class:`~fcnn.layers.registry.Combinator`: its
+children, how to rebuild it, how values flow through it, how BatchNorm folds inside it), so
+a new combinator touches this module only. They compose and nothing else: running a network
+faster is the explicit pass of :mod:`fcnn.layers.fusion`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fcnn import random as fr
-from fcnn.layers import fused
+from fcnn.layers import registry
 from fcnn.layers.base import Layer
 
-__all__ = ["residual", "run_order", "serial"]
+__all__ = ["feature_split", "residual", "serial", "split"]
+
+Spec = dict[str, Any]
 
 
 def _child_keys(key: fr.Key | None, n: int) -> list[fr.Key | None]:
     return [None] * n if key is None else list(fr.split(key, n))
 
 
-def run_order(layers: tuple[Layer, ...]) -> list[int]:
-    """The order in which :func:`serial` applies ``layers``: as given, except that a ``ReLU``
-    directly before a ``MaxPool2D`` runs after it.
+def serial(*layers: Layer, features: int | None = None) -> Layer:
+    """Layers applied one after the other; backward runs them in reverse. Params, state and
+    caches are tuples in the order of ``layers``.
 
-    Max pooling commutes with ReLU, a non-decreasing function: the outputs are the same
-    values and so are the gradients, ties included (a window whose maximum is not positive
-    passes no gradient either way; otherwise both route it to the same first maximum),
-    while the ReLU then touches the pooled map: a quarter of the values for 2x2 windows."""
-    order, i = [], 0
-    while i < len(layers):
-        kinds = [layer.spec.get("type") for layer in layers[i : i + 2]]
-        if kinds == ["ReLU", "MaxPool2D"]:
-            order += [i + 1, i]
-            i += 2
-        else:
-            order.append(i)
-            i += 1
-    return order
-
-
-def _steps(layers: tuple[Layer, ...], order: list[int]) -> list[tuple[int, ...]]:
-    """The run ``order`` in steps of one layer, except that a ``BatchNorm2D`` whose output
-    goes straight into a ``MaxPool2D`` makes one step with it (:mod:`fcnn.layers.fused`
-    decides at run time whether it computes the two together)."""
-    steps, k = [], 0
-    while k < len(order):
-        pair = tuple(order[k : k + 2])
-        step = pair if tuple(layers[i].spec.get("type") for i in pair) in fused.PAIRS else pair[:1]
-        steps.append(step)
-        k += len(step)
-    return steps
-
-
-def serial(*layers: Layer) -> Layer:
-    """Layers applied one after the other (in :func:`run_order`); backward runs them in
-    reverse. Params, state and caches are in the order of ``layers``. In training a
-    ``BatchNorm2D`` followed by a ``MaxPool2D`` runs as one step (:mod:`fcnn.layers.fused`):
-    the same params, state and values, with the pair's cache at the BatchNorm's place and
-    None at the pool's."""
+    ``features`` is the network's feature tap: the index of the layer whose output is its
+    penultimate features (out-of-distribution checks, ``Model.features``); by default, the
+    input of its last layer."""
     if not layers:
         raise ValueError("serial needs at least one layer")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise TypeError(f"serial: argument {i} is not a Layer: {layer!r}")
     n = len(layers)
-    steps = _steps(layers, run_order(layers))
+    if features is not None and not (isinstance(features, int) and 0 <= features < n - 1):
+        raise ValueError(
+            f"serial: features names the layer whose output is the features, an index in "
+            f"[0, {n - 1}) (a layer before the last), got {features!r}"
+        )
 
     def init(key, input_shape):
         shape, params, states = tuple(input_shape), [], []
@@ -76,41 +55,47 @@ def serial(*layers: Layer) -> Layer:
 
     def apply(params, x, *, state=None, train=False, key=None):
         states = (None,) * n if state is None else state
-        keys = _child_keys(key, n)
-        caches: list[Any] = [None] * n
-        new_states: list[Any] = [None] * n
-        for step in steps:
-            if len(step) == 2 and fused.applies(params[step[0]], params[step[1]], x, train):
-                bn, pool = step
-                x, caches[bn], new_states[bn] = fused.forward(
-                    params[bn], params[pool], x, state=states[bn]
-                )
-                new_states[pool] = states[pool]
-                continue
-            for i in step:
-                x, caches[i], new_states[i] = layers[i].apply(
-                    params[i], x, state=states[i], train=train, key=keys[i]
-                )
+        caches, new_states = [], []
+        for layer, p, s, k in zip(layers, params, states, _child_keys(key, n), strict=True):
+            x, cache, s = layer.apply(p, x, state=s, train=train, key=k)
+            caches.append(cache)
+            new_states.append(s)
         return x, tuple(caches), tuple(new_states)
 
     def backward(params, cache, dy, *, need_dx=True):
         grads: list[Any] = [None] * n
-        for k in reversed(range(len(steps))):
-            step = steps[k]
-            if len(step) == 2 and isinstance(cache[step[0]], fused.BatchNormMaxPoolCache):
-                bn, pool = step
-                dy, (grads[bn], grads[pool]) = fused.backward(
-                    params[bn], params[pool], cache[bn], dy
-                )
-                continue
-            for position, i in reversed(list(enumerate(step))):
-                dy, grads[i] = layers[i].backward(
-                    params[i], cache[i], dy, need_dx=need_dx or k > 0 or position > 0
-                )
+        for i in reversed(range(n)):
+            # the first layer's input gradient only when the caller needs it
+            dy, grads[i] = layers[i].backward(params[i], cache[i], dy, need_dx=need_dx or i > 0)
         return dy, tuple(grads)
 
-    spec = {"type": "serial", "layers": [layer.spec for layer in layers]}
-    return Layer(spec=spec, init=init, apply=apply, backward=backward)
+    spec: Spec = {"type": "serial", "layers": [layer.spec for layer in layers]}
+    if features is not None:
+        spec["features"] = features
+    return Layer(spec=spec, init=init, apply=apply, backward=backward, children=layers)
+
+
+def split(net: Layer, count: int) -> tuple[Layer, Layer]:
+    """A ``serial`` network cut after its first ``count`` layers, as two serial networks
+    (their params and state are ``params[:count]`` and ``params[count:]``)."""
+    if net.name != "serial" or not 0 < count < len(net.children):
+        raise ValueError(
+            f"only a serial network of more than {count} layers splits after layer {count}; "
+            f"got {net!r}"
+        )
+    return serial(*net.children[:count]), serial(*net.children[count:])
+
+
+def feature_split(net: Layer) -> tuple[Layer, Layer]:
+    """A ``serial`` network cut at its feature tap (``serial(..., features=k)``, by default
+    before its last layer): the layers that compute the features and the rest, as
+    :func:`split` gives them (the first part's params are ``params[:len(first.children)]``)."""
+    if net.name != "serial":
+        raise ValueError(
+            f"only a serial network has a feature tap (serial(..., features=k)); got {net!r}"
+        )
+    tap = net.spec.get("features")
+    return split(net, len(net.children) - 1 if tap is None else tap + 1)
 
 
 def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
@@ -151,4 +136,81 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
         return (dx + dx_short if need_dx else None), (g_block, g_short)
 
     spec = {"type": "residual", "block": block.spec, "shortcut": shortcut and shortcut.spec}
-    return Layer(spec=spec, init=init, apply=apply, backward=backward)
+    return Layer(spec=spec, init=init, apply=apply, backward=backward, children=(block, shortcut))
+
+
+# ------------------------------------------------------------------ serial's registration
+
+
+def _serial_children(spec: Spec) -> list[Spec]:
+    layers = spec.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ValueError("a serial spec needs 'layers': a non-empty list of layer specs")
+    return layers
+
+
+def _serial_flow(spec: Spec, run_child: Callable[..., Any], x: Any, add: Any) -> Any:
+    for i, child in enumerate(spec["layers"]):
+        x = run_child(i, child, x)
+    return x
+
+
+def _serial_fold(
+    spec: Spec, parts: list[tuple[Any, Any, Any]], merge: Callable[..., Any]
+) -> tuple[Spec, list[tuple[Any, Any, Any]]]:
+    """Each child merged into the one before it where ``merge`` allows (a BatchNorm into
+    the convolution it follows); the feature tap moves with the layers."""
+    folded: list[tuple[Any, Any, Any]] = []
+    position: list[int] = []  # each child's index in the folded serial
+    for part in parts:
+        merged = merge(folded[-1], part) if folded else None
+        if merged is None:
+            folded.append(part)
+        else:
+            folded[-1] = merged
+        position.append(len(folded) - 1)
+    if "features" in spec:
+        spec = {**spec, "features": position[spec["features"]]}
+    return spec, folded
+
+
+registry.combinator(
+    "serial",
+    registry.Combinator(
+        children=_serial_children,
+        build=lambda spec, layers: serial(*layers, features=spec.get("features")),
+        with_children=lambda spec, layers: {**spec, "layers": list(layers)},
+        flow=_serial_flow,
+        fold=_serial_fold,
+    ),
+)
+
+
+# ---------------------------------------------------------------- residual's registration
+
+
+def _residual_children(spec: Spec) -> tuple[Spec, Spec | None]:
+    if "block" not in spec:
+        raise ValueError("a residual spec needs 'block': the layer spec of its block")
+    return spec["block"], spec.get("shortcut")
+
+
+def _residual_flow(spec: Spec, run_child: Callable[..., Any], x: Any, add: Any) -> Any:
+    y = run_child(0, spec["block"], x)
+    return add(y, x if spec.get("shortcut") is None else run_child(1, spec["shortcut"], x))
+
+
+def _residual_with(spec: Spec, children: Sequence[Spec | None]) -> Spec:
+    block, shortcut = children
+    return {**spec, "block": block, "shortcut": shortcut}
+
+
+registry.combinator(
+    "residual",
+    registry.Combinator(
+        children=_residual_children,
+        build=lambda spec, children: residual(*children),
+        with_children=_residual_with,
+        flow=_residual_flow,
+    ),
+)

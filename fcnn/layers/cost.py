@@ -21,6 +21,7 @@ import numpy as np
 
 from fcnn import random as fr
 from fcnn import tree
+from fcnn.layers import network
 from fcnn.layers.catalog import from_spec
 
 __all__ = ["LayerCost", "layer_costs", "multiply_adds"]
@@ -54,42 +55,24 @@ def multiply_adds(spec: dict[str, Any], input_shape: tuple[int, ...]) -> int:
 @functools.lru_cache(maxsize=64)
 def _cached(spec_json: str, input_shape: tuple[int, ...]) -> tuple[LayerCost, ...]:
     rows: list[LayerCost] = []
-    _walk(json.loads(spec_json), input_shape, "", rows)
+    # two branches that meet have the same shape (the combinator's init checks it)
+    network.walk(json.loads(spec_json), input_shape, _row(rows), lambda a, b: a)
     return tuple(rows)
 
 
-def _join(prefix: str, name: int) -> str:
-    return f"{prefix}.{name}" if prefix else str(name)
+def _row(rows: list[LayerCost]) -> network.Leaf:
+    """The walker's leaf: appends the layer's row on one example of ``shape`` and returns its
+    output shape."""
 
+    def leaf(spec: dict[str, Any], path: network.Path, _p: Any, _s: Any, shape: Any) -> Any:
+        out_shape, params, state = from_spec(spec).init(fr.key(0), shape)
+        out_shape = tuple(out_shape)
+        macs = _leaf_multiply_adds(spec, shape, out_shape)
+        label = ".".join(map(str, path))
+        rows.append(LayerCost(label, spec["type"], out_shape, _size(params), _size(state), macs))
+        return out_shape
 
-def _walk(
-    spec: dict[str, Any], shape: tuple[int, ...], path: str, rows: list[LayerCost]
-) -> tuple[int, ...]:
-    """Append the rows of the layer of ``spec`` on one example of ``shape`` (its params at
-    tree path ``path``); returns its output shape."""
-    kind = spec["type"]
-    if kind == "serial":
-        for i, child in enumerate(spec["layers"]):
-            shape = _walk(child, shape, _join(path, i), rows)
-        return shape
-    if kind == "residual":
-        out = _walk(spec["block"], shape, _join(path, 0), rows)
-        if spec.get("shortcut") is not None:
-            _walk(spec["shortcut"], shape, _join(path, 1), rows)
-        return out
-    out_shape, params, state = from_spec(spec).init(fr.key(0), shape)
-    out_shape = tuple(out_shape)
-    rows.append(
-        LayerCost(
-            path,
-            kind,
-            out_shape,
-            _size(params),
-            _size(state),
-            _leaf_multiply_adds(spec, shape, out_shape),
-        )
-    )
-    return out_shape
+    return leaf
 
 
 def _size(t: Any) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fcnn.layers import network, registry
 from fcnn.layers.base import Layer
 from fcnn.layers.catalog import from_spec
 
@@ -34,38 +35,40 @@ def fold_batchnorm(net: Layer, params: Any, state: Any) -> tuple[Layer, Any, Any
 
 
 def _fold(spec: dict[str, Any], params: Any, state: Any) -> tuple[dict[str, Any], Any, Any]:
-    if spec["type"] == "residual":
-        parts = [
-            (None, None, None) if child is None else _fold(child, params[i], _child(state, i))
-            for i, child in enumerate((spec["block"], spec["shortcut"]))
-        ]
-        if parts[0][0] is spec["block"] and parts[1][0] is spec["shortcut"]:
-            return spec, params, state
-        (block, p_block, s_block), (shortcut, p_short, s_short) = parts
-        folded = {**spec, "block": block, "shortcut": shortcut}
-        return folded, (p_block, p_short), (s_block, s_short)
-    if spec["type"] != "serial":
+    kind = registry.combinator_of(spec["type"])
+    if kind is None:
         return spec, params, state
-    layers: list[tuple[dict[str, Any], Any, Any]] = []
-    changed = False
-    for i, child in enumerate(spec["layers"]):
-        folded = _fold(child, params[i], _child(state, i))
-        changed |= folded[0] is not child
-        if layers and _FOLDS_INTO.get(layers[-1][0]["type"]) == child["type"]:
-            prev_spec, prev_params, prev_state = layers[-1]
-            layers[-1] = (prev_spec, _merge(prev_params, params[i], _child(state, i)), prev_state)
-            changed = True
-        else:
-            layers.append(folded)
-    if not changed:
-        return spec, params, state
-    specs, ps, ss = zip(*layers, strict=True)
-    return {**spec, "layers": list(specs)}, tuple(ps), tuple(ss)
+    parts = [
+        (None, None, None)
+        if c is None
+        else _fold(c, network.child(params, i), network.child(state, i))
+        for i, c in enumerate(kind.children(spec))
+    ]
+    folded_spec = spec
+    if kind.fold is not None:
+        folded_spec, parts = kind.fold(spec, parts, _merged)
+    specs = [part[0] for part in parts]
+    if folded_spec is spec and specs == list(kind.children(spec)):
+        return spec, params, state  # nothing folded: the same objects back
+    return (
+        kind.with_children(folded_spec, specs),
+        tuple(part[1] for part in parts),
+        tuple(part[2] for part in parts),
+    )
 
 
-def _child(state: Any, i: int) -> Any:
-    """The i-th child's state of a combinator (None when the whole state is None)."""
-    return None if state is None else state[i]
+def _merged(
+    first: tuple[dict[str, Any], Any, Any], second: tuple[dict[str, Any], Any, Any]
+) -> tuple[dict[str, Any], Any, Any] | None:
+    """The one layer that ``first`` followed by ``second`` (spec, params, state each) folds
+    into, or None: a Conv2D (Dense) followed by a BatchNorm2D (BatchNorm1D)."""
+    if (
+        first[0] is None
+        or second[0] is None
+        or _FOLDS_INTO.get(first[0]["type"]) != second[0]["type"]
+    ):
+        return None
+    return first[0], _merge(first[1], second[1], second[2]), first[2]
 
 
 def _merge(layer_params: Any, bn_params: Any, bn_state: Any) -> Any:

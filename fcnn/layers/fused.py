@@ -1,8 +1,8 @@
 """BatchNorm2D then a tiled MaxPool2D as one step in training.
 
-:func:`~fcnn.layers.combinators.serial` runs a ``BatchNorm2D`` whose output goes straight
-into a ``MaxPool2D`` with tiled windows (stride = window, no padding; after
-:func:`~fcnn.layers.combinators.run_order` has moved the ReLU between them past the pool)
+The fusion pass (:func:`fcnn.layers.fuse`) runs a ``BatchNorm2D`` whose output goes
+straight into a ``MaxPool2D`` with tiled windows (stride = window, no padding; after
+:func:`~fcnn.layers.fusion.run_order` has moved the ReLU between them past the pool)
 through this module in training mode. The layers' params, state and the network's spec are
 those of the two layers; only the work between them changes: the unfused layers pass over
 full-size maps about three times as often (``python -m benchmarks.fused`` times both).
@@ -46,7 +46,7 @@ from fcnn.layers.pooling import MaxPool2DParams
 
 __all__ = ["PAIRS", "BatchNormMaxPoolCache", "applies", "backward", "forward"]
 
-# The spec types of the pairs serial hands to this module, in run order.
+# The spec types of the pairs the fusion pass hands to this module, in run order.
 PAIRS = (("BatchNorm2D", "MaxPool2D"),)
 
 

@@ -19,8 +19,8 @@ import yaml
 from fcnn import checkpoint, distributed, layers, models, optim, tree
 from fcnn import random as fr
 from fcnn.data.transforms import Augmentation
-from fcnn.explain import split_layers
 from fcnn.io import atomic_write_text
+from fcnn.layers.combinators import split
 from fcnn.optim import schedules
 from fcnn.training import finetune, outputs
 from fcnn.training.config import Config, ConfigError, TrainConfig
@@ -134,13 +134,11 @@ def _freeze(recipe: Recipe, params: Any, freeze: tuple[int | str, ...]) -> tuple
         mask = finetune.frozen_mask(params, freeze)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    count = finetune.frozen_prefix(params, mask) if recipe.net.spec.get("type") == "serial" else 0
+    count = finetune.frozen_prefix(params, mask) if recipe.net.name == "serial" else 0
     frozen = None
     if count:
-        children = split_layers(recipe.net)
-        frozen = FrozenPrefix(
-            count, layers.serial(*children[:count]), layers.serial(*children[count:])
-        )
+        prefix, rest = split(recipe.net, count)
+        frozen = FrozenPrefix(count, layers.fuse(prefix), layers.fuse(rest))
     return attrs.evolve(recipe, optimizer=optim.freeze(recipe.optimizer, mask), frozen=frozen), mask
 
 
@@ -262,7 +260,7 @@ def build(
     schedule = make_schedule(config.train, steps_per_epoch)
     optimizer = make_optimizer(config.train, schedule)
     recipe = Recipe(
-        net,
+        layers.fuse(net),  # the fusion pass: the same numbers with fewer passes over memory
         optimizer,
         data.normalization,
         Augmentation(**attrs.asdict(config.data.augment)),

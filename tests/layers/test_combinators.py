@@ -6,7 +6,7 @@ from strategies import distinct_values, pool_geometry
 from fcnn import check_grad, tree
 from fcnn import layers as L
 from fcnn import random as fr
-from fcnn.layers import activations, pooling
+from fcnn.layers import batchnorm
 
 
 def _check_network(net, in_shape, x, train):
@@ -59,31 +59,15 @@ def test_serial_threads_state_and_splits_keys():
     assert not np.array_equal(cache[1].mask, cache[2].mask)  # each dropout got its own key
 
 
-def test_a_relu_right_before_a_max_pool_runs_after_it():
-    relu, pool, bn = L.ReLU(), L.MaxPool2D(2), L.BatchNorm2D()
-    assert L.run_order((bn, relu, pool, relu)) == [0, 2, 1, 3]
-    assert L.run_order((relu, pool, relu, pool)) == [1, 0, 3, 2]
-    assert L.run_order((pool, relu, L.AvgPool2D(2), L.Tanh(), pool)) == [0, 1, 2, 3, 4]
-
-
-@given(pool_geometry(), st.integers(0, 2**32 - 1))
-def test_relu_then_max_pool_gives_the_same_values_and_gradients_in_either_order(geometry, seed):
-    """The reordered pair against ReLU then pooling by the module functions, exactly: many
-    ties and non-positive windows (values from {-2, ..., 2}), overlapping and padded windows."""
-    shape, win, stride, pad = geometry
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-2, 3, shape).astype(np.float64)
-    net = L.serial(L.ReLU(), L.MaxPool2D(win, stride, pad))
-    _, (relu_p, pool_p), state = net.init(fr.key(0), shape[1:])
-    y, cache, _ = net.apply((relu_p, pool_p), x, state=state)
-    dy = rng.standard_normal(y.shape)
-    dx, _ = net.backward((relu_p, pool_p), cache, dy)
-
-    r, r_cache = activations.forward(relu_p, x)
-    expected_y, p_cache = pooling.forward(pool_p, r)
-    expected_dx, _ = activations.backward(relu_p, r_cache, pooling.backward(pool_p, p_cache, dy)[0])
-    np.testing.assert_array_equal(y, expected_y)
-    np.testing.assert_array_equal(dx, expected_dx)
+def test_serial_composes_and_nothing_else():
+    """Each layer runs on its own, in the given order: a ReLU before a max pool sees the
+    full-size map and BatchNorm keeps its own cache (fusion is fcnn.layers.fuse's)."""
+    net = L.serial(L.BatchNorm2D(), L.ReLU(), L.MaxPool2D(2))
+    _, params, state = net.init(fr.key(0), (2, 4, 4))
+    x = fr.generator(fr.key(1)).standard_normal((3, 2, 4, 4))
+    y, caches, _ = net.apply(params, x, state=state, train=True)
+    assert isinstance(caches[0], batchnorm.TrainCache)
+    assert caches[1].saved.shape == (3, 2, 4, 4) and y.shape == (3, 2, 2, 2)
 
 
 @settings(max_examples=10)

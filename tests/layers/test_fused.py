@@ -19,6 +19,7 @@ from fcnn.layers import (
     batchnorm,
     fused,
     pooling,
+    fuse,
     serial,
 )
 
@@ -149,14 +150,14 @@ def test_a_single_value_per_channel_is_an_error_as_in_batchnorm():
 
 
 def _net():
-    return serial(
+    return fuse(serial(
         Conv2D(3, 3, padding=1), BatchNorm2D(), ReLU(),
         Conv2D(2, 3, padding=1), BatchNorm2D(), ReLU(), MaxPool2D(2),  # BatchNorm -> pool
         Flatten(), Dense(2),
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
-def test_serial_runs_the_pair_fused_in_training_and_unfused_in_eval():
+def test_the_fusion_pass_runs_the_pair_fused_in_training_and_unfused_in_eval():
     net = _net()
     _, params, state = net.init(fr.key(1), (2, 6, 5))
     x = np.random.default_rng(2).standard_normal((3, 2, 6, 5))
@@ -170,7 +171,7 @@ def test_serial_runs_the_pair_fused_in_training_and_unfused_in_eval():
     assert isinstance(caches[4], batchnorm.EvalCache)
 
 
-def test_serial_with_the_fused_pair_matches_finite_differences():
+def test_a_fused_network_matches_finite_differences():
     net = _net()
     _, params, state = net.init(fr.key(3), (2, 6, 5))
     x = np.random.default_rng(4).standard_normal((3, 2, 6, 5))
@@ -199,8 +200,8 @@ def test_synchronized_fused_step_over_shards_equals_the_whole_batch():
     assert_synchronized_shards_equal_the_whole(step, x, rng.standard_normal((6, 3, 2, 2)))
 
 
-def test_a_serial_net_with_a_zero_gamma_gets_the_two_layers_gradients():
-    net = serial(BatchNorm2D(), MaxPool2D(2))
+def test_a_fused_net_with_a_zero_gamma_gets_the_two_layers_gradients():
+    net = fuse(serial(BatchNorm2D(), MaxPool2D(2)))
     x = np.random.default_rng(3).standard_normal((2, 2, 4, 4))
     _, params, state = net.init(fr.key(0), (2, 4, 4))
     bn = batchnorm.BatchNormParams(gamma=np.array([0.0, 1.5]), beta=np.array([0.3, -0.2]))
