@@ -1,7 +1,7 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import distinct_values, pool_geometry
+from strategies import distinct_values
 
 from fcnn import check_grad, tree
 from fcnn import layers as L

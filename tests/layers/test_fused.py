@@ -17,9 +17,9 @@ from fcnn.layers import (
     ReLU,
     activations,
     batchnorm,
+    fuse,
     fused,
     pooling,
-    fuse,
     serial,
 )
 

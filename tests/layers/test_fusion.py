@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import pool_geometry
 
-from fcnn import models, tree
 from fcnn import layers as L
+from fcnn import models, tree
 from fcnn import random as fr
 from fcnn.layers import activations, fused, pooling
 from fcnn.layers.fusion import run_order
@@ -47,16 +47,24 @@ def _block(channels):
 NETWORKS = {
     # every pattern the pass rewrites, nested in residual and serial combinators
     "conv-bn-relu-pool": lambda: L.serial(
-        *_block(3), L.MaxPool2D(2), L.Conv2D(2, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
-        L.Flatten(), L.Dropout(0.3), L.Dense(3),
-    ),  # fmt: skip
+        *_block(3),
+        L.MaxPool2D(2),
+        L.Conv2D(2, 3, padding=1),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dropout(0.3),
+        L.Dense(3),
+    ),
     "residual": lambda: L.serial(
         *_block(2),
         L.residual(L.serial(*_block(2), L.BatchNorm2D(), L.MaxPool2D(1))),
-        L.residual(L.serial(L.Conv2D(2, 3, padding=1), L.BatchNorm2D(), L.MaxPool2D(2)),
-                   L.MaxPool2D(2)),
-        L.GlobalAvgPool2D(), L.Dense(3),
-    ),  # fmt: skip
+        L.residual(
+            L.serial(L.Conv2D(2, 3, padding=1), L.BatchNorm2D(), L.MaxPool2D(2)), L.MaxPool2D(2)
+        ),
+        L.GlobalAvgPool2D(),
+        L.Dense(3),
+    ),
 }
 
 
