@@ -30,7 +30,7 @@ import anyio
 import anyio.to_thread
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import FromPath
@@ -41,6 +41,7 @@ from fcnn.data.download import sha256_of
 from fcnn.inference import load
 from fcnn.plugins import load_plugins
 from webapp.about import STATIC, about_page, markdown_to_html
+from webapp.errors import SiteError
 from webapp.guard import NOTHING_HERE, guard
 from webapp.images import ImageProblem
 from webapp.multipart import FormError, parse_form
@@ -61,7 +62,6 @@ from webapp.uploads import CLOSE, NO_STORE, explain_flag, receive_body, upload_s
 __all__ = ["create_app", "markdown_to_html"]
 
 log = logging.getLogger("dermascan")
-NO_CONDITION = "No condition has that code."
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -95,7 +95,9 @@ def condition(state: State, code: FromPath[str]) -> Condition:
     if info is None:
         # the unknown code is not echoed back: a reflected string is an injection vector
         known = ", ".join(_predictor(state).conditions)
-        raise NotFoundException(f"{NO_CONDITION} Known codes: {known}.")
+        raise SiteError(
+            status_code=404, detail=f"No condition has that code. Known codes: {known}."
+        )
     return Condition(code=code, **info)
 
 
@@ -121,13 +123,13 @@ async def predict(request: Request, state: State) -> PredictResponse:
     try:
         form = parse_form(body, request.headers.get("content-type"))
     except FormError as exc:
-        raise HTTPException(
+        raise SiteError(
             status_code=400, detail=f"Could not read the upload: {exc}.", headers=NO_STORE
         ) from None
     del body  # the form holds the file's own copy
     upload = form.get("file")
     if upload is None:
-        raise HTTPException(
+        raise SiteError(
             status_code=400,
             detail="No file was uploaded. Send the photo in a form field named 'file'.",
             headers=NO_STORE,
@@ -145,9 +147,9 @@ async def predict(request: Request, state: State) -> PredictResponse:
     except ImageProblem as exc:
         log.info(json.dumps({"event": "predict", "status": exc.status, "bytes": len(upload.data)}))
         headers = {**NO_STORE, **({"Retry-After": "5"} if exc.status == 503 else {})}
-        raise HTTPException(status_code=exc.status, detail=exc.detail, headers=headers) from None
+        raise SiteError(status_code=exc.status, detail=exc.detail, headers=headers) from None
     except TimeoutError:
-        raise HTTPException(
+        raise SiteError(
             status_code=503,
             detail="The server is busy. Please try again in a moment.",
             headers={"Retry-After": "5", **NO_STORE},
@@ -198,14 +200,16 @@ def favicon() -> File:
 
 def _error_response(request: Request, exc: Exception) -> Response:
     headers: dict[str, str] = {}
-    if isinstance(exc, HTTPException):
+    if isinstance(exc, SiteError):
+        status, detail, headers = exc.status_code, str(exc.detail), dict(exc.headers or {})
+    elif isinstance(exc, HTTPException):  # Litestar's own: reworded by its status alone
         status, detail = exc.status_code, str(exc.detail)
         headers = dict(exc.headers or {})
-        if status == 413 and "request entity" in detail.lower():
+        if status == 413:  # the body-size limit (request_max_body_size)
             limit = request.app.state.settings.max_body_bytes / 1024 / 1024
             detail = f"The upload is larger than {limit:g} MB. Choose a smaller photo."
             headers.update(CLOSE)  # the rest of the body is not read
-        elif status == 404 and not detail.startswith(NO_CONDITION):
+        elif status == 404:
             detail = NOTHING_HERE  # a router's or static file's detail names the path
         elif status == 405:
             allow = [m.strip() for m in headers.pop("allow", "").split(",") if m.strip()]

@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 import anyio
 from litestar import Request
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, InternalServerException
+from litestar.exceptions import InternalServerException
 
+from webapp.errors import SiteError
 from webapp.settings import Settings
 
 __all__ = ["CLOSE", "NO_STORE", "explain_flag", "receive_body", "upload_slot"]
@@ -26,7 +27,7 @@ def explain_flag(form: dict) -> bool:
         return False
     value = field.data.strip().lower()
     if value not in (b"true", b"false"):
-        raise HTTPException(
+        raise SiteError(
             status_code=400, detail="The field 'explain' must be true or false.", headers=NO_STORE
         )
     return value == b"true"
@@ -45,13 +46,13 @@ async def receive_body(request: Request, settings: Settings) -> bytes:
                 try:
                     chunk = await anext(stream, None)
                 except InternalServerException:  # Litestar's word for a client that left
-                    raise HTTPException(
+                    raise SiteError(
                         status_code=400,
                         detail="The upload was cut off before it ended.",
                         headers={**CLOSE, **NO_STORE},
                     ) from None
             if waited.cancelled_caught:
-                raise HTTPException(
+                raise SiteError(
                     status_code=408,
                     detail="The upload stalled or took too long. Check the connection and "
                     "try again.",
@@ -74,7 +75,7 @@ async def upload_slot(state: State) -> AsyncIterator[None]:
         await state.upload_slots.acquire()
         acquired = True
     if not acquired:
-        raise HTTPException(
+        raise SiteError(
             status_code=503,
             detail="The server is receiving too many uploads. Please try again in a moment.",
             headers={"Retry-After": "5", **CLOSE, **NO_STORE},
