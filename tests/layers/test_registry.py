@@ -3,6 +3,7 @@ built-in names are protected; checkpoints never import code (plugins do, on requ
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -90,8 +91,8 @@ def test_a_checkpoint_with_a_user_layer_loads_only_with_its_plugin(tmp_path):
     assert missing.returncode == 2 and "no_such_plugin" in missing.stderr
 
 
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="needs the [onnx] extra")
 def test_a_user_layer_without_an_onnx_exporter_is_a_clear_export_error(tmp_path):
-    pytest.importorskip("onnx")
     weights = _save_model(tmp_path / "scaled.npz")
     out = tmp_path / "m.onnx"
     done = _fcnn(

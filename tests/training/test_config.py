@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -38,9 +39,11 @@ def test_the_documented_example_parses_into_frozen_objects(tmp_path):
     assert parse_config(cfg.to_dict()) == cfg  # the resolved form round-trips
 
 
-def test_shipped_configs_are_valid():
-    for name in ("mnist", "cifar10", "dermascan"):
-        load_config(f"configs/{name}.yaml")
+@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_are_valid_and_round_trip(path):
+    cfg = load_config(path)
+    assert cfg.train.epochs >= 1 and cfg.model_name
+    assert parse_config(cfg.to_dict()) == cfg
 
 
 @pytest.mark.parametrize(
