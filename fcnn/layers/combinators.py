@@ -169,8 +169,9 @@ def _serial_fold(
         else:
             folded[-1] = merged
         position.append(len(folded) - 1)
-    if "features" in spec:
-        spec = {**spec, "features": position[spec["features"]]}
+    tap = spec.get("features")
+    if tap is not None and position[tap] != tap:
+        spec = {**spec, "features": position[tap]}
     return spec, folded
 
 
