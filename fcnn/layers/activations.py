@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
 import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.layers.base import Layer, composable, stateless
+from fcnn.layers.base import composable_module
 from fcnn.tree import static_field
 
 __all__ = [
@@ -172,20 +171,20 @@ def backward(
     return _lookup(_VJP, params)(params, cache.saved, dy), params
 
 
-def _activation(type_name: str, kind: type[ActivationParams], doc: str) -> Callable[..., Layer]:
-    return composable(
-        type_name,
-        partial(init, kind=kind),
-        lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
-        params_class=kind,
-        doc=doc,
-    )
-
-
-ReLU = _activation("ReLU", ReLUParams, "max(x, 0), elementwise, as a composable layer.")
-LeakyReLU = _activation(
-    "LeakyReLU", LeakyReLUParams, "x, or negative_slope * x below 0, as a composable layer."
+_MODULE = sys.modules[__name__]
+ReLU = composable_module(
+    "ReLU", _MODULE, kind=ReLUParams, doc="max(x, 0), elementwise, as a composable layer."
 )
-Sigmoid = _activation("Sigmoid", SigmoidParams, "1 / (1 + exp(-x)) as a composable layer.")
-Tanh = _activation("Tanh", TanhParams, "tanh(x) as a composable layer.")
-Softmax = _activation("Softmax", SoftmaxParams, "Softmax over axis 1 as a composable layer.")
+LeakyReLU = composable_module(
+    "LeakyReLU",
+    _MODULE,
+    kind=LeakyReLUParams,
+    doc="x, or negative_slope * x below 0, as a composable layer.",
+)
+Sigmoid = composable_module(
+    "Sigmoid", _MODULE, kind=SigmoidParams, doc="1 / (1 + exp(-x)) as a composable layer."
+)
+Tanh = composable_module("Tanh", _MODULE, kind=TanhParams, doc="tanh(x) as a composable layer.")
+Softmax = composable_module(
+    "Softmax", _MODULE, kind=SoftmaxParams, doc="Softmax over axis 1 as a composable layer."
+)

@@ -64,6 +64,7 @@ __all__ = [
     "ModuleForward",
     "ModuleInit",
     "composable",
+    "composable_module",
     "hyperparameters",
     "module_backward",
     "spec_of",
@@ -219,6 +220,28 @@ def composable(
     constructor.__signature__ = signature  # type: ignore[attr-defined]
     registry.builtin(type_name, constructor)
     return constructor
+
+
+def composable_module(
+    type_name: str,
+    module: Any,
+    *,
+    doc: str,
+    params_class: type | None = None,
+    kind: type | None = None,
+) -> Callable[..., Layer]:
+    """:func:`composable` for a module whose ``forward(params, x)`` needs no state, mode or
+    key (:func:`stateless`). ``kind``: the params class that selects one of the module's
+    layer types (pooling, activations), passed to its ``init`` and standing for
+    ``params_class``."""
+    init_fn = module.init if kind is None else functools.partial(module.init, kind=kind)
+    return composable(
+        type_name,
+        init_fn,
+        lambda bound_init: stateless({}, bound_init, module),
+        params_class=params_class or kind,
+        doc=doc,
+    )
 
 
 def module_backward(fn: Callable[..., tuple[Any, Any]]) -> BackwardFn:

@@ -30,7 +30,7 @@ from fcnn.grid import (
     nchw_to_grid,
 )
 from fcnn.im2col import Geometry, col2im, geometry, im2col, pair, pair_of
-from fcnn.layers.base import composable, stateless
+from fcnn.layers.base import composable_module
 from fcnn.tree import static_field
 
 __all__ = [
@@ -316,10 +316,9 @@ def _patch_weights(w2d: np.ndarray, c_in: int) -> np.ndarray:
     return w3d.transpose(1, 0, 2).reshape(c_in, -1)  # -> (C_in, C_out*KH*KW) copy
 
 
-Conv2D = composable(
+Conv2D = composable_module(
     "Conv2D",
-    init,
-    lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+    sys.modules[__name__],
     params_class=Conv2DParams,
     doc="2-D convolution as a composable layer (:func:`init`, :func:`forward`, :func:`backward`).",
 )

@@ -10,7 +10,7 @@ import numpy as np
 
 from fcnn import initializers
 from fcnn import random as fr
-from fcnn.layers.base import composable, stateless
+from fcnn.layers.base import composable_module
 
 __all__ = ["Dense", "DenseCache", "DenseParams", "backward", "forward", "init"]
 
@@ -67,9 +67,8 @@ def backward(
     return dx, DenseParams(w=dw, b=dy.sum(axis=0))
 
 
-Dense = composable(
+Dense = composable_module(
     "Dense",
-    init,
-    lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+    sys.modules[__name__],
     doc="Fully connected layer as a composable layer.",
 )

@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 
 from fcnn import random as fr
-from fcnn.layers.base import composable, stateless
+from fcnn.layers.base import composable_module
 
 __all__ = ["Flatten", "FlattenCache", "FlattenParams", "backward", "forward", "init"]
 
@@ -38,9 +38,8 @@ def backward(
     return dy.reshape(cache.input_shape), params  # (N, prod(...)) -> (N, ...)
 
 
-Flatten = composable(
+Flatten = composable_module(
     "Flatten",
-    init,
-    lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
+    sys.modules[__name__],
     doc="(N, ...) -> (N, features) as a composable layer.",
 )

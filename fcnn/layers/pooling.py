@@ -10,8 +10,6 @@ window) and ``padding`` as static hyperparameters.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
 import attrs
@@ -19,7 +17,7 @@ import numpy as np
 
 from fcnn import random as fr
 from fcnn.im2col import Geometry, geometry, pad2d, pair, pair_of, scatter_windows, window_view
-from fcnn.layers.base import Layer, composable, stateless
+from fcnn.layers.base import composable_module
 from fcnn.tree import static_field
 
 __all__ = [
@@ -302,24 +300,22 @@ def backward(params: PoolParams, cache: PoolCache, dy: np.ndarray) -> tuple[np.n
     return np.ascontiguousarray(dx), params
 
 
-def _pooling(type_name: str, kind: type[PoolParams], doc: str) -> Callable[..., Layer]:
-    return composable(
-        type_name,
-        partial(init, kind=kind),
-        lambda init_fn: stateless({}, init_fn, sys.modules[__name__]),
-        params_class=kind,
-        doc=doc,
-    )
-
-
-MaxPool2D = _pooling(
+_MODULE = sys.modules[__name__]
+MaxPool2D = composable_module(
     "MaxPool2D",
-    MaxPool2DParams,
-    "Max pooling (gradient to the first maximum); stride defaults to the window.",
+    _MODULE,
+    kind=MaxPool2DParams,
+    doc="Max pooling (gradient to the first maximum); stride defaults to the window.",
 )
-AvgPool2D = _pooling(
-    "AvgPool2D", AvgPool2DParams, "Average pooling; stride defaults to the window."
+AvgPool2D = composable_module(
+    "AvgPool2D",
+    _MODULE,
+    kind=AvgPool2DParams,
+    doc="Average pooling; stride defaults to the window.",
 )
-GlobalAvgPool2D = _pooling(
-    "GlobalAvgPool2D", GlobalAvgPool2DParams, "Mean over H and W: (N, C, H, W) -> (N, C)."
+GlobalAvgPool2D = composable_module(
+    "GlobalAvgPool2D",
+    _MODULE,
+    kind=GlobalAvgPool2DParams,
+    doc="Mean over H and W: (N, C, H, W) -> (N, C).",
 )
