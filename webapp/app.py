@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -28,6 +30,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import anyio.to_thread
+import attrs
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -44,6 +47,7 @@ from webapp.about import STATIC, about_page, markdown_to_html
 from webapp.errors import SiteError
 from webapp.guard import NOTHING_HERE, guard
 from webapp.images import ImageProblem
+from webapp.metrics import CONTENT_TYPE, Metrics, observe
 from webapp.multipart import FormError, parse_form
 from webapp.sandbox import DecoderPool
 from webapp.schemas import (
@@ -55,7 +59,7 @@ from webapp.schemas import (
     PredictResponse,
     error_responses,
 )
-from webapp.service import Predictor, load_conditions
+from webapp.service import Predictor, SelfTestError, load_conditions, self_test
 from webapp.settings import Settings
 from webapp.uploads import CLOSE, NO_STORE, explain_flag, receive_body, upload_slot
 
@@ -73,9 +77,49 @@ def _predictor(state: State) -> Predictor:
 
 @get("/health", sync_to_thread=False)
 def health(state: State) -> Health:
-    """200 once the model is loaded."""
+    """200 once the model is loaded and its self-test passed."""
     p = _predictor(state)
     return Health("ok", p.version, list(p.model.class_names), state.model_file, state.model_sha256)
+
+
+@get("/health/live", sync_to_thread=False)
+def live() -> dict[str, str]:
+    """200 while the process answers at all (restart it when this fails)."""
+    return {"status": "alive"}
+
+
+@get("/health/ready", sync_to_thread=False, responses=error_responses(s503="Not serving"))
+def ready(state: State) -> Health:
+    """200 once the model is loaded and a self-test prediction passed (send traffic),
+    503 from the moment the worker starts to stop."""
+    if not state.ready:
+        raise SiteError(status_code=503, detail="Not ready.", headers={"Retry-After": "1"})
+    return health.fn(state)
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics(request: Request, state: State) -> Response:
+    """The Prometheus metrics (webapp.metrics), to loopback clients that did not come through
+    a proxy or with ``Authorization: Bearer $DERMASCAN_METRICS_TOKEN``; 404 to anyone else."""
+    if not _may_read_metrics(request, state.settings.metrics_token):
+        raise SiteError(status_code=404, detail=NOTHING_HERE)
+    decoders = _predictor(state).decoders
+    if decoders is not None:
+        state.metrics.decoder_memory(decoders.pids)
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE, headers=NO_STORE)
+
+
+def _may_read_metrics(request: Request, token: str | None) -> bool:
+    if token:
+        given = request.headers.get("authorization", "").encode()
+        if hmac.compare_digest(given, f"Bearer {token}".encode()):
+            return True
+    proxied = any(h in request.headers for h in ("x-forwarded-for", "forwarded", "x-real-ip"))
+    host = request.client.host if request.client else ""
+    try:
+        return not proxied and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @get("/api/conditions", sync_to_thread=False)
@@ -241,19 +285,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # decode's memory back to the system after the request
         load_plugins()  # a model with user layers: their modules, named by FCNN_PLUGINS
         model = load(settings.model_path)
+        app.state.ready = False
         decoders = DecoderPool(
             settings.decode_workers,
             settings.decode_memory_mb,
             settings.decode_cpu_s,
             settings.max_pixels,
         )
-        app.state.predictor = Predictor(
+        predictor = Predictor(
             model,
             load_conditions(),
             settings.confidence_threshold,
             max_pixels=settings.max_pixels,
             decoders=decoders,
         )
+        try:
+            self_test(predictor)  # SelfTestError: the worker does not start
+        except SelfTestError:
+            decoders.close()
+            raise
+        app.state.predictor = attrs.evolve(predictor, metrics=app.state.metrics)
         app.state.settings = settings
         app.state.model_file = settings.model_path.name
         app.state.model_sha256 = sha256_of(settings.model_path)[:12]
@@ -269,14 +320,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 }
             )
         )
+        app.state.ready = True
         try:
             yield
         finally:
+            app.state.ready = False
             decoders.close()
+            app.state.metrics.worker_exited()
 
     app = Litestar(
         route_handlers=[
             health,
+            live,
+            ready,
+            metrics,
             conditions,
             condition,
             predict,
@@ -299,5 +356,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
-    app.asgi_handler = guard(app.asgi_handler)  # in front of routing: see webapp.guard
+    app.state.metrics = Metrics()
+    # in front of routing: see webapp.guard; outermost, every request counted and logged
+    app.asgi_handler = observe(guard(app.asgi_handler), app.state.metrics)
     return app

@@ -12,10 +12,10 @@ that is too large would pass it by. This wrapper sits in front of routing instea
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["SECURITY_HEADERS", "guard"]
+__all__ = ["HSTS", "SECURITY_HEADERS", "guard", "nginx_snippet"]
 
 ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 
@@ -31,6 +31,21 @@ SECURITY_HEADERS = {
         "form-action 'self'"
     ),
 }
+# nginx's own, for the files it serves itself; sent on plain HTTP too, where browsers ignore it
+HSTS = ("Strict-Transport-Security", "max-age=63072000")
+
+
+def nginx_snippet() -> str:
+    """``deploy/nginx/security-headers.conf``: these headers as nginx ``add_header`` lines,
+    for the static files nginx serves without the app (a test keeps the file equal to
+    this; regenerate it with ``python -c "from webapp.guard import nginx_snippet;
+    print(nginx_snippet(), end='')" > deploy/nginx/security-headers.conf``)."""
+    lines = ["# Generated from webapp.guard.SECURITY_HEADERS (see nginx_snippet); do not edit."]
+    for name, value in [*SECURITY_HEADERS.items(), HSTS]:
+        lines.append(f'add_header {name} "{value}" always;')
+    return "\n".join(lines) + "\n"
+
+
 _ENCODED = [
     (name.lower().encode("latin-1"), value.encode("latin-1"))
     for name, value in SECURITY_HEADERS.items()
@@ -80,7 +95,7 @@ async def _refuse_framing(send: Callable) -> None:
 def guard(app: ASGIApp) -> ASGIApp:
     """``app`` with the rules above applied to every HTTP request."""
 
-    async def guarded(scope: Mapping[str, Any], receive: Callable, send: Callable) -> None:
+    async def guarded(scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
@@ -92,7 +107,9 @@ def guard(app: ASGIApp) -> ASGIApp:
             return
         head = scope["method"] == "HEAD"
         if head:
-            scope = {**scope, "method": "GET"}
+            # in place: the scope is this request's own, and webapp.metrics reads what the
+            # router writes into it (the matched route)
+            scope["method"] = "GET"
 
         async def send_guarded(message: dict) -> None:
             if message["type"] == "http.response.start":

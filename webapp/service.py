@@ -25,9 +25,18 @@ from fcnn.answer import decide
 from fcnn.decision import AnswerRules
 from fcnn.inference import Model
 from webapp.images import DecodeBudget, read_image
+from webapp.metrics import Metrics
 from webapp.sandbox import DecoderPool
 
-__all__ = ["CONDITIONS_FILE", "Predictor", "check_classes", "class_terms", "load_conditions"]
+__all__ = [
+    "CONDITIONS_FILE",
+    "Predictor",
+    "SelfTestError",
+    "check_classes",
+    "class_terms",
+    "load_conditions",
+    "self_test",
+]
 
 CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
 # the rules this site applied before models stored their own (fcnn.decision.AnswerRules):
@@ -98,6 +107,8 @@ class Predictor:
     # the site decodes in these processes (webapp.sandbox); None: in this process, under
     # ``budget`` (scripts, benchmarks)
     decoders: DecoderPool | None = None
+    # what the site counts and times (webapp.metrics); none by default
+    metrics: Metrics = attrs.field(factory=lambda: Metrics(enabled=False))
 
     @conditions.validator
     def _covers_the_classes(self, attribute, value) -> None:
@@ -138,10 +149,16 @@ class Predictor:
         (a :func:`time.monotonic` time; default: 30 s from now)."""
         model_channels, *model_size = self.model.input_shape
         size, channels = size or tuple(model_size), channels or model_channels
-        if self.decoders is not None:
+        with self.metrics.decoding():
+            if self.decoders is None:
+                return read_image(
+                    data, size, channels, max_pixels=self.max_pixels, budget=self.budget
+                )
             deadline = time.monotonic() + 30.0 if deadline is None else deadline
-            return self.decoders.read(data, size, channels, deadline)
-        return read_image(data, size, channels, max_pixels=self.max_pixels, budget=self.budget)
+            try:
+                return self.decoders.read(data, size, channels, deadline)
+            finally:
+                self.metrics.decoder_memory(self.decoders.pids)
 
     def predict(
         self, data: bytes, explain: bool = False, deadline: float | None = None
@@ -149,23 +166,20 @@ class Predictor:
         """The answer for one uploaded photo, as the API returns it; ``explain`` adds the
         saliency overlay (the photo decoded again at the overlay's size)."""
         arr = self.read(data, deadline=deadline)[None]  # (1, C, H, W)
-        probs_batch, reasons = self.model.analyse(arr)  # one forward pass
         codes = self.model.class_names
         risk, names = class_terms(self.conditions, codes)
-        # the answer is the model's decision (it may weigh rare conditions up), which is not
-        # always the most probable class; the bars show every probability
-        decided = decide(
-            probs_batch[0],
-            codes,
-            self.model.decision,
-            self.rules,
-            reasons[0],
-            risk,
-        )
+        with self.metrics.predicting():
+            probs_batch, reasons = self.model.analyse(arr)  # one forward pass
+            # the answer is the model's decision (it may weigh rare conditions up), which is
+            # not always the most probable class; the bars show every probability
+            decided = decide(
+                probs_batch[0], codes, self.model.decision, self.rules, reasons[0], risk
+            )
         answer: dict[str, Any] = {
             **decided.to_dict(names=names),
             "model_version": self.version,
         }
+        self.metrics.answer(answer["risk_level"], answer["uncertain_reason"])
         top = answer["top"]
         if explain:
             x = self.model.preprocess(arr)
@@ -173,3 +187,38 @@ class Predictor:
             photo = self.read(data, side, channels=3, deadline=deadline)  # RGB to draw on
             answer["saliency_png"] = _overlay_png(photo, self.saliency(x, codes.index(top["code"])))
         return answer
+
+
+class SelfTestError(RuntimeError):
+    """The served model did not give a well-formed answer to the start-up self-test."""
+
+
+def sample_photo(side: int = 96) -> bytes:
+    """A PNG made here, never a person's: a skin-toned disc on a lighter ground."""
+    yy, xx = np.mgrid[:side, :side]
+    inside = (yy - side / 2) ** 2 + (xx - side / 2) ** 2 < (side / 3) ** 2
+    pixels = np.where(inside[..., None], [150, 95, 75], [225, 185, 160]).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def self_test(predictor: Predictor) -> dict[str, Any]:
+    """One prediction through the whole path (the decoder processes, the network, the
+    answer rules) on :func:`sample_photo`: the answer, or SelfTestError saying what was wrong
+    with it. The site is ready only once this has passed; ``fcnn serve --check`` runs it."""
+    try:
+        answer = predictor.predict(sample_photo())
+    except Exception as exc:  # whatever broke, the site must not start on it
+        raise SelfTestError(
+            f"the self-test prediction failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    probs = np.array([p["probability"] for p in answer["predictions"]], dtype=np.float64)
+    codes = [p["code"] for p in answer["predictions"]]
+    if sorted(codes) != sorted(predictor.model.class_names):
+        raise SelfTestError(f"the self-test answer names {codes}, not the model's classes")
+    if not (np.isfinite(probs).all() and abs(probs.sum() - 1.0) < 1e-3 and (probs >= 0).all()):
+        raise SelfTestError(f"the self-test probabilities are not a distribution: {probs}")
+    if answer["top"]["code"] not in codes:
+        raise SelfTestError(f"the self-test answer {answer['top']['code']!r} is not a class")
+    return answer

@@ -52,6 +52,11 @@ class Settings:
     body_idle_s: float = attrs.field(default=10.0, validator=_positive)
     max_uploads: int = attrs.field(default=16, validator=_positive)
     upload_wait_s: float = attrs.field(default=2.0, validator=_positive)
+    # a bearer token that lets /metrics be read from elsewhere than this machine (None: only
+    # loopback clients not behind a proxy may read it)
+    metrics_token: str | None = None
+    # seconds a stopping worker waits for its requests in flight (SIGTERM, a reload)
+    drain_s: float = attrs.field(default=30.0, validator=_positive)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -64,7 +69,8 @@ class Settings:
         ``DERMASCAN_THRESHOLD`` (the model's own), ``DERMASCAN_MAX_IN_FLIGHT`` (4),
         ``DERMASCAN_REQUEST_TIMEOUT_S`` (30), ``DERMASCAN_BODY_TIMEOUT_S`` (30),
         ``DERMASCAN_BODY_IDLE_S`` (10), ``DERMASCAN_MAX_UPLOADS`` (16),
-        ``DERMASCAN_UPLOAD_WAIT_S`` (2).
+        ``DERMASCAN_UPLOAD_WAIT_S`` (2), ``DERMASCAN_METRICS_TOKEN`` (none),
+        ``DERMASCAN_DRAIN_S`` (30).
         """
         env = os.environ if env is None else env
         values: dict[str, object] = {}
@@ -84,6 +90,8 @@ class Settings:
             "DERMASCAN_BODY_IDLE_S": ("body_idle_s", float),
             "DERMASCAN_MAX_UPLOADS": ("max_uploads", int),
             "DERMASCAN_UPLOAD_WAIT_S": ("upload_wait_s", float),
+            "DERMASCAN_METRICS_TOKEN": ("metrics_token", str),
+            "DERMASCAN_DRAIN_S": ("drain_s", float),
         }
         for var, (field, kind) in spec.items():
             if env.get(var):

@@ -81,6 +81,7 @@ async def upload_slot(state: State) -> AsyncIterator[None]:
             headers={"Retry-After": "5", **CLOSE, **NO_STORE},
         )
     try:
-        yield
+        with state.metrics.uploading():
+            yield
     finally:
         state.upload_slots.release()
