@@ -30,7 +30,7 @@ def no_busy_cores(monkeypatch):
     monkeypatch.setenv("FCNN_BUSY_CORES", "0")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_data_root():
     """The real data root (FCNN_DATA); skips with a reason when it is not set up, except in
     CI (``CI`` set), where the data is part of the run and its absence fails the test."""

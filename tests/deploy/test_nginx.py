@@ -1,0 +1,336 @@
+"""The deployment as shipped in deploy/, run for real: Debian's nginx with deploy/nginx's
+configuration (ports and paths moved to a temporary folder on loopback), in front of
+``fcnn serve --workers 2``, under load from ``benchmarks.load``.
+
+Needs nginx and openssl (``.ci/run`` installs Debian's nginx; elsewhere the module is
+skipped with the reason) and the real HAM10000 photos the load test uploads.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+STATIC = REPO / "webapp" / "static"
+SHIPPED_MODEL = REPO / "webapp" / "model" / "dermascan.npz"
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} is not installed (.ci/run installs it: apt-get install nginx)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI runs the deployment test")
+        pytest.skip(message)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def _wait_ready(url: str, seconds: float = 90.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if _get(url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} was not ready within {seconds} s")
+
+
+class Stack:
+    """fcnn serve and nginx, started in ``root`` on free loopback ports."""
+
+    def __init__(self, root: Path, model: Path):
+        self.root = root
+        self.app_port, self.http_port, self.tls_port = _free_port(), _free_port(), _free_port()
+        self.model = root / "model" / "dermascan.npz"
+        self.model.parent.mkdir()
+        shutil.copy(model, self.model)
+        shutil.copy(model.with_name("MODEL_CARD.md"), self.model.with_name("MODEL_CARD.md"))
+        env = {
+            **os.environ,
+            "DERMASCAN_PORT": str(self.app_port),
+            "DERMASCAN_WORKERS": "2",
+            "DERMASCAN_MODEL": str(self.model),
+            "DERMASCAN_METRICS_DIR": str(root / "metrics"),
+            "DERMASCAN_DRAIN_S": "20",
+        }
+        self.serve_log = open(root / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.serve = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve"],
+            cwd=REPO,
+            env=env,
+            stdout=self.serve_log,
+            stderr=subprocess.STDOUT,
+        )
+        self.direct = f"http://127.0.0.1:{self.app_port}"
+        self.proxied = f"http://127.0.0.1:{self.http_port}"
+        _wait_ready(self.direct + "/health/ready")
+        self._configure_nginx()
+        self.nginx = subprocess.Popen(
+            [_require("nginx"), "-p", str(root), "-c", str(root / "nginx.conf"), "-g",
+             "daemon off;"],
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _wait_ready(self.proxied + "/health/ready", 20)
+
+    def _configure_nginx(self) -> None:
+        root = self.root
+        shutil.copytree(STATIC, root / "static")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=localhost", "-keyout", str(root / "key.pem"),
+             "-out", str(root / "cert.pem")],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        site = (DEPLOY / "nginx" / "dermascan-site.conf").read_text()
+        site = site.replace("/srv/dermascan/static/", f"{root}/static/")
+        site = site.replace("/etc/nginx/snippets/", f"{root}/")
+        (root / "dermascan-site.conf").write_text(site)
+        shutil.copy(DEPLOY / "nginx" / "security-headers.conf", root / "security-headers.conf")
+        conf = (DEPLOY / "nginx" / "dermascan.conf").read_text()
+        for old, new in [
+            ("server 127.0.0.1:8000", f"server 127.0.0.1:{self.app_port}"),
+            ("listen 443 ssl http2;", f"listen 127.0.0.1:{self.tls_port} ssl http2;"),
+            ("listen 80;", f"listen 127.0.0.1:{_free_port()};"),
+            ("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.http_port};"),
+            ("/etc/letsencrypt/live/dermascan.example.org/fullchain.pem", f"{root}/cert.pem"),
+            ("/etc/letsencrypt/live/dermascan.example.org/privkey.pem", f"{root}/key.pem"),
+            ("/etc/nginx/snippets/", f"{root}/"),
+        ]:
+            assert old in conf, old  # the shipped file still says what this test moves
+            conf = conf.replace(old, new)
+        conf = re.sub(r"\n\s*listen \[::\]:\d+[^;]*;", "", conf)  # loopback IPv4 only
+        (root / "dermascan.conf").write_text(conf)
+        user = "user root;\n" if os.geteuid() == 0 else ""  # workers read the temp folder
+        (root / "nginx.conf").write_text(
+            f"{user}worker_processes 1;\npid {root}/nginx.pid;\nerror_log {root}/error.log;\n"
+            "events { worker_connections 1024; }\n"
+            "http {\n  include /etc/nginx/mime.types;\n  access_log off;\n"
+            f"  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n"
+            f"  include {root}/dermascan.conf;\n}}\n"
+        )
+        subprocess.run(
+            [_require("nginx"), "-p", str(root), "-c", str(root / "nginx.conf"), "-t"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def metrics(self) -> dict[str, float]:
+        status, body, _ = _get(self.direct + "/metrics")
+        assert status == 200
+        samples = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
+    def predictions_counted(self) -> float:
+        key = 'dermascan_http_requests_total{method="POST",route="/api/predict",status="200"}'
+        return self.metrics().get(key, 0.0)
+
+    def stop(self) -> None:
+        for proc in (self.nginx, self.serve):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (self.nginx, self.serve):
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.serve_log.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, real_data_root):
+    _require("nginx")
+    _require("openssl")
+    s = Stack(tmp_path_factory.mktemp("deploy"), SHIPPED_MODEL)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def _load(url: str, out: Path, seconds: float = 8.0, clients: int = 32) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.load", "--url", url, "--clients", str(clients),
+         "--seconds", str(seconds), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=seconds + 120,
+    )  # fmt: skip
+    result = json.loads((out / "load.json").read_text())
+    assert done.returncode in (0, 1), done.stderr
+    return result
+
+
+SENT: list[int] = []  # successful predictions this module sent, for the metrics check
+
+
+def test_nginx_passes_the_load_without_errors_near_the_direct_throughput(stack, tmp_path):
+    """Direct and through nginx, alternately, twice: the better of each side's two."""
+    runs: dict[str, list[dict]] = {"direct": [], "nginx": []}
+    for side in ("direct", "nginx", "nginx", "direct"):
+        url = stack.direct if side == "direct" else stack.proxied
+        result = _load(url, tmp_path / f"{side}{len(runs[side])}")
+        runs[side].append(result)
+        SENT.append(result["requests"])
+    for side, results in runs.items():
+        assert all(r["errors"] == 0 for r in results), (side, results)
+    direct = max(r["requests_per_s"] for r in runs["direct"])
+    proxied = max(r["requests_per_s"] for r in runs["nginx"])
+    print(f"requests/s direct {direct:.1f}, through nginx {proxied:.1f}: {proxied / direct:.2f}x")
+    assert proxied >= 0.9 * direct
+
+
+def _trickle(port: int, seconds: float, closed: list[float], stop: threading.Event) -> None:
+    """A client sending its request header one byte a second; records when nginx answered
+    it or closed the connection."""
+    started = time.monotonic()
+    header = b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.settimeout(1.0)  # the wait for a reply is the pause between two bytes
+        for byte in header:
+            if stop.is_set() or time.monotonic() - started > seconds:
+                return
+            try:
+                sock.sendall(bytes([byte]))
+                sock.recv(4096)  # a reply (408) or the end of the connection
+            except TimeoutError:
+                continue  # nginx still waits: send the next byte
+            except OSError:
+                pass  # reset: closed too
+            closed.append(time.monotonic() - started)
+            return
+
+
+def test_slow_header_senders_are_closed_by_nginx_and_do_not_slow_the_others(stack, tmp_path):
+    baseline = _load(stack.proxied, tmp_path / "baseline", seconds=8.0)
+    SENT.append(baseline["requests"])
+    closed: list[float] = []
+    stop = threading.Event()
+    slow = [
+        threading.Thread(target=_trickle, args=(stack.http_port, 30.0, closed, stop), daemon=True)
+        for _ in range(50)
+    ]
+    for t in slow:
+        t.start()
+    time.sleep(1.0)
+    loaded = _load(stack.proxied, tmp_path / "with-slow", seconds=8.0)
+    SENT.append(loaded["requests"])
+    for t in slow:
+        t.join(timeout=25)
+    stop.set()
+    assert loaded["errors"] == 0
+    print(f"p95 {baseline['p95_ms']:.0f} ms alone, {loaded['p95_ms']:.0f} ms beside 50 slow")
+    assert loaded["p95_ms"] <= 1.5 * baseline["p95_ms"]
+    # client_header_timeout is 10 s: every slow client was closed soon after it
+    assert len(closed) == 50 and max(closed) < 16.0, sorted(closed)[-5:]
+
+
+def test_a_50_mb_body_gets_nginx_413_before_the_app_sees_it(stack):
+    before = stack.metrics()
+    with socket.create_connection(("127.0.0.1", stack.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/predict HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: 52428800\r\n\r\n" + b"\0" * 65536
+        )
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413")
+    after = stack.metrics()
+    posts = {k: v for k, v in after.items() if 'method="POST"' in k and "requests_total" in k}
+    assert posts == {k: v for k, v in before.items() if k in posts}  # no POST reached the app
+
+
+def test_metrics_are_not_reachable_through_nginx(stack):
+    assert _get(stack.proxied + "/metrics")[0] == 404
+    # nor by naming the app's address in a header: the proxied request is not loopback's own
+    assert _get(stack.proxied + "/metrics", {"Host": f"127.0.0.1:{stack.app_port}"})[0] == 404
+
+
+def test_static_files_come_from_nginx_with_cache_and_security_headers_once(stack):
+    status, body, headers = _get(stack.proxied + "/static/app.js")
+    assert status == 200 and body == (STATIC / "app.js").read_bytes()
+    assert "max-age=3600" in headers.get("Cache-Control", "")
+    assert headers.get("X-Frame-Options") == "DENY"
+    # a proxied page: the app's security headers, each exactly once
+    conn = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=10)
+    conn.request("GET", "/")
+    names = [name.lower() for name, _ in conn.getresponse().getheaders()]
+    conn.close()
+    for name in ("x-frame-options", "content-security-policy", "x-content-type-options"):
+        assert names.count(name) == 1, names
+
+
+def test_a_model_swap_under_load_drops_no_request(stack, tmp_path, tiny_model):
+    _, body, _ = _get(stack.direct + "/health")
+    old_sha = json.loads(body)["model_sha256"]
+    # the operator's upgrade: the new file in place (atomically), then systemctl reload
+    staged = stack.model.with_suffix(".new")
+    shutil.copy(tiny_model, staged)
+    os.replace(staged, stack.model)
+    check = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--check", "--model", str(stack.model)],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert check.returncode == 0 and check.stdout.startswith("ok:"), check.stdout + check.stderr
+    result: dict = {}
+    loader = threading.Thread(
+        target=lambda: result.update(_load(stack.proxied, tmp_path / "swap", seconds=15.0))
+    )
+    loader.start()
+    time.sleep(3.0)
+    stack.serve.send_signal(signal.SIGHUP)  # what ExecReload sends
+    loader.join()
+    SENT.append(result["requests"])
+    assert result["errors"] == 0, result["error_kinds"]
+    _, body, _ = _get(stack.direct + "/health")
+    assert json.loads(body)["model_sha256"] != old_sha  # the new model answers now
+
+
+def test_the_metrics_count_every_prediction_sent(stack):
+    """Every run above, direct and through nginx, across the reload: the POST /api/predict
+    200s the app counted are the successful predictions the load clients saw (±0)."""
+    assert SENT, "run with the module's other tests"
+    assert stack.predictions_counted() == sum(SENT)
+
+
+def test_check_fails_on_a_model_the_site_cannot_serve(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a checkpoint")
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--check", "--model", str(bad)],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and "Traceback" not in done.stderr + done.stdout
