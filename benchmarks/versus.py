@@ -21,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.data import EPOCH_JOBS, REPO
@@ -39,6 +41,25 @@ def _epoch(folder: Path, mpiexec: str, procs: int, job: str, data_dir: str | Non
     cmd += ["--data-dir", data_dir] if data_dir else []
     done = subprocess.run(cmd, cwd=folder, check=True, capture_output=True, text=True)
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "fcnn": origin}
+
+
+@contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """``rev`` checked out into a temporary git worktree, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="fcnn-versus-") as tmp:
+        worktree = Path(tmp) / "base"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(worktree), rev],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield worktree
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=False
+            )
 
 
 def _rev(rev: str) -> str:
@@ -69,34 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout.strip()
     head_name = f"{head}{' + uncommitted changes' if dirty else ''}"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="fcnn-versus-") as tmp:
-        worktree = Path(tmp) / "base"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(worktree), base],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-        )
-        try:
-            sides = {"base": worktree, "head": REPO}
-            for job in args.jobs:
-                seconds: dict[str, list[float]] = {"base": [], "head": []}
-                for r in range(args.rounds):
-                    order = ("base", "head") if r % 2 == 0 else ("head", "base")
-                    for side in order:
-                        result = _epoch(sides[side], mpiexec, args.procs, job, args.data_dir)
-                        seconds[side].append(result["seconds"])
-                        print(
-                            f"{job} round {r + 1} {side}: {result['seconds']:.1f} s "
-                            f"({result['fcnn']})",
-                            flush=True,
-                        )
-                ratios = [h / b for h, b in zip(seconds["head"], seconds["base"], strict=True)]
-                rows.append((job, seconds, ratios))
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=False
-            )
+    with checkout(base) as worktree:
+        sides = {"base": worktree, "head": REPO}
+        for job in args.jobs:
+            seconds: dict[str, list[float]] = {"base": [], "head": []}
+            for r in range(args.rounds):
+                order = ("base", "head") if r % 2 == 0 else ("head", "base")
+                for side in order:
+                    result = _epoch(sides[side], mpiexec, args.procs, job, args.data_dir)
+                    seconds[side].append(result["seconds"])
+                    print(
+                        f"{job} round {r + 1} {side}: {result['seconds']:.1f} s ({result['fcnn']})",
+                        flush=True,
+                    )
+            ratios = [h / b for h, b in zip(seconds["head"], seconds["base"], strict=True)]
+            rows.append((job, seconds, ratios))
     lines = [
         f"# Training epochs: {head_name} against {base}",
         "",
