@@ -31,16 +31,19 @@ SECURITY_HEADERS = {
         "form-action 'self'"
     ),
 }
-# nginx's own, for the files it serves itself; sent on plain HTTP too, where browsers ignore it
+# nginx's own, on HTTPS (browsers ignore it on plain HTTP)
 HSTS = ("Strict-Transport-Security", "max-age=63072000")
 
 
 def nginx_snippet() -> str:
-    """``deploy/nginx/security-headers.conf``: these headers as nginx ``add_header`` lines,
-    for the static files nginx serves without the app (a test keeps the file equal to
-    this; regenerate it with ``python -c "from webapp.guard import nginx_snippet;
-    print(nginx_snippet(), end='')" > deploy/nginx/security-headers.conf``)."""
+    """``deploy/nginx/security-headers.conf``: nginx sends these headers (and HSTS) on every
+    response, once each: the app's own copies are hidden, so pages, errors, the files nginx
+    serves and the 400s of uvicorn's parser, which never reach the app, all carry them. A
+    test keeps the file equal to this; regenerate it with ``python -c "from webapp.guard
+    import nginx_snippet; print(nginx_snippet(), end='')" >
+    deploy/nginx/security-headers.conf``."""
     lines = ["# Generated from webapp.guard.SECURITY_HEADERS (see nginx_snippet); do not edit."]
+    lines += [f"proxy_hide_header {name};" for name in SECURITY_HEADERS]
     for name, value in [*SECURITY_HEADERS.items(), HSTS]:
         lines.append(f'add_header {name} "{value}" always;')
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp.guard import HSTS, nginx_snippet
+from webapp.guard import HSTS, SECURITY_HEADERS, nginx_snippet
 from webapp.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -21,10 +21,16 @@ def _needs(*tools: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(missing), reason=f"not installed here: {', '.join(missing)}")
 
 
-def test_the_static_files_security_headers_are_the_apps():
-    assert (DEPLOY / "nginx" / "security-headers.conf").read_text() == nginx_snippet()
-    site = (DEPLOY / "nginx" / "dermascan.conf").read_text()
-    assert f'add_header {HSTS[0]} "{HSTS[1]}" always;' in site
+def test_nginx_sends_the_apps_security_headers_and_hides_the_apps_copies():
+    snippet = (DEPLOY / "nginx" / "security-headers.conf").read_text()
+    assert snippet == nginx_snippet()
+    for name, value in SECURITY_HEADERS.items():
+        assert f"proxy_hide_header {name};" in snippet
+        assert f'add_header {name} "{value}" always;' in snippet
+    assert f'add_header {HSTS[0]} "{HSTS[1]}" always;' in snippet
+    # included once, at the server level, where no location overrides it
+    site = (DEPLOY / "nginx" / "dermascan-site.conf").read_text()
+    assert site.count("security-headers.conf;") == 1 and site.count("add_header") == 0
 
 
 def test_nginx_limits_match_the_apps_settings():

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -24,6 +25,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from webapp.guard import SECURITY_HEADERS
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -198,19 +201,23 @@ SENT: list[int] = []  # successful predictions this module sent, for the metrics
 
 
 def test_nginx_passes_the_load_without_errors_near_the_direct_throughput(stack, tmp_path):
-    """Direct and through nginx, alternately, twice: the better of each side's two."""
-    runs: dict[str, list[dict]] = {"direct": [], "nginx": []}
-    for side in ("direct", "nginx", "nginx", "direct"):
-        url = stack.direct if side == "direct" else stack.proxied
-        result = _load(url, tmp_path / f"{side}{len(runs[side])}")
-        runs[side].append(result)
-        SENT.append(result["requests"])
-    for side, results in runs.items():
-        assert all(r["errors"] == 0 for r in results), (side, results)
-    direct = max(r["requests_per_s"] for r in runs["direct"])
-    proxied = max(r["requests_per_s"] for r in runs["nginx"])
-    print(f"requests/s direct {direct:.1f}, through nginx {proxied:.1f}: {proxied / direct:.2f}x")
-    assert proxied >= 0.9 * direct
+    """Seven pairs of short runs, direct and through nginx, the side going first alternating:
+    this VM's speed drifts by tens of percent within minutes, so each pair's ratio compares
+    runs seconds apart, and the median of the seven is the figure."""
+    ratios, results = [], []
+    for pair in range(7):
+        rate = {}
+        for side in ("direct", "nginx") if pair % 2 == 0 else ("nginx", "direct"):
+            url = stack.direct if side == "direct" else stack.proxied
+            result = _load(url, tmp_path / f"{side}{pair}", seconds=5.0)
+            results.append(result)
+            SENT.append(result["requests"])
+            rate[side] = result["requests_per_s"]
+        ratios.append(rate["nginx"] / rate["direct"])
+    assert [r["errors"] for r in results] == [0] * 14
+    print(f"through nginx / direct, requests/s: median {statistics.median(ratios):.2f}x, "
+          f"pairs {[round(r, 2) for r in ratios]}")  # fmt: skip
+    assert statistics.median(ratios) >= 0.9
 
 
 def _trickle(port: int, seconds: float, closed: list[float], stop: threading.Event) -> None:
@@ -267,7 +274,7 @@ def test_a_50_mb_body_gets_nginx_413_before_the_app_sees_it(stack):
             b"Content-Length: 52428800\r\n\r\n" + b"\0" * 65536
         )
         reply = sock.recv(4096)
-    assert reply.startswith(b"HTTP/1.1 413")
+    assert reply.startswith(b"HTTP/1.1 413") and b"X-Frame-Options: DENY" in reply
     after = stack.metrics()
     posts = {k: v for k, v in after.items() if 'method="POST"' in k and "requests_total" in k}
     assert posts == {k: v for k, v in before.items() if k in posts}  # no POST reached the app
@@ -279,18 +286,28 @@ def test_metrics_are_not_reachable_through_nginx(stack):
     assert _get(stack.proxied + "/metrics", {"Host": f"127.0.0.1:{stack.app_port}"})[0] == 404
 
 
-def test_static_files_come_from_nginx_with_cache_and_security_headers_once(stack):
+def test_static_files_come_from_nginx_with_cache_headers(stack):
     status, body, headers = _get(stack.proxied + "/static/app.js")
     assert status == 200 and body == (STATIC / "app.js").read_bytes()
     assert "max-age=3600" in headers.get("Cache-Control", "")
-    assert headers.get("X-Frame-Options") == "DENY"
-    # a proxied page: the app's security headers, each exactly once
-    conn = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=10)
-    conn.request("GET", "/")
-    names = [name.lower() for name, _ in conn.getresponse().getheaders()]
-    conn.close()
-    for name in ("x-frame-options", "content-security-policy", "x-content-type-options"):
-        assert names.count(name) == 1, names
+
+
+def test_every_response_carries_the_security_headers_once(stack):
+    """Pages, the app's errors, nginx's files and nginx's own refusals alike."""
+    for method, path in [("GET", "/"), ("GET", "/api/conditions/zzz"),
+                         ("GET", "/static/app.js"), ("DELETE", "/api/predict")]:  # fmt: skip
+        conn = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=10)
+        conn.request(method, path)
+        response = conn.getresponse()
+        names = [name.lower() for name, _ in response.getheaders()]
+        conn.close()
+        for name in SECURITY_HEADERS:
+            assert names.count(name.lower()) == 1, (path, names)
+        assert response.getheader("X-Frame-Options") == SECURITY_HEADERS["X-Frame-Options"]
+    with socket.create_connection(("127.0.0.1", stack.http_port), timeout=10) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")  # refused by nginx itself: 400
+        reply = sock.recv(4096).lower()
+    assert reply.startswith(b"http/1.1 400") and reply.count(b"\nx-frame-options: deny") == 1
 
 
 def test_a_model_swap_under_load_drops_no_request(stack, tmp_path, tiny_model):
