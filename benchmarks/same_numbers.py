@@ -9,7 +9,11 @@ training runs of the configs as shipped (LeNet-5 and the BatchNorm net on MNIST 
 epochs, the CIFAR-10 net for 1 epoch on 4,000 images), each with its metrics and its best
 model's ONNX export, on 2 processes. ``compare`` checks the arrays bit for bit, the answers
 and ONNX files byte for byte, and the metrics but their timing columns. Run ``dump`` in each
-checkout (a worktree of the base commit, say) with the data in ``FCNN_DATA``.
+checkout with the data in ``FCNN_DATA``; for a commit older than this module, run this file
+from a worktree of it, which then imports that commit's fcnn::
+
+    git worktree add --detach /tmp/base REV
+    cd /tmp/base && PYTHONPATH=. python /path/to/benchmarks/same_numbers.py dump /tmp/before
 """
 
 from __future__ import annotations
