@@ -29,6 +29,10 @@ __all__ = ["METHODS", "Calibration", "fit", "nll"]
 
 @attrs.frozen
 class Calibration:
+    """How a model's logits become calibrated probabilities (Guo et al. 2017): ``method``
+    "none", "temperature" (logits / T), "bias" or "vector" (a scale and an offset per class);
+    fitted on validation logits by :func:`fit`, stored in checkpoints by :meth:`to_dict`."""
+
     method: str = "none"  # none | temperature | bias | vector
     temperature: float = 1.0
     scale: tuple[float, ...] = ()  # vector scaling: one factor per class

@@ -25,6 +25,7 @@ AGE_BANDS = (
 
 
 def age_band(age: float) -> str:
+    """The label of the band of :data:`AGE_BANDS` that ``age`` falls in ("unknown" for NaN)."""
     if not np.isfinite(age):
         return "unknown"
     return next(label for lo, hi, label in AGE_BANDS if lo <= age < hi)

@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 Initializer = Callable[..., np.ndarray]
+"""``init(key, shape, fan_in, fan_out, dtype) -> array``: a weight initializer."""
 
 
 def he_normal(key, shape, fan_in: int, fan_out: int, dtype=np.float32) -> np.ndarray:

@@ -40,5 +40,6 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` atomically (:func:`atomic_write`)."""
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

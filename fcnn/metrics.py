@@ -36,6 +36,7 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def accuracy(confusion: np.ndarray) -> float:
+    """The share of the confusion matrix on its diagonal (0 for an empty one)."""
     total = confusion.sum()
     return float(np.trace(confusion) / total) if total else 0.0
 

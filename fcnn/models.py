@@ -155,6 +155,7 @@ for _factory in (lenet_mnist, tiny_vgg_cifar, bn_net_mnist, dermascan_cnn):
 
 
 def names() -> list[str]:
+    """The registered presets' names (built-in and plugins'), sorted."""
     return sorted(_PRESETS)
 
 

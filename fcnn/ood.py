@@ -30,6 +30,11 @@ def colour_and_contrast(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @attrs.frozen(eq=False)
 class OodDetector:
+    """Out-of-distribution checks of a photo, each answering ``"not_skin"``: the squared
+    Mahalanobis distance of its features to the nearest class mean (over ``threshold``: unlike
+    the training data), and its contrast and colour (under ``min_contrast`` or
+    ``min_chroma``: not a photo of skin)."""
+
     means: np.ndarray  # (K, D) class means of the features
     precision: np.ndarray  # (D, D) inverse of the shared covariance
     threshold: float  # feature distances above it are out of distribution

@@ -25,6 +25,7 @@ Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of the file at ``path`` as hex, read ``chunk`` bytes at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

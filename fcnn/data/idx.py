@@ -56,6 +56,7 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
 
 
 def read_idx(path: Path) -> np.ndarray:
+    """The array in the IDX file at ``path`` (gzip-compressed or not), checked as it is read."""
     return parse_idx(read_maybe_gzip(path), str(path))
 
 

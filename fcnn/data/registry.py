@@ -43,6 +43,8 @@ class Request:
 
 @attrs.frozen(eq=False)
 class Loaded:
+    """What a loader returns: the training set, the held-out test set, and notes."""
+
     train: Dataset  # the full training set; validation is split from it
     test: Dataset  # held out: never used for model selection
     notes: tuple[str, ...] = ()  # what the loader skipped, and why

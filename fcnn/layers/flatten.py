@@ -25,16 +25,19 @@ class FlattenCache(NamedTuple):
 
 
 def init(key: fr.Key, input_shape: tuple[int, ...]) -> tuple[tuple[int], FlattenParams]:
+    """``((prod(input_shape),), FlattenParams())``: no hyperparameters, no leaves."""
     return (math.prod(input_shape),), FlattenParams()
 
 
 def forward(params: FlattenParams, x: np.ndarray) -> tuple[np.ndarray, FlattenCache]:
+    """x (N, ...) as (N, features); the cache keeps the input's shape."""
     return x.reshape(x.shape[0], -1), FlattenCache(x.shape)  # (N, ...) -> (N, prod(...))
 
 
 def backward(
     params: FlattenParams, cache: FlattenCache, dy: np.ndarray
 ) -> tuple[np.ndarray, FlattenParams]:
+    """dy (N, features) back in the input's shape; the (leafless) params are their gradient."""
     return dy.reshape(cache.input_shape), params  # (N, prod(...)) -> (N, ...)
 
 

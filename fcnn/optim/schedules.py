@@ -8,6 +8,7 @@ from collections.abc import Callable
 __all__ = ["Schedule", "constant", "cosine", "exponential", "step_decay", "warmup"]
 
 Schedule = Callable[[int], float]
+"""``schedule(step) -> learning rate``: a pure function of the step count."""
 
 
 def _positive(name: str, value: float) -> None:
