@@ -66,35 +66,50 @@ class Metrics:
             return
         self._prom = prom
         self.registry = prom.CollectorRegistry()
-        reg = {"registry": self.registry}
+        reg = self.registry
         self.requests = prom.Counter(
             "dermascan_http_requests",
             "HTTP requests answered",
             ["route", "method", "status"],
-            **reg,
+            registry=reg,
         )
         self.request_seconds = prom.Histogram(
             "dermascan_http_request_duration_seconds", "Whole requests", ["route"],
-            buckets=_BUCKETS, **reg,
+            buckets=_BUCKETS, registry=reg,
         )  # fmt: skip
         self.decode_seconds = prom.Histogram(
-            "dermascan_decode_duration_seconds", "Sandboxed image decodes", buckets=_BUCKETS, **reg
+            "dermascan_decode_duration_seconds",
+            "Sandboxed image decodes",
+            buckets=_BUCKETS,
+            registry=reg,
         )
         self.predict_seconds = prom.Histogram(
             "dermascan_predict_duration_seconds", "The network and its answer rules",
-            buckets=_BUCKETS, **reg,
+            buckets=_BUCKETS, registry=reg,
         )  # fmt: skip
         self.answers = prom.Counter(
-            "dermascan_answers", "Answers given", ["risk_level", "uncertain_reason"], **reg
+            "dermascan_answers", "Answers given", ["risk_level", "uncertain_reason"], registry=reg
         )
         self.rejections = prom.Counter(
-            "dermascan_rejections", "Requests refused, by status", ["cause"], **reg
+            "dermascan_rejections", "Requests refused, by status", ["cause"], registry=reg
         )
-        live = {"multiprocess_mode": "livesum", **reg}  # summed over the live workers
-        self.uploads = prom.Gauge("dermascan_uploads_in_progress", "Bodies being received", **live)
-        self.decodes = prom.Gauge("dermascan_decodes_in_progress", "Images being decoded", **live)
+        self.uploads = prom.Gauge(
+            "dermascan_uploads_in_progress",
+            "Bodies being received",
+            registry=reg,
+            multiprocess_mode="livesum",  # summed over the live workers
+        )
+        self.decodes = prom.Gauge(
+            "dermascan_decodes_in_progress",
+            "Images being decoded",
+            registry=reg,
+            multiprocess_mode="livesum",  # summed over the live workers
+        )
         self.decode_memory = prom.Gauge(
-            "dermascan_decode_memory_bytes", "Resident memory of the decoder processes", **live
+            "dermascan_decode_memory_bytes",
+            "Resident memory of the decoder processes",
+            registry=reg,
+            multiprocess_mode="livesum",  # summed over the live workers
         )
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:

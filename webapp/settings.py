@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -73,7 +74,7 @@ class Settings:
         ``DERMASCAN_DRAIN_S`` (30).
         """
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         spec = {
             "DERMASCAN_HOST": ("host", str),
             "DERMASCAN_PORT": ("port", int),
