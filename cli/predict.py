@@ -28,7 +28,7 @@ def _line(path: Path, answer: Answer, k: int) -> str:
     if answer.risk_level is not None:
         parts.append(f"risk {answer.risk_level}")
     if answer.uncertain:
-        parts.append(f"uncertain ({answer.uncertain_reason.replace('_', ' ')})")
+        parts.append(f"uncertain ({(answer.uncertain_reason or '').replace('_', ' ')})")
     ranked = ", ".join(f"{c} {q:.1%}" for c, q in answer.ranked(k))
     return "; ".join(parts) + f"; probabilities {ranked}"
 

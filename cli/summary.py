@@ -48,6 +48,7 @@ def summary_command(
             raise fail(f"{weights}: the architecture cannot be built: {exc}") from None
         shape, title = tuple(info.input_shape), f"{weights} ({info.describe()})"
     else:
+        assert config is not None  # one of the two, checked above
         cfg = load_config(config, set_ or [])
         train = load_dataset(cfg.dataset, data_request(cfg, data_dir)).train
         net = network_for(cfg, train.class_names, train.image_shape).network

@@ -117,7 +117,9 @@ def _fit_affine(
     for _ in range(steps):
         _, cache = cross_entropy.forward(z * params.scale + params.bias, labels)
         dz = cross_entropy.backward(cache)
-        dscale = np.sum(dz * z, axis=0) if per_class_scale else np.sum(dz * z, keepdims=True)[0]
+        dscale = (
+            np.sum(dz * z, axis=0) if per_class_scale else np.sum(dz * z, keepdims=True).reshape(1)
+        )
         grads = _Vector(dscale, np.sum(dz, axis=0))
         updates, state = opt.update(grads, state, params)
         params = optim.apply_updates(params, updates)

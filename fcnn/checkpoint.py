@@ -230,7 +230,7 @@ def save(path: str | Path, manifest: dict[str, Any] | ModelManifest, **trees: An
     full = {"format_version": FORMAT_VERSION, "fcnn_version": __version__, **manifest}
     arrays[MANIFEST] = np.array(json.dumps(full, sort_keys=True))
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # NumPy's stub: a key could be allow_pickle
     return path
 
 

@@ -30,6 +30,7 @@ def input_gradient(
     dy = np.zeros_like(logits)
     dy[:, class_index] = 1
     dx, _ = net.backward(params, cache, dy)
+    assert dx is not None  # need_dx defaults to True
     return dx
 
 

@@ -48,7 +48,7 @@ class Model:
     params: Any
     state: Any
     class_names: tuple[str, ...]
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]  # one example's, (C, H, W)
     normalization: Normalization
     manifest: checkpoint.ModelManifest
     calibration: Calibration = Calibration()
@@ -185,7 +185,7 @@ class Model:
     def load_image(self, path: str | Path) -> np.ndarray:
         """One image file through :func:`fcnn.data.preprocess.prepare_image`: (C, H, W) uint8."""
         mode = "L" if self.input_shape[0] == 1 else "RGB"
-        return decode_image(Path(path), self.input_shape[1:], mode)
+        return decode_image(Path(path), (self.input_shape[1], self.input_shape[2]), mode)
 
     def predict_files(
         self, paths: Sequence[str | Path], k: int = 3
@@ -223,9 +223,12 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
     if not m.class_names or m.normalization is None:
         missing = "class_names" if not m.class_names else "normalization"
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {missing!r}")
+    if m.input_shape is None:
+        raise checkpoint.CheckpointError("the checkpoint's manifest lacks 'input_shape'")
+    input_shape = tuple(m.input_shape)
     # the layer table inference sizes its shards by (cached per spec and shape)
-    rows = layer_costs(net.spec, tuple(m.input_shape))
-    out_shape = rows[-1].output_shape if rows else tuple(m.input_shape)
+    rows = layer_costs(net.spec, input_shape)
+    out_shape = rows[-1].output_shape if rows else input_shape
     if out_shape != (len(m.class_names),) or not all(isinstance(c, str) for c in m.class_names):
         raise checkpoint.CheckpointError(
             f"the checkpoint names {len(m.class_names)} classes for a network with outputs of "
@@ -237,7 +240,7 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
             params,
             state,
             m.class_names,
-            tuple(m.input_shape),
+            input_shape,
             Normalization.from_dict(m.normalization),
             m,
             Calibration.from_dict(m.calibration),

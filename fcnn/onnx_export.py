@@ -208,7 +208,7 @@ def _calibrated(graph: OnnxGraph, calibration: Any, logits: str) -> str:
     """The stored calibration of the logits, in the same operations as
     :meth:`fcnn.calibration.Calibration.apply`."""
     if calibration.method in ("temperature", "bias"):
-        logits = graph.node("Div", logits, graph.constant(np.float32(calibration.temperature)))
+        logits = graph.node("Div", logits, graph.constant(np.array(calibration.temperature)))
     if calibration.method == "vector":
         logits = graph.node("Mul", logits, graph.constant(np.array(calibration.scale)))
     if calibration.method in ("bias", "vector"):

@@ -52,6 +52,7 @@ def _import(name: str) -> str:
             )
         if known is None:
             spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec is not None and spec.loader is not None  # a .py file always has both
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             try:

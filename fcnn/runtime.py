@@ -40,6 +40,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BLAS_THREAD_VARIABLES",
@@ -59,7 +60,7 @@ _M_MMAP_MAX = -4
 _applied = False
 
 
-def _libc_function(name: str, argtypes: list) -> ctypes._CFuncPtr | None:
+def _libc_function(name: str, argtypes: list) -> Any:
     """A glibc function through ctypes, or None where there is no such function."""
     libc = ctypes.util.find_library("c")
     if libc is None:

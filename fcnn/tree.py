@@ -243,7 +243,8 @@ def _map(fn: Callable[..., Any], tree: Any, rest: tuple[Any, ...]) -> Any:
         if o is None or not _same_kind(tree, r, children, o):
             raise _Mismatch
     new_children = [
-        _map(fn, child, tuple(o[i][1] for o in others)) for i, (_, child) in enumerate(children)
+        _map(fn, child, tuple(o[i][1] for o in others if o is not None))
+        for i, (_, child) in enumerate(children)
     ]
     return _rebuild(tree, new_children)
 

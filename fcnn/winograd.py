@@ -255,8 +255,9 @@ def _aliased(h: int, w: int, dtype: np.dtype) -> bool:
 
 def _to_channels_last(x: np.ndarray, out: np.ndarray) -> None:
     """``out`` (k, H, W, C) = ``x`` (k, C, H, W)."""
-    if _aliased(*x.shape[2:], x.dtype):
-        skewed = _skewed_planes(*x.shape, x.dtype)
+    k, c, h, w = x.shape
+    if _aliased(h, w, x.dtype):
+        skewed = _skewed_planes(k, c, h, w, x.dtype)
         skewed[...] = x  # contiguous runs of whole planes
         x = skewed
     out[...] = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC
@@ -426,7 +427,7 @@ def backward(
     """(dx or None, dw): the gradients of ``sum(forward(x, w, b, padding, v)[0] * dy)``
     w.r.t. the input (of ``input_shape``) and the kernels, from the input ``tiles`` that
     :func:`forward` returned."""
-    grid = tile_grid(input_shape[2:], padding, v.m)
+    grid = tile_grid((input_shape[2], input_shape[3]), padding, v.m)
     c_in, c_out = input_shape[1], w.shape[0]
     dtype = np.result_type(w, dy, *tiles)
     du = np.zeros((v.alpha**2, c_in, c_out), dtype=dtype)
@@ -436,7 +437,7 @@ def backward(
         d_products = _gradient_tiles(dy[part], grid, v)  # (α², tiles, C_out)
         # stacked GEMMs, as in forward: (C_in, tiles) @ (tiles, C_out) for each of the α²
         du += np.matmul(chunk_tiles.transpose(0, 2, 1), d_products)
-        if need_dx:
+        if dx is not None and u is not None:  # need_dx
             d_tiles = np.empty(chunk_tiles.shape, dtype)  # (α², tiles, C_in)
             # (tiles, C_out) @ (C_out, C_in) for each of the α²
             np.matmul(d_products, u.transpose(0, 2, 1), out=d_tiles)

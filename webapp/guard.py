@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["HSTS", "SECURITY_HEADERS", "guard", "nginx_snippet"]
 
-ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
+ASGIApp = Callable[[Any, Callable, Callable], Awaitable[None]]
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 
 __all__ = [
     "ClassProbability",
@@ -79,7 +79,7 @@ class PredictOperation(Operation):
                         required=["file"],
                         properties={
                             "file": Schema(
-                                type="string",
+                                type=OpenAPIType.STRING,
                                 format="binary",  # type: ignore[arg-type]
                                 description="The photo: JPEG, PNG or WebP",
                             ),

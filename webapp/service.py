@@ -100,7 +100,9 @@ class Predictor:
     shared by every request of a worker)."""
 
     model: Model
-    conditions: dict[str, dict[str, str]] = attrs.field()
+    conditions: dict[str, dict[str, str]] = attrs.field(
+        validator=lambda self, _attribute, value: check_classes(self.model.class_names, value)
+    )
     confidence_threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget: DecodeBudget = attrs.field(factory=lambda: DecodeBudget(DEFAULT_DECODE_MEMORY))
@@ -109,10 +111,6 @@ class Predictor:
     decoders: DecoderPool | None = None
     # what the site counts and times (webapp.metrics); none by default
     metrics: Metrics = attrs.field(factory=lambda: Metrics(enabled=False))
-
-    @conditions.validator
-    def _covers_the_classes(self, attribute, value) -> None:
-        check_classes(self.model.class_names, value)
 
     @property
     def rules(self) -> AnswerRules:
@@ -147,8 +145,8 @@ class Predictor:
         by default); :class:`webapp.images.ImageProblem` for a file that is not a usable photo
         or, with decoder processes, one too costly to decode or not decoded by ``deadline``
         (a :func:`time.monotonic` time; default: 30 s from now)."""
-        model_channels, *model_size = self.model.input_shape
-        size, channels = size or tuple(model_size), channels or model_channels
+        model_channels, model_h, model_w = self.model.input_shape
+        size, channels = size or (model_h, model_w), channels or model_channels
         with self.metrics.decoding():
             if self.decoders is None:
                 return read_image(

@@ -131,7 +131,7 @@ def load_splits(
             f"{train_dir} has no class folders: put each class's images in a folder of its "
             f"own, {train_dir}/<class>/*.jpg"
         )
-    if len(names) < 2:
+    if len(names) == 1:
         raise DataError(f"{train_dir} has one class folder ({names[0]}); a classifier needs two")
     train = load_image_folder(train_dir, class_names=names, size=size, mode=mode)
     if train_dir != root and (root / "test").is_dir():

@@ -175,7 +175,7 @@ def augment(
         return x
     rng = fr.generator(key)
     rows = slice(None) if rows is None else rows
-    batch = x.shape[0] if batch is None else batch
+    batch = int(x.shape[0] if batch is None else batch)
     if len(range(batch)[rows]) != x.shape[0]:
         raise ValueError(f"augment: rows {rows} of {batch} images do not match {x.shape[0]}")
     out = x

@@ -23,7 +23,7 @@ class BufferLayout:
 
 
 def to_buffer(
-    t: Any, extra: np.ndarray | None = None, dtype=np.float32
+    t: Any, extra: np.ndarray | None = None, dtype: Any = np.float32
 ) -> tuple[np.ndarray, BufferLayout]:
     """Copy the leaves of ``t`` (then the values of ``extra``) into one new 1-D array.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -152,7 +152,7 @@ _VJP: dict[type, Callable[..., np.ndarray]] = {
 }
 
 
-def _lookup(table: dict[type, Callable[..., object]], params: object) -> Callable[..., object]:
+def _lookup(table: dict[type, Callable[..., Any]], params: object) -> Callable[..., Any]:
     fn = table.get(type(params))
     if fn is None:
         raise TypeError(f"not an activation's params: {type(params).__name__}")

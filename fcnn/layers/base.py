@@ -179,9 +179,11 @@ def hyperparameters(
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in NOT_HYPERPARAMETERS
     ]
     takes_static = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    fields = attrs.fields(params_class) if takes_static and params_class else ()
+    if not (takes_static and params_class is not None):
+        return inspect.Signature(named, return_annotation=Layer)
     # the params class's __init__ states what each field accepts (a converter's argument)
-    accepted = inspect.signature(params_class).parameters if fields else {}
+    accepted = inspect.signature(params_class).parameters
+    fields = attrs.fields(params_class)
     static = [
         accepted[f.name].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
         for f in fields

@@ -76,24 +76,24 @@ def replica_total(x: np.ndarray) -> np.ndarray:
     return x if sum_fn is None else sum_fn(x)
 
 
+def _check_momentum(value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"BatchNorm momentum must lie in [0, 1], got {value}")
+
+
+def _check_eps(value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"BatchNorm eps must be positive, got {value}")
+
+
 @attrs.frozen(eq=False)
 class BatchNormParams:
     """Trainable scale ``gamma`` and shift ``beta`` (C,); static momentum and eps."""
 
     gamma: np.ndarray
     beta: np.ndarray
-    momentum: float = static_field(default=0.1)
-    eps: float = static_field(default=1e-5)
-
-    @momentum.validator
-    def _check_momentum(self, _attribute: attrs.Attribute, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"BatchNorm momentum must lie in [0, 1], got {value}")
-
-    @eps.validator
-    def _check_eps(self, _attribute: attrs.Attribute, value: float) -> None:
-        if value <= 0:
-            raise ValueError(f"BatchNorm eps must be positive, got {value}")
+    momentum: float = static_field(default=0.1, validator=lambda _p, _a, v: _check_momentum(v))
+    eps: float = static_field(default=1e-5, validator=lambda _p, _a, v: _check_eps(v))
 
 
 @attrs.frozen(eq=False)

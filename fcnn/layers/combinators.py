@@ -64,10 +64,11 @@ def serial(*layers: Layer, features: int | None = None) -> Layer:
 
     def backward(params, cache, dy, *, need_dx=True):
         grads: list[Any] = [None] * n
+        grad: Any = dy  # None only out of the first layer, when the caller needs no dx
         for i in reversed(range(n)):
             # the first layer's input gradient only when the caller needs it
-            dy, grads[i] = layers[i].backward(params[i], cache[i], dy, need_dx=need_dx or i > 0)
-        return dy, tuple(grads)
+            grad, grads[i] = layers[i].backward(params[i], cache[i], grad, need_dx=need_dx or i > 0)
+        return grad, tuple(grads)
 
     spec: Spec = {"type": "serial", "layers": [layer.spec for layer in layers]}
     if features is not None:
@@ -83,7 +84,8 @@ def split(net: Layer, count: int) -> tuple[Layer, Layer]:
             f"only a serial network of more than {count} layers splits after layer {count}; "
             f"got {net!r}"
         )
-    return serial(*net.children[:count]), serial(*net.children[count:])
+    layers = [layer for layer in net.children if layer is not None]  # a serial's are all set
+    return serial(*layers[:count]), serial(*layers[count:])
 
 
 def feature_split(net: Layer) -> tuple[Layer, Layer]:
@@ -131,9 +133,11 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
     def backward(params, cache, dy, *, need_dx=True):
         dx, g_block = block.backward(params[0], cache[0], dy, need_dx=need_dx)
         if shortcut is None:
-            return (dx + dy if need_dx else None), (g_block, None)
+            return (dx + dy if need_dx and dx is not None else None), (g_block, None)
         dx_short, g_short = shortcut.backward(params[1], cache[1], dy, need_dx=need_dx)
-        return (dx + dx_short if need_dx else None), (g_block, g_short)
+        if not need_dx or dx is None or dx_short is None:
+            return None, (g_block, g_short)
+        return dx + dx_short, (g_block, g_short)
 
     spec = {"type": "residual", "block": block.spec, "shortcut": shortcut and shortcut.spec}
     return Layer(spec=spec, init=init, apply=apply, backward=backward, children=(block, shortcut))

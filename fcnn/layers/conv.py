@@ -13,7 +13,7 @@ and picks the faster of two ways to the input gradient (see :func:`dx_method`). 
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -143,7 +143,7 @@ def init(
     kernel_size: int | tuple[int, int],
     w_init: str = "he_normal",
     dtype=np.float32,
-    **static: object,
+    **static: Any,
 ) -> tuple[tuple[int, int, int], Conv2DParams]:
     """Initialize for one example of shape ``(C_in, H, W)``; returns ``(output_shape, params)``.
     ``static``: the geometry forward needs, :class:`Conv2DParams`' static fields (``stride``,
@@ -283,10 +283,13 @@ def _grid_backward(
         cols, g = grid_im2col(x[part], geo)  # (C_in*KH*KW, k*OH*Wq)
         dy_grid = nchw_to_grid(dy[part], g)  # (C_out, k*OH*Wq)
         dw2d_t += cols @ dy_grid.T  # OpenBLAS runs this order faster than dy @ cols.T
+        if dx is None:
+            continue
         if method == "grid":  # col2im of the patch-matrix gradient
             dx[part] = grid_col2im(w2d.T @ dy_grid, x[part].shape, geo, g)
         elif method == "patches":  # the patch matrix of dy
             patches, gx = grid_gradient_patches(dy[part], x[part].shape, geo)
+            assert wt is not None  # made for this method
             dx_grid = wt @ patches  # (C_in, C_out*KH*KW) @ (C_out*KH*KW, k*H*Wq)
             dx[part] = grid_rows_to_nchw(dx_grid, k, gx, geo, x.shape[2:])
     return dw2d_t.T, dx  # (C_in*KH*KW, C_out) -> (C_out, C_in*KH*KW) view

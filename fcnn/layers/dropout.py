@@ -17,16 +17,16 @@ from fcnn.tree import static_field
 __all__ = ["Dropout", "DropoutCache", "DropoutParams", "backward", "forward", "init"]
 
 
+def _check_rate(value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"Dropout drop_rate must lie in [0, 1), got {value}")
+
+
 @attrs.frozen(eq=False)
 class DropoutParams:
     """No trainable leaves; the static probability of dropping a value."""
 
-    drop_rate: float = static_field(default=0.5)
-
-    @drop_rate.validator
-    def _check(self, _attribute: attrs.Attribute, value: float) -> None:
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"Dropout drop_rate must lie in [0, 1), got {value}")
+    drop_rate: float = static_field(default=0.5, validator=lambda _p, _a, v: _check_rate(v))
 
 
 class DropoutCache(NamedTuple):

@@ -40,7 +40,7 @@ def fuse(net: Layer) -> Layer:
         return net
     children = tuple(None if c is None else fuse(c) for c in net.children)
     if net.name == "serial":  # the one chain of layers: the pass's patterns live in it
-        return _fused_serial(net, children)
+        return _fused_serial(net, tuple(c for c in children if c is not None))
     kind = registry.combinator_of(net.name)
     if kind is None:  # a user's layer holding layers: runs as it was built
         return net
@@ -88,8 +88,10 @@ def _fused_serial(net: Layer, layers: tuple[Layer, ...]) -> Layer:
         for step in steps:
             if len(step) == 2 and fused.applies(params[step[0]], params[step[1]], x, train):
                 bn, pool = step
+                bn_state = states[bn]
+                assert bn_state is not None  # a BatchNorm's running statistics
                 x, caches[bn], new_states[bn] = fused.forward(
-                    params[bn], params[pool], x, state=states[bn]
+                    params[bn], params[pool], x, state=bn_state
                 )
                 new_states[pool] = states[pool]
                 continue
@@ -101,18 +103,19 @@ def _fused_serial(net: Layer, layers: tuple[Layer, ...]) -> Layer:
 
     def backward(params, cache, dy, *, need_dx=True):
         grads: list[Any] = [None] * n
+        grad: Any = dy  # None only out of the first layer, when the caller needs no dx
         for k in reversed(range(len(steps))):
             step = steps[k]
             if len(step) == 2 and isinstance(cache[step[0]], fused.BatchNormMaxPoolCache):
                 bn, pool = step
-                dy, (grads[bn], grads[pool]) = fused.backward(
-                    params[bn], params[pool], cache[bn], dy
+                grad, (grads[bn], grads[pool]) = fused.backward(
+                    params[bn], params[pool], cache[bn], grad
                 )
                 continue
             for position, i in reversed(list(enumerate(step))):
-                dy, grads[i] = layers[i].backward(
-                    params[i], cache[i], dy, need_dx=need_dx or k > 0 or position > 0
+                grad, grads[i] = layers[i].backward(
+                    params[i], cache[i], grad, need_dx=need_dx or k > 0 or position > 0
                 )
-        return dy, tuple(grads)
+        return grad, tuple(grads)
 
     return attrs.evolve(net, apply=apply, backward=backward, children=layers)

@@ -10,7 +10,7 @@ window) and ``padding`` as static hyperparameters.
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -114,7 +114,7 @@ def init(
     input_shape: tuple[int, int, int],
     *,
     kind: type[PoolParams] = MaxPool2DParams,
-    **static: int | tuple[int, int] | None,
+    **static: Any,
 ) -> tuple[tuple[int, ...], PoolParams]:
     """``kind`` is the params class (:class:`MaxPool2DParams`, :class:`AvgPool2DParams` or
     :class:`GlobalAvgPool2DParams`, which takes no window), ``static`` its fields; returns

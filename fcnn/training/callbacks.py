@@ -84,9 +84,10 @@ class BestCheckpoint:
         path: Path | None = None,
     ):
         self.cfg = cfg
-        if path is None and cfg.filepath is None:
+        where = path if path is not None else cfg.filepath
+        if where is None:
             raise ValueError("BestCheckpoint needs a path, or a filepath in its config")
-        self.path = Path(path if path is not None else cfg.filepath)
+        self.path = Path(where)
         self.tracker = Monitor(cfg.monitor, cfg.mode)
         self.save = save
         self.best_epoch: int | None = None

@@ -250,7 +250,9 @@ def finalize_model(
             if detector is not None:  # answered "uncertain" too, so they count in the share
                 reasons = detector.reasons(data.val.images, val_features)
                 far = np.array([r is not None for r in reasons])
-            rules, line = fit_uncertain(request.uncertain_share, rules, val_probs, far)
+            share = request.uncertain_share
+            assert share is not None  # wants_uncertain
+            rules, line = fit_uncertain(share, rules, val_probs, far)
             lines.append(line)
         fitted["answer_rules"] = rules.to_dict()
     groups = {key.split("/", 1)[0] for key in stored.arrays}

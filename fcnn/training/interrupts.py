@@ -48,7 +48,7 @@ class InterruptFlag:
         tb: TracebackType | None,
     ) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler)  # type: ignore[arg-type]  # what signal.signal gave
         self._previous = {}
 
     def agreed(self) -> bool:

@@ -38,7 +38,8 @@ def append_result(path: Path, row: dict[str, Any]) -> None:
             rows = [r for r in csv.DictReader(f) if r.get("run_dir") != str(row["run_dir"])]
     rows.append(row)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=RESULT_FIELDS, extrasaction="ignore", restval="")
+    fields: list[str] = list(RESULT_FIELDS)
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", restval="")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, out.getvalue())

@@ -289,7 +289,9 @@ class _Run:
         """The weight average after ``step`` (its weights in ``out``), or None without one."""
         if ema is None:
             return None
-        decay = averaging.ema_decay(self.setup.config.train.ema_decay, step)
+        rate = self.setup.config.train.ema_decay
+        assert rate is not None  # an average is kept only with a decay
+        decay = averaging.ema_decay(rate, step)
         return averaging.ema_update(ema, (out.params, out.state), decay)
 
     def _diverged(self, loss: float, epoch: int, batch: int) -> None:

@@ -68,12 +68,12 @@ def network_for(config: Config, class_names: tuple[str, ...], image_shape: tuple
             preset = models.get(config.model, num_classes=len(class_names), **config.model_options)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from None
-    if preset.input_shape is None:
-        preset = attrs.evolve(preset, input_shape=tuple(image_shape))
-    if tuple(preset.input_shape) != tuple(image_shape):
-        raise ConfigError(_shape_mismatch(config, preset.input_shape, image_shape))
+    input_shape = tuple(image_shape if preset.input_shape is None else preset.input_shape)
+    preset = attrs.evolve(preset, input_shape=input_shape)
+    if input_shape != tuple(image_shape):
+        raise ConfigError(_shape_mismatch(config, input_shape, image_shape))
     try:
-        out_shape, _, _ = preset.network.init(fr.key(0), preset.input_shape)
+        out_shape, _, _ = preset.network.init(fr.key(0), input_shape)
     except (ValueError, TypeError) as exc:
         raise ConfigError(
             f"model: the network cannot take images of shape {tuple(image_shape)}: {exc}"
@@ -234,8 +234,9 @@ def build(
     resumed = checkpoint.load(resume) if resume is not None else None
     saved, notes, config_changed = None, [], False
     if resumed is not None:
+        assert resume is not None
         info = resumed.info
-        if not info.resumable:
+        if not info.resumable or info.training is None or info.config is None:
             raise checkpoint.CheckpointError(
                 f"{resume} is not resumable (it has no training progress); resume from a "
                 "run's last.npz"
@@ -255,7 +256,8 @@ def build(
     replicas.barrier()
     data = data or prepare_data(config, data_dir)
     preset = network_for(config, data.train.class_names, data.train.image_shape)
-    net = preset.network
+    net, input_shape = preset.network, preset.input_shape
+    assert input_shape is not None  # network_for sets it
     steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
     schedule = make_schedule(config.train, steps_per_epoch)
     optimizer = make_optimizer(config.train, schedule)
@@ -269,7 +271,7 @@ def build(
         config.train.sync_batchnorm,
     )
     k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
-    _, params, state = net.init(k_init, preset.input_shape)
+    _, params, state = net.init(k_init, input_shape)
     if config.train.init_from is not None and resumed is None:
         params, state, lines = _init_from(config.train.init_from, params, state)
         notes += lines
@@ -285,7 +287,7 @@ def build(
     manifest = checkpoint.ModelManifest(
         architecture=net.spec,
         model=config.model_name,
-        input_shape=tuple(preset.input_shape),
+        input_shape=tuple(input_shape),
         class_names=tuple(data.train.class_names),
         dataset=config.dataset,
         normalization=data.normalization.to_dict(),
@@ -295,6 +297,7 @@ def build(
         data_root=str(Path(data.root).resolve()) if data.root is not None else None,
     )
     if resumed is not None:
+        assert resume is not None and saved is not None  # set together, above
         if resumed.info.architecture != net.spec:
             raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
         if ema is not None:

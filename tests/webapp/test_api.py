@@ -295,3 +295,10 @@ def test_a_path_with_a_nul_or_control_character_is_404_not_500(client, path):
     r = client.get(path)
     assert r.status_code == 404 and r.json()["detail"].startswith("There is nothing")
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_condition_names_a_risk_level_the_api_states():
+    from webapp.service import load_conditions
+
+    levels = {info["risk_level"] for info in load_conditions().values()}
+    assert levels <= {"high", "medium", "low"} and levels
