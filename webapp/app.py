@@ -1,7 +1,10 @@
 """The DermaScan Litestar app: ``create_app()``; ``uvicorn --factory webapp.app:create_app``.
 
-- The model is loaded once, in the lifespan, into ``app.state``; the app holds no
-  per-user state, so several uvicorn workers can run side by side.
+- The model is loaded once, in the lifespan, into ``app.state``, and a self-test prediction
+  must pass before the worker serves (``/health/ready``); the app holds no per-user state,
+  so several uvicorn workers can run side by side.
+- Every request is counted, timed and logged as one JSON line (:mod:`webapp.metrics`);
+  ``/metrics`` serves the counts to this machine or to a bearer of the metrics token.
 - Uploads are read into memory (size-limited) and parsed there; nothing is written
   to disk and nothing about an upload is logged but its size and the outcome. At most
   ``max_uploads`` bodies are received at once (a request waits ``upload_wait_s`` for a
