@@ -172,6 +172,7 @@ def _metrics_dir() -> Path | None:
 def _run(settings: Settings) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors.multiprocess import STARTUP_FAILURE
 
     config = uvicorn.Config(
         "webapp.app:create_app",
@@ -186,10 +187,15 @@ def _run(settings: Settings) -> None:
         http="h11",
         timeout_graceful_shutdown=int(settings.drain_s),
         # a new worker loads the model and runs the self-test before it counts as started
-        timeout_worker_healthcheck=120,
+        timeout_worker_healthcheck=30,
     )
     sock = config.bind_socket()
+    supervisor = Multiprocess(config, sockets=[sock])
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        supervisor.run()
     finally:
         sock.close()
+    # a worker that could not start (its model failed the self-test, say) stops the
+    # supervisor; say so in the exit status, for systemd and scripts
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        raise fail("a worker failed to start (the log above says why); the site is not served")

@@ -393,3 +393,17 @@ def test_check_fails_on_a_model_the_site_cannot_serve(tmp_path):
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode != 0 and "Traceback" not in done.stderr + done.stdout
+
+
+def test_serve_exits_non_zero_when_no_worker_can_start(tmp_path):
+    """A worker whose self-test fails (here: decoders allowed 1 kB of memory) stops the
+    supervisor, and fcnn serve says so in its exit status and one line."""
+    env = {**os.environ, "DERMASCAN_PORT": str(_free_port()), "DERMASCAN_DECODE_MEMORY_MB": "0.001",
+           "DERMASCAN_METRICS_DIR": str(tmp_path / "metrics")}  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve"], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "a worker failed to start" in done.stderr
+    assert time.monotonic() - started < 60
