@@ -171,8 +171,8 @@ def _metrics_dir() -> Path | None:
 
 def _run(settings: Settings) -> None:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
-    from uvicorn.supervisors.multiprocess import STARTUP_FAILURE
 
     config = uvicorn.Config(
         "webapp.app:create_app",
