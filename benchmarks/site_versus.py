@@ -22,17 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.serving import free_port
 from benchmarks.versus import REPO, _rev, checkout
 from fcnn.data.paths import data_root
 from fcnn.io import atomic_write_text
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(folder: Path, port: int, log: Path) -> subprocess.Popen:
@@ -98,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     latencies: dict[str, list[float]] = {"base": [], "head": []}
     differing = 0
     with checkout(base) as worktree:
-        ports = {"base": _free_port(), "head": _free_port()}
+        ports = {"base": free_port(), "head": free_port()}
         logs = Path(worktree).parent
         servers = {
             side: _start(path, ports[side], logs / f"{side}.log")

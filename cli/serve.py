@@ -16,12 +16,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import console, fail
 from webapp.settings import Settings
+
+if TYPE_CHECKING:
+    from fcnn.inference import Model
 
 # what a worker logs: the site's JSON lines as they are, uvicorn's own lines as text
 LOGGING = {
@@ -109,41 +112,35 @@ def serve_command(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _check_classes(settings: Settings) -> None:
-    """A model the site cannot answer for fails here, in one line, not at every upload."""
+def _check_classes(settings: Settings) -> Model:
+    """The model to serve; a model the site cannot answer for fails here, in one line, not
+    at every upload."""
     from fcnn.checkpoint import CheckpointError
     from fcnn.inference import load
     from webapp.service import check_classes, load_conditions
 
     try:  # (the root command has imported the plugins)
-        check_classes(load(settings.model_path).class_names, load_conditions())
+        model = load(settings.model_path)
+        check_classes(model.class_names, load_conditions())
     except (CheckpointError, ValueError) as exc:
         raise fail(f"cannot serve {settings.model_path}: {exc}") from None
+    return model
 
 
 def _check(settings: Settings) -> None:
     """``--check``: what a worker does before it serves, then exit 0 or 1."""
     from fcnn.data.download import sha256_of
-    from fcnn.inference import load
-    from webapp.sandbox import DecoderPool
-    from webapp.service import Predictor, SelfTestError, load_conditions, self_test
+    from webapp.service import SelfTestError, self_test, site_predictor
 
-    _check_classes(settings)
-    decoders = DecoderPool(1, settings.decode_memory_mb, settings.decode_cpu_s, settings.max_pixels)
+    predictor = site_predictor(settings, _check_classes(settings), decode_workers=1)
     try:
-        predictor = Predictor(
-            load(settings.model_path),
-            load_conditions(),
-            settings.confidence_threshold,
-            max_pixels=settings.max_pixels,
-            decoders=decoders,
-        )
         answer = self_test(predictor)
     except SelfTestError as exc:
         console.print(f"[red]error:[/red] {settings.model_path}: {exc}", highlight=False)
         raise typer.Exit(1) from None
     finally:
-        decoders.close()
+        if predictor.decoders is not None:
+            predictor.decoders.close()
     console.print(
         f"ok: {settings.model_path} (sha256 {sha256_of(settings.model_path)[:12]}, "
         f"{predictor.version}) answers the self-test photo with {answer['top']['code']}",

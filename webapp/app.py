@@ -52,7 +52,6 @@ from webapp.guard import NOTHING_HERE, guard
 from webapp.images import ImageProblem
 from webapp.metrics import CONTENT_TYPE, Metrics, observe
 from webapp.multipart import FormError, parse_form
-from webapp.sandbox import DecoderPool
 from webapp.schemas import (
     ClassProbability,
     Condition,
@@ -62,7 +61,7 @@ from webapp.schemas import (
     PredictResponse,
     error_responses,
 )
-from webapp.service import Predictor, SelfTestError, load_conditions, self_test
+from webapp.service import Predictor, SelfTestError, self_test, site_predictor
 from webapp.settings import Settings
 from webapp.uploads import CLOSE, NO_STORE, explain_flag, receive_body, upload_slot
 
@@ -295,19 +294,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         load_plugins()  # a model with user layers: their modules, named by FCNN_PLUGINS
         model = load(settings.model_path)
         app.state.ready = False
-        decoders = DecoderPool(
-            settings.decode_workers,
-            settings.decode_memory_mb,
-            settings.decode_cpu_s,
-            settings.max_pixels,
-        )
-        predictor = Predictor(
-            model,
-            load_conditions(),
-            settings.confidence_threshold,
-            max_pixels=settings.max_pixels,
-            decoders=decoders,
-        )
+        predictor = site_predictor(settings, model)
+        decoders = predictor.decoders
+        assert decoders is not None  # the site always decodes in decoder processes
         try:
             self_test(predictor)  # SelfTestError: the worker does not start
         except SelfTestError:

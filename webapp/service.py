@@ -27,6 +27,7 @@ from fcnn.inference import Model
 from webapp.images import DecodeBudget, read_image
 from webapp.metrics import Metrics
 from webapp.sandbox import DecoderPool
+from webapp.settings import Settings
 
 __all__ = [
     "CONDITIONS_FILE",
@@ -36,6 +37,7 @@ __all__ = [
     "class_terms",
     "load_conditions",
     "self_test",
+    "site_predictor",
 ]
 
 CONDITIONS_FILE = Path(__file__).parent / "conditions.json"
@@ -185,6 +187,31 @@ class Predictor:
             photo = self.read(data, side, channels=3, deadline=deadline)  # RGB to draw on
             answer["saliency_png"] = _overlay_png(photo, self.saliency(x, codes.index(top["code"])))
         return answer
+
+
+def site_predictor(
+    settings: Settings, model: Model, decode_workers: int | None = None
+) -> Predictor:
+    """The predictor the site answers with under ``settings``: ``model``, the conditions, the
+    override of the uncertain threshold, and ``decode_workers`` decoder processes (default:
+    the settings') at the settings' limits. The caller closes ``predictor.decoders``."""
+    decoders = DecoderPool(
+        settings.decode_workers if decode_workers is None else decode_workers,
+        settings.decode_memory_mb,
+        settings.decode_cpu_s,
+        settings.max_pixels,
+    )
+    try:
+        return Predictor(
+            model,
+            load_conditions(),
+            settings.confidence_threshold,
+            max_pixels=settings.max_pixels,
+            decoders=decoders,
+        )
+    except Exception:
+        decoders.close()
+        raise
 
 
 class SelfTestError(RuntimeError):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.serving import free_port
 from webapp.guard import SECURITY_HEADERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,12 +44,6 @@ def _require(tool: str) -> str:
             pytest.fail(f"{message}; CI runs the deployment test")
         pytest.skip(message)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
@@ -77,7 +72,7 @@ class Stack:
 
     def __init__(self, root: Path, model: Path):
         self.root = root
-        self.app_port, self.http_port, self.tls_port = _free_port(), _free_port(), _free_port()
+        self.app_port, self.http_port, self.tls_port = free_port(), free_port(), free_port()
         self.model = root / "model" / "dermascan.npz"
         self.model.parent.mkdir()
         shutil.copy(model, self.model)
@@ -127,7 +122,7 @@ class Stack:
         for old, new in [
             ("server 127.0.0.1:8000", f"server 127.0.0.1:{self.app_port}"),
             ("listen 443 ssl http2;", f"listen 127.0.0.1:{self.tls_port} ssl http2;"),
-            ("listen 80;", f"listen 127.0.0.1:{_free_port()};"),
+            ("listen 80;", f"listen 127.0.0.1:{free_port()};"),
             ("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.http_port};"),
             ("/etc/letsencrypt/live/dermascan.example.org/fullchain.pem", f"{root}/cert.pem"),
             ("/etc/letsencrypt/live/dermascan.example.org/privkey.pem", f"{root}/key.pem"),
@@ -398,7 +393,7 @@ def test_check_fails_on_a_model_the_site_cannot_serve(tmp_path):
 def test_serve_exits_non_zero_when_no_worker_can_start(tmp_path):
     """A worker whose self-test fails (here: decoders allowed 1 kB of memory) stops the
     supervisor, and fcnn serve says so in its exit status and one line."""
-    env = {**os.environ, "DERMASCAN_PORT": str(_free_port()), "DERMASCAN_DECODE_MEMORY_MB": "0.001",
+    env = {**os.environ, "DERMASCAN_PORT": str(free_port()), "DERMASCAN_DECODE_MEMORY_MB": "0.001",
            "DERMASCAN_METRICS_DIR": str(tmp_path / "metrics")}  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(
