@@ -53,6 +53,9 @@ class Monitor:
 
 
 class EarlyStopping:
+    """Stops a run once its monitored metric has not improved for ``patience`` epochs in a
+    row (improved: better than the best so far by more than ``min_delta``)."""
+
     def __init__(self, cfg: EarlyStoppingConfig):
         self.cfg = cfg
         self.tracker = Monitor(cfg.monitor, cfg.mode, cfg.min_delta)

@@ -1,7 +1,7 @@
 """Training configs: YAML parsed once into frozen, validated objects.
 
 Every field, its type and its allowed values are declared here (and listed in
-the README's "Training configs"). Unknown keys, wrong types, missing required
+docs/how-to/train.md, "The config"). Unknown keys, wrong types, missing required
 fields and out-of-range values are :class:`ConfigError` s that name the key and
 the file. Command-line overrides (``--set train.epochs=3``) are applied to the
 raw YAML before validation, so they are checked the same way.
@@ -76,6 +76,9 @@ class SchedulerConfig:
 
 @attrs.frozen
 class TrainConfig:
+    """The ``train:`` section: epochs, batch size, the optimizer and its schedule,
+    regularization, averaging, fine-tuning and freezing (each key in the docs' config table)."""
+
     epochs: int = attrs.field(validator=_in_range(1))
     lr: float = attrs.field(validator=_in_range(1e-12))
     batch_size: int = attrs.field(default=128, validator=_in_range(1))
@@ -165,6 +168,9 @@ class DataConfig:
 
 @attrs.frozen
 class EarlyStoppingConfig:
+    """``early_stopping:``: stop after ``patience`` epochs without an improvement of
+    ``monitor`` by more than ``min_delta`` (``mode: auto``: min for losses, max otherwise)."""
+
     monitor: Monitor = "val_loss"
     patience: int = attrs.field(default=5, validator=_in_range(1))
     min_delta: float = attrs.field(default=0.0, validator=_in_range(0.0))
@@ -173,6 +179,9 @@ class EarlyStoppingConfig:
 
 @attrs.frozen
 class CheckpointConfig:
+    """``checkpoint:``: which model the run keeps as ``best.npz`` (by ``monitor``), and a
+    file that receives a copy of the finished model."""
+
     filepath: str | None = None  # a copy of the run's final model (the run keeps best.npz)
     monitor: Monitor = "val_acc"
     mode: Literal["auto", "min", "max"] = "auto"
@@ -180,6 +189,8 @@ class CheckpointConfig:
 
 @attrs.frozen
 class CsvLoggerConfig:
+    """``csv_logger:``: where the per-epoch metrics go (default ``metrics.csv`` in the run)."""
+
     filepath: str | None = None  # default: metrics.csv in the run folder
 
 
@@ -215,6 +226,9 @@ CALLBACKS: dict[str, type] = {
 
 @attrs.frozen
 class Config:
+    """A whole training config, parsed and validated: the data set, the model, the
+    ``train`` section, the data options, the fits after training, callbacks and outputs."""
+
     # a registered data set (fcnn.data.names(): mnist, cifar10, ham10000, imagefolder, arrays,
     # and any a plugin adds)
     dataset: str

@@ -31,6 +31,9 @@ __all__ = [
 
 @attrs.frozen(eq=False)
 class PreparedData:
+    """The splits a run trains, validates and tests on, the normalization fitted on the
+    training split (or the config's own), the loader's notes and the data root it read."""
+
     train: Dataset
     val: Dataset
     test: Dataset

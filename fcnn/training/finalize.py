@@ -64,6 +64,9 @@ def write_reports(
 
 @attrs.frozen
 class RunResult:
+    """What a finished (or early-stopped) run returns: its folder, per-epoch history, kept
+    checkpoints, test accuracy and confusion matrix, and its wall time."""
+
     run_dir: Path
     history: list[dict[str, float]]
     best_checkpoint: Path | None

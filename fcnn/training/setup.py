@@ -104,6 +104,8 @@ def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
 
 
 def make_optimizer(cfg: TrainConfig, schedule: schedules.Schedule) -> optim.GradientTransformation:
+    """The optimizer the ``train:`` section names (sgd, adam, adamw) with its momentum,
+    betas, weight decay and clipping, stepping at ``schedule``'s learning rate."""
     if cfg.optimizer == "sgd":
         return optim.sgd(schedule, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.clip_norm)
     b1, b2 = cfg.betas
