@@ -75,7 +75,7 @@ def _procs(requested: str, cfg, echo) -> tuple[int, str, int | None]:
 
     ``auto`` counts only the usable cores that other programs are not keeping busy right
     now: a data-parallel step waits for its slowest process, and a process that shares its
-    core with someone else's work makes every step wait for it (the README's results give
+    core with someone else's work makes every step wait for it (docs/how-to/processes.md gives
     the figures)."""
     cores = usable_cores()
     taken = cores_taken(cores)

@@ -6,8 +6,8 @@ BLAS reads its thread count once, when it loads).
 
 **BLAS threads.** A process that ``mpiexec`` started gets its share of the cores, and
 ``fcnn serve`` one thread per process, since a server's parallelism comes from concurrent
-requests and workers, and BLAS threads on top of them oversubscribe the cores (the README's
-results give the serving figures). A thread count the user set is always kept. "Usable
+requests and workers, and BLAS threads on top of them oversubscribe the cores (docs/how-to/serve.md
+gives the serving figures). A thread count the user set is always kept. "Usable
 cores" are the CPUs this process may run on (``os.sched_getaffinity``), capped by a cgroup
 CPU quota (a container's ``--cpus``), not ``os.cpu_count()``: a process pinned to one core
 of a 64-core host that starts 64 BLAS threads runs them all on that core.

@@ -1,4 +1,4 @@
-"""A user's own layer, registered as the README's "Write your own layer" shows (the tests
+"""A user's own layer, registered as docs/how-to/own-layer.md shows (the tests
 import it as a plugin module)."""
 
 import sys

@@ -5,8 +5,8 @@ only its BLAS uses several. Splitting a batch into contiguous shards that thread
 process run concurrently uses every core for all of the work, since NumPy releases the GIL
 inside its loops. The BLAS must then run single-threaded, or its threads and ours
 oversubscribe the cores (on this project's 2-core machine shards on a one-thread BLAS beat
-both one thread on a two-thread BLAS and shards on a two-thread BLAS; the README's
-Benchmarks section has the command and the figures).
+both one thread on a two-thread BLAS and shards on a two-thread BLAS; docs/benchmarks.md
+has the command and the figures).
 
 :func:`default_workers` is the BLAS's own thread count, so a process that was given one
 core's worth of BLAS (an MPI rank, a ``fcnn serve`` worker, ``OPENBLAS_NUM_THREADS=1``) runs

@@ -1,4 +1,4 @@
-"""The layer contract, stated once: the README and the package docstring link here.
+"""The layer contract, stated once: the docs' contracts page and the package docstring link here.
 
 A layer has two forms, and each is a set of pure functions over frozen ``attrs`` params.
 

@@ -1,4 +1,4 @@
-"""A user's own network and data through the CLI, as the README shows them: a network
+"""A user's own network and data through the CLI, as docs/how-to/own-data.md shows them: a network
 written as a layer spec, an image folder, an arrays file, plugins that register presets and
 data sets, a script's model saved with fcnn.save, and the rough edges met on the way."""
 
@@ -52,7 +52,7 @@ def _invoke(*args):
 
 @pytest.fixture
 def flowers(tmp_path):
-    """The README's example: a config beside its spec file and its image folder."""
+    """The docs' example (docs/how-to/own-data.md): a config beside its spec file and its image folder."""
     _image_folder(tmp_path / "flowers")
     (tmp_path / "net.yaml").write_text(SPEC)
     (tmp_path / "flowers.yaml").write_text(
