@@ -3,7 +3,8 @@
 Every layer is a pair of pure functions ``forward(params, x) -> (y, cache)`` and
 ``backward(params, cache, dy) -> (dx, grads)`` over frozen attrs parameter trees;
 optimizers and schedules are pure state transforms. Arrays are NCHW, conv
-weights ``(C_out, C_in, KH, KW)``. The documentation site (``docs/``, ``mkdocs serve``) states the conventions.
+weights ``(C_out, C_in, KH, KW)``. The documentation site (``docs/``, ``mkdocs serve``)
+states the conventions.
 """
 
 import importlib

@@ -52,7 +52,8 @@ def _invoke(*args):
 
 @pytest.fixture
 def flowers(tmp_path):
-    """The docs' example (docs/how-to/own-data.md): a config beside its spec file and its image folder."""
+    """The docs' example (docs/how-to/own-data.md): a config beside its spec file and its
+    image folder."""
     _image_folder(tmp_path / "flowers")
     (tmp_path / "net.yaml").write_text(SPEC)
     (tmp_path / "flowers.yaml").write_text(
