@@ -82,10 +82,11 @@ def _layer_module(spec: dict[str, Any], in_shape: tuple[int, ...]):
         return cls(w, s, p), (in_shape[0], oh, ow)
     if kind == "GlobalAvgPool2D":
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), (in_shape[0],)
-    if kind == "BatchNorm2D":
-        return nn.BatchNorm2d(in_shape[0], momentum=spec["momentum"], eps=spec["eps"]), in_shape
-    if kind == "BatchNorm1D":
-        return nn.BatchNorm1d(in_shape[0], momentum=spec["momentum"], eps=spec["eps"]), in_shape
+    if kind in ("BatchNorm2D", "BatchNorm1D"):
+        cls = nn.BatchNorm2d if kind == "BatchNorm2D" else nn.BatchNorm1d
+        bn = cls(in_shape[0], momentum=spec["momentum"], eps=spec["eps"])
+        bn.weight.requires_grad = spec.get("scale", True)  # scale=False: γ stays 1
+        return bn, in_shape
     if kind == "Dropout":
         return nn.Dropout(spec["drop_rate"]), in_shape
     if kind == "Flatten":
@@ -97,6 +98,8 @@ def _layer_module(spec: dict[str, Any], in_shape: tuple[int, ...]):
         return nn.LeakyReLU(spec["negative_slope"]), in_shape
     if kind == "Softmax":
         return nn.Softmax(dim=1), in_shape
+    if kind == "GELU":
+        return nn.GELU(approximate="tanh"), in_shape
     raise ValueError(f"no PyTorch equivalent for {kind}")
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from fcnn.im2col import pair, resolve_padding
 from fcnn.io import atomic_write
 from fcnn.layers import network
+from fcnn.layers.batchnorm import gamma_of
 from fcnn.layers.folding import fold_batchnorm
 from fcnn.version import __version__
 
@@ -177,6 +178,22 @@ register_exporter("Sigmoid")(_elementwise("Sigmoid"))
 register_exporter("Tanh")(_elementwise("Tanh"))
 
 
+@register_exporter("GELU")
+def _gelu(graph, params, state, spec, x):
+    # opset 17 has no Gelu: 0.5 x (1 + tanh(c (x + a x³))) from its nodes
+    c, a = np.sqrt(2.0 / np.pi), 0.044715
+    cube = graph.node("Mul", graph.node("Mul", x, x), x)
+    inner = graph.node("Add", x, graph.node("Mul", cube, graph.constant(np.array(a))))
+    t = graph.node("Tanh", graph.node("Mul", inner, graph.constant(np.array(c))))
+    half = graph.node("Mul", x, graph.constant(np.array(0.5)))
+    return graph.node("Mul", half, graph.node("Add", t, graph.constant(np.array(1.0))))
+
+
+@register_exporter("Multiply")
+def _multiply(graph, params, state, spec, x):
+    return graph.node("Mul", x, graph.constant(np.array(params.factor)))
+
+
 @register_exporter("LeakyReLU")
 def _leaky_relu(graph, params, state, spec, x):
     return graph.node("LeakyRelu", x, alpha=float(params.negative_slope))
@@ -192,7 +209,7 @@ def _batchnorm(graph, params, state, spec, x):
     return graph.node(
         "BatchNormalization",
         x,
-        graph.constant(params.gamma),
+        graph.constant(gamma_of(params)),
         graph.constant(params.beta),
         graph.constant(state.mean),
         graph.constant(state.var),

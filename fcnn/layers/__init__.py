@@ -10,6 +10,7 @@ fusion pass :func:`fuse` and the :func:`register` decorator for a user's own lay
 
 from fcnn.layers.base import Layer
 from fcnn.layers.catalog import (
+    GELU,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
@@ -20,6 +21,7 @@ from fcnn.layers.catalog import (
     GlobalAvgPool2D,
     LeakyReLU,
     MaxPool2D,
+    Multiply,
     ReLU,
     Sigmoid,
     Softmax,
@@ -31,6 +33,7 @@ from fcnn.layers.fusion import fuse
 from fcnn.layers.registry import register
 
 __all__ = [
+    "GELU",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
@@ -42,6 +45,7 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "MaxPool2D",
+    "Multiply",
     "ReLU",
     "Sigmoid",
     "Softmax",

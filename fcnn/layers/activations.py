@@ -2,7 +2,8 @@
 ``forward(ReLUParams(), x)``, ``forward(LeakyReLUParams(negative_slope=0.1), x)``.
 
 Derivatives at kinks: ReLU and LeakyReLU use the slope of the negative side at
-exactly 0. Softmax normalizes over axis 1 (the class or channel axis).
+exactly 0. Softmax normalizes over axis 1 (the class or channel axis). GELU is the tanh
+approximation (Hendrycks & Gimpel 2016), PyTorch's ``GELU(approximate="tanh")``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from fcnn.layers.base import composable_module
 from fcnn.tree import static_field
 
 __all__ = [
+    "GELU",
     "ActivationCache",
+    "GELUParams",
     "LeakyReLU",
     "LeakyReLUParams",
+    "Multiply",
+    "MultiplyParams",
     "ReLU",
     "ReLUParams",
     "Sigmoid",
@@ -59,15 +64,31 @@ class TanhParams:
 
 
 @attrs.frozen(eq=False)
+class MultiplyParams:
+    """``factor · x``: a fixed scale, such as the 1/9 airbench puts on its logits."""
+
+    factor: float = static_field(default=1.0, converter=float)
+
+
+@attrs.frozen(eq=False)
+class GELUParams:
+    """``x · Φ(x)`` by the tanh approximation: ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))``,
+    within 5e-4 of the exact GELU everywhere; smooth, so its derivative has no kink."""
+
+
+@attrs.frozen(eq=False)
 class SoftmaxParams:
     """``exp(x) / sum(exp(x))`` over axis 1, shifted by the max for stability."""
 
 
-ActivationParams = ReLUParams | LeakyReLUParams | SigmoidParams | TanhParams | SoftmaxParams
+ActivationParams = (
+    ReLUParams | LeakyReLUParams | SigmoidParams | TanhParams | GELUParams | SoftmaxParams
+    | MultiplyParams
+)
 
 
 class ActivationCache(NamedTuple):
-    saved: np.ndarray  # the input (ReLU, LeakyReLU) or the output (the others)
+    saved: np.ndarray  # the input (ReLU, LeakyReLU, GELU) or the output (the others)
 
 
 def init(
@@ -127,6 +148,47 @@ def _tanh(params: TanhParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCach
     return y, ActivationCache(y)
 
 
+_GELU_C = float(np.sqrt(2.0 / np.pi))
+_GELU_A = 0.044715
+
+
+def _gelu_half_one_plus_tanh(x: np.ndarray) -> np.ndarray:
+    """``0.5 (1 + tanh(c (x + a x³)))`` in x's dtype, written in place into one new array."""
+    dt = x.dtype.type
+    t = x * x
+    t *= dt(_GELU_C * _GELU_A)
+    t += dt(_GELU_C)
+    t *= x  # c (x + a x³)
+    np.tanh(t, out=t)
+    t += dt(1.0)
+    t *= dt(0.5)
+    return t
+
+
+def _gelu(params: GELUParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
+    y = _gelu_half_one_plus_tanh(x)
+    y *= x
+    return y, ActivationCache(x)
+
+
+def _gelu_vjp(params: GELUParams, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    # with h = 0.5 (1 + tanh(u)), u = c (x + a x³):  d/dx [x h] = h + x · 2h(1 − h) · du/dx,
+    # since d tanh = 1 − tanh² = 4h(1 − h); du/dx = c (1 + 3a x²). The tanh is recomputed
+    # rather than cached: one element-wise pass against a second map-sized cache per layer
+    dt = x.dtype.type
+    h = _gelu_half_one_plus_tanh(x)
+    slope = x * x
+    slope *= dt(3.0 * _GELU_A * _GELU_C)
+    slope += dt(_GELU_C)
+    slope *= x  # x du/dx
+    slope *= h
+    slope *= dt(1.0) - h  # x du/dx h (1 − h)
+    slope *= dt(2.0)
+    slope += h
+    slope *= dy
+    return slope
+
+
 def _softmax(params: SoftmaxParams, x: np.ndarray) -> tuple[np.ndarray, ActivationCache]:
     if x.ndim < 2:
         raise ValueError(f"Softmax normalizes over axis 1; got input of shape {x.shape}")
@@ -141,6 +203,8 @@ _FORWARD: dict[type, Callable[..., tuple[np.ndarray, ActivationCache]]] = {
     LeakyReLUParams: _leaky,
     SigmoidParams: _sigmoid,
     TanhParams: _tanh,
+    GELUParams: _gelu,
+    MultiplyParams: lambda params, x: (x * x.dtype.type(params.factor), ActivationCache(x)),
     SoftmaxParams: _softmax,
 }
 _VJP: dict[type, Callable[..., np.ndarray]] = {
@@ -148,6 +212,8 @@ _VJP: dict[type, Callable[..., np.ndarray]] = {
     LeakyReLUParams: _leaky_vjp,
     SigmoidParams: lambda params, s, dy: dy * s * (1 - s),
     TanhParams: lambda params, s, dy: dy * (1 - s * s),
+    GELUParams: _gelu_vjp,
+    MultiplyParams: lambda params, s, dy: dy * dy.dtype.type(params.factor),
     SoftmaxParams: lambda params, s, dy: s * (dy - np.sum(dy * s, axis=1, keepdims=True)),
 }
 
@@ -185,6 +251,18 @@ Sigmoid = composable_module(
     "Sigmoid", _MODULE, kind=SigmoidParams, doc="1 / (1 + exp(-x)) as a composable layer."
 )
 Tanh = composable_module("Tanh", _MODULE, kind=TanhParams, doc="tanh(x) as a composable layer.")
+GELU = composable_module(
+    "GELU",
+    _MODULE,
+    kind=GELUParams,
+    doc="x · Φ(x) by the tanh approximation (PyTorch's GELU(approximate='tanh')), composable.",
+)
+Multiply = composable_module(
+    "Multiply",
+    _MODULE,
+    kind=MultiplyParams,
+    doc="factor · x, a fixed scale, as a composable layer.",
+)
 Softmax = composable_module(
     "Softmax", _MODULE, kind=SoftmaxParams, doc="Softmax over axis 1 as a composable layer."
 )

@@ -48,6 +48,7 @@ __all__ = [
     "cross_replica_sum",
     "flat",
     "forward",
+    "gamma_of",
     "init",
     "replica_total",
     "running_statistics",
@@ -86,14 +87,32 @@ def _check_eps(value: float) -> None:
         raise ValueError(f"BatchNorm eps must be positive, got {value}")
 
 
+def _check_gamma(params: BatchNormParams, _attribute: attrs.Attribute, value: Any) -> None:
+    if (value is None) == params.scale:
+        raise ValueError(
+            "BatchNorm's gamma is None exactly when scale=False (no learned scale), got "
+            f"scale={params.scale} and gamma={'None' if value is None else 'an array'}"
+        )
+
+
 @attrs.frozen(eq=False)
 class BatchNormParams:
-    """Trainable scale ``gamma`` and shift ``beta`` (C,); static momentum and eps."""
+    """Trainable scale ``gamma`` and shift ``beta`` (C,); static momentum and eps.
 
-    gamma: np.ndarray
+    ``scale=False`` leaves the scale out (``gamma`` is None, an empty subtree: no gradient,
+    no update, no weight decay), as airbench's BatchNorm, which a following layer's weights
+    make redundant; the layer then normalizes and shifts only."""
+
+    gamma: np.ndarray | None = attrs.field(validator=_check_gamma)
     beta: np.ndarray
     momentum: float = static_field(default=0.1, validator=lambda _p, _a, v: _check_momentum(v))
     eps: float = static_field(default=1e-5, validator=lambda _p, _a, v: _check_eps(v))
+    scale: bool = static_field(default=True, converter=bool)
+
+
+def gamma_of(params: BatchNormParams) -> np.ndarray:
+    """The scale γ (C,): the learned one, or ones when the layer has none (``scale=False``)."""
+    return np.ones_like(params.beta) if params.gamma is None else params.gamma
 
 
 @attrs.frozen(eq=False)
@@ -131,11 +150,12 @@ def init(
     **static: float,
 ) -> tuple[tuple[int, ...], BatchNormParams, BatchNormState]:
     """Returns ``(output_shape, params, state)`` for one example of shape (C,) or (C, H, W);
-    ``static``: :class:`BatchNormParams`' ``momentum`` and ``eps``."""
+    ``static``: :class:`BatchNormParams`' ``momentum``, ``eps`` and ``scale``."""
     if len(input_shape) not in (1, 3):
         raise ValueError(f"BatchNorm expects an input shape (C,) or (C, H, W), got {input_shape}")
     c = input_shape[0]
-    params = BatchNormParams(gamma=np.ones(c, dtype=dtype), beta=np.zeros(c, dtype=dtype), **static)
+    gamma = np.ones(c, dtype=dtype) if static.get("scale", True) else None
+    params = BatchNormParams(gamma=gamma, beta=np.zeros(c, dtype=dtype), **static)
     state = BatchNormState(mean=np.zeros(c, dtype=dtype), var=np.ones(c, dtype=dtype))
     return tuple(input_shape), params, state
 
@@ -212,12 +232,13 @@ def forward(
 ) -> tuple[np.ndarray, BatchNormCache, BatchNormState]:
     """Normalize ``x``; returns ``(y, cache, new_state)``."""
     sub = _layout(x)
-    if x.shape[1] != params.gamma.shape[0]:
-        raise ValueError(f"BatchNorm has {params.gamma.shape[0]} channels, got input {x.shape}")
+    gamma = gamma_of(params)
+    if x.shape[1] != gamma.shape[0]:
+        raise ValueError(f"BatchNorm has {gamma.shape[0]} channels, got input {x.shape}")
     if not train:
         inv_std = (1.0 / np.sqrt(state.var + params.eps)).astype(x.dtype)
         mean = state.mean.astype(x.dtype)
-        scale = params.gamma.astype(x.dtype) * inv_std
+        scale = gamma.astype(x.dtype) * inv_std
         # y = (x - μ)·γσ⁻¹ + β in two passes: x·scale, then + (β - μ·scale)
         rows, per_value = flat(x)
         y = rows * per_value(scale)
@@ -227,7 +248,7 @@ def forward(
     rows, per_value = flat(x)
     centered = (rows - per_value(mean)).reshape(x.shape)
     var, inv_std = batch_variance(params, _channel_sum(sub, centered, centered), m)
-    y = flat(centered)[0] * per_value(params.gamma.astype(x.dtype) * inv_std)  # x̂·γ
+    y = flat(centered)[0] * per_value(gamma.astype(x.dtype) * inv_std)  # x̂·γ
     y += per_value(params.beta.astype(x.dtype, copy=False))
     y = y.reshape(x.shape)
     new_state = running_statistics(params, state, mean, var, m)
@@ -249,7 +270,7 @@ def backward(
         dgamma -= cache.mean * dbeta
     dgamma *= inv_std
     rows, per_value = flat(dy)
-    scale = per_value((params.gamma * inv_std).astype(dy.dtype))
+    scale = per_value((gamma_of(params) * inv_std).astype(dy.dtype))
     if isinstance(cache, TrainCache):
         m = dy.dtype.type(cache.count or dy.size // dy.shape[1])
         c = dy.shape[1]
@@ -263,7 +284,9 @@ def backward(
         dx *= scale
     else:
         dx = rows * scale
-    return dx.reshape(dy.shape), attrs.evolve(params, gamma=dgamma, beta=dbeta)
+    # without a learned scale, dγ is only a step towards dx: no gradient leaves the layer
+    grads = attrs.evolve(params, gamma=dgamma if params.scale else None, beta=dbeta)
+    return dx.reshape(dy.shape), grads
 
 
 def _layer(type_name: str, ndim: int) -> Callable[[Callable[..., Any]], Layer]:

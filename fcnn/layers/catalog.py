@@ -14,7 +14,7 @@ from fcnn.layers import (
     combinators,  # noqa: F401 - registers serial and residual
     registry,
 )
-from fcnn.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from fcnn.layers.activations import GELU, LeakyReLU, Multiply, ReLU, Sigmoid, Softmax, Tanh
 from fcnn.layers.base import Layer
 from fcnn.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from fcnn.layers.conv import Conv2D
@@ -24,6 +24,7 @@ from fcnn.layers.flatten import Flatten
 from fcnn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 __all__ = [
+    "GELU",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
@@ -34,6 +35,7 @@ __all__ = [
     "GlobalAvgPool2D",
     "LeakyReLU",
     "MaxPool2D",
+    "Multiply",
     "ReLU",
     "Sigmoid",
     "Softmax",

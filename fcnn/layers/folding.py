@@ -17,6 +17,7 @@ import numpy as np
 
 from fcnn.layers import network, registry
 from fcnn.layers.base import Layer
+from fcnn.layers.batchnorm import gamma_of
 from fcnn.layers.catalog import from_spec
 
 __all__ = ["fold_batchnorm"]
@@ -74,7 +75,7 @@ def _merged(
 def _merge(layer_params: Any, bn_params: Any, bn_state: Any) -> Any:
     """Conv2D or Dense params followed by an eval-mode BatchNorm, as one layer's params."""
     w, b = layer_params.w, layer_params.b
-    scale = bn_params.gamma / np.sqrt(bn_state.var + bn_params.eps)  # (C_out,)
+    scale = gamma_of(bn_params) / np.sqrt(bn_state.var + bn_params.eps)  # (C_out,)
     shift = bn_params.beta - bn_state.mean * scale
     per_out = (-1,) + (1,) * (w.ndim - 1)  # w is (C_out, C_in, KH, KW) or (out, in)
     return attrs.evolve(

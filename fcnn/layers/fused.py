@@ -72,8 +72,8 @@ def applies(first: object, second: object, x: np.ndarray, train: bool) -> bool:
         and isinstance(first, BatchNormParams)
         and isinstance(second, MaxPool2DParams)
         and x.ndim == 4
-        and x.shape[1] == first.gamma.shape[0]
-        and bool(np.all(first.gamma != 0))
+        and x.shape[1] == batchnorm.gamma_of(first).shape[0]
+        and bool(np.all(batchnorm.gamma_of(first) != 0))
         and pooling.is_tiled(pooling.pool_geometry(second, x.shape))
     )
 
@@ -86,7 +86,7 @@ def forward(
     n, c = x.shape[:2]
     geo = pooling.pool_geometry(pool, x.shape)
     mean, m = batchnorm.batch_mean(x)
-    sign = np.where(bn.gamma < 0, -1, 1).astype(x.dtype)
+    sign = np.where(batchnorm.gamma_of(bn) < 0, -1, 1).astype(x.dtype)
     x_rows, per_value = batchnorm.flat(x)  # (N, C*H*W) and (C,) -> a row's C*H*W values
     flip, shift = per_value(sign), per_value(sign * mean)
     z = np.empty_like(x)
@@ -100,7 +100,8 @@ def forward(
         squares += np.einsum("nchw,nchw->c", z[part], z[part])
         pooling.tile_maxima(z[part], geo, pooled[part])
     var, inv_std = batchnorm.batch_variance(bn, squares, m)
-    y = pooled * (np.abs(bn.gamma).astype(x.dtype) * inv_std)[:, None, None]  # |s|·max z
+    gamma = batchnorm.gamma_of(bn)
+    y = pooled * (np.abs(gamma).astype(x.dtype) * inv_std)[:, None, None]  # |s|·max z
     y += bn.beta.astype(x.dtype, copy=False)[:, None, None]
     pooled.flags.writeable = False  # kept for backward: a cache never changes
     z.flags.writeable = False
@@ -118,7 +119,7 @@ def backward(
     dbeta = np.einsum("nchw->c", dy)
     dgamma = np.einsum("nchw,nchw->c", dy, pooled) * sign * inv_std  # Σ dy·x̂ where routed
     offset, slope = _input_gradient_terms(bn, dbeta, dgamma, inv_std, dy.dtype.type(cache.count))
-    scale = (bn.gamma * inv_std).astype(dy.dtype)
+    scale = (batchnorm.gamma_of(bn) * inv_std).astype(dy.dtype)
     routed = dy * scale[:, None, None]  # s·dy: what each window passes to its maximum
     z_rows, per_value = batchnorm.flat(z)  # (N, C*H*W) and (C,) -> a row's C*H*W values
     offset_v = per_value(offset)
@@ -135,7 +136,7 @@ def backward(
         np.multiply(z_rows[part], slope_v, out=t)
         t += offset_v
         dx_rows[part] += t
-    return dx, (attrs.evolve(bn, gamma=dgamma, beta=dbeta), pool)
+    return dx, (attrs.evolve(bn, gamma=dgamma if bn.scale else None, beta=dbeta), pool)
 
 
 # -------------------------------------------------- BatchNorm's statistics and gradient terms
@@ -150,5 +151,5 @@ def _input_gradient_terms(
     c = dbeta.shape[0]
     # (2C,): dβ and dγ of the whole batch, summed over replicas in one reduction
     sums = batchnorm.replica_total(np.concatenate([dbeta, dgamma]))
-    scale = bn.gamma.astype(dbeta.dtype) * inv_std
+    scale = batchnorm.gamma_of(bn).astype(dbeta.dtype) * inv_std
     return -scale * sums[:c] / m, -scale * inv_std * sums[c:] / m

@@ -25,6 +25,7 @@ from fcnn.names import claim
 __all__ = [
     "Combinator",
     "builtin",
+    "builtins",
     "combinator",
     "combinator_of",
     "constructor",
@@ -100,6 +101,11 @@ def combinator(name: str, kind: Combinator) -> None:
 def combinator_of(name: str) -> Combinator | None:
     """The combinator registered as ``name``; None for a layer type or an unknown name."""
     return _COMBINATORS.get(name)
+
+
+def builtins() -> list[str]:
+    """fcnn's own layer type names, sorted: whatever plugins a process has imported."""
+    return sorted(_BUILTIN)
 
 
 def registered() -> list[str]:

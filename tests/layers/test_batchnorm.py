@@ -81,3 +81,43 @@ def test_float32_stays_float32():
     y, cache, new_state = batchnorm.forward(params, x, state=state, train=True)
     dx, g = batchnorm.backward(params, cache, y)
     assert {y.dtype, dx.dtype, g.gamma.dtype, new_state.var.dtype} == {np.dtype(np.float32)}
+
+
+@given(st.data(), st.booleans())
+def test_without_a_learned_scale_the_gradients_check_and_gamma_gets_none(data, train):
+    params, state, x = _draw(data)
+    unscaled = batchnorm.BatchNormParams(gamma=None, beta=params.beta, scale=False)
+    errors = check_grad(
+        lambda p, v: batchnorm.forward(p, v, state=state, train=train)[:2],
+        batchnorm.backward,
+        unscaled,
+        x,
+        atol=1e-5,
+        rtol=1e-4,
+    )
+    assert set(errors) == {"x", "beta"}  # one leaf: the shift
+    y, cache, _ = batchnorm.forward(unscaled, x, state=state, train=train)
+    _, grads = batchnorm.backward(unscaled, cache, np.ones_like(y))
+    assert grads.gamma is None and grads.beta.shape == params.beta.shape
+
+
+@given(st.data(), st.booleans())
+def test_without_a_learned_scale_it_is_the_layer_with_gamma_one(data, train):
+    params, state, x = _draw(data)
+    ones = batchnorm.BatchNormParams(gamma=np.ones_like(params.beta), beta=params.beta)
+    unscaled = batchnorm.BatchNormParams(gamma=None, beta=params.beta, scale=False)
+    y_ones, _, s_ones = batchnorm.forward(ones, x, state=state, train=train)
+    y_none, _, s_none = batchnorm.forward(unscaled, x, state=state, train=train)
+    np.testing.assert_array_equal(y_none, y_ones)  # the same arithmetic, γ = 1 either way
+    np.testing.assert_array_equal(s_none.var, s_ones.var)
+
+
+def test_scale_false_through_the_constructor_spec_and_checks():
+    from fcnn.layers import BatchNorm2D, from_spec
+
+    layer = BatchNorm2D(momentum=0.6, eps=1e-12, scale=False)
+    assert layer.spec == {"type": "BatchNorm2D", "momentum": 0.6, "eps": 1e-12, "scale": False}
+    _, params, _ = from_spec(layer.spec).init(fr.key(0), (4, 3, 3))
+    assert params.gamma is None and params.momentum == 0.6
+    with pytest.raises(ValueError, match="gamma is None exactly when scale=False"):
+        batchnorm.BatchNormParams(gamma=None, beta=np.zeros(2))

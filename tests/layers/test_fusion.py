@@ -65,11 +65,26 @@ NETWORKS = {
         L.GlobalAvgPool2D(),
         L.Dense(3),
     ),
+    # BatchNorm without a learned scale, before and after pooling (airbench's blocks)
+    "unscaled-bn-gelu": lambda: L.serial(
+        L.Conv2D(3, 3, padding=1),
+        L.BatchNorm2D(scale=False),
+        L.MaxPool2D(2),
+        L.GELU(),
+        L.Conv2D(2, 3, padding=1),
+        L.MaxPool2D(2),
+        L.BatchNorm2D(momentum=0.6, eps=1e-12, scale=False),
+        L.GELU(),
+        L.Flatten(),
+        L.Dense(3),
+        L.Multiply(1 / 9),
+    ),
 }
 
 
-@settings(max_examples=6, deadline=None)
-@given(name=st.sampled_from(sorted(NETWORKS)), seed=st.integers(0, 2**16), train=st.booleans())
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**16), train=st.booleans())
 def test_the_fused_network_computes_what_the_plain_composition_does(name, seed, train):
     """Outputs, new state and every gradient, in training (BatchNorm then pooling as one
     step) and eval, in float64: the fused BatchNorm sums its variance chunk by chunk, a
