@@ -15,6 +15,8 @@ from fcnn import random as fr
 
 __all__ = [
     "Initializer",
+    "dirac",
+    "fan_in_uniform",
     "get",
     "glorot_normal",
     "glorot_uniform",
@@ -51,6 +53,30 @@ def glorot_normal(key, shape, fan_in: int, fan_out: int, dtype=np.float32) -> np
     return (fr.generator(key).standard_normal(shape) * std).astype(dtype)
 
 
+def fan_in_uniform(key, shape, fan_in: int, fan_out: int, dtype=np.float32) -> np.ndarray:
+    """Uniform on ``±1 / sqrt(fan_in)``: PyTorch's default for ``Conv2d`` and ``Linear``
+    weights (``kaiming_uniform_`` with ``a = sqrt(5)``)."""
+    limit = 1.0 / np.sqrt(fan_in)
+    return fr.generator(key).uniform(-limit, limit, shape).astype(dtype)
+
+
+def dirac(key, shape, fan_in: int, fan_out: int, dtype=np.float32) -> np.ndarray:
+    """A convolution that starts as the identity on its first channels: the first
+    ``min(C_out, C_in)`` filters of ``(C_out, C_in, KH, KW)`` are a 1 at the kernel's centre
+    of their own input channel and 0 elsewhere; the other filters are
+    :func:`fan_in_uniform`. So a block of such convolutions starts close to passing its
+    input on (airbench's initialization, PyTorch's ``dirac_`` on the first ``C_in``
+    filters); needs an odd kernel (a centre)."""
+    if len(shape) != 4 or shape[2] % 2 == 0 or shape[3] % 2 == 0:
+        raise ValueError(f"dirac initializes convolutions with odd kernels, got shape {shape}")
+    w = fan_in_uniform(key, shape, fan_in, fan_out, dtype)
+    c_out, c_in, kh, kw = shape
+    identity = min(c_out, c_in)
+    w[:identity] = 0
+    w[np.arange(identity), np.arange(identity), kh // 2, kw // 2] = 1
+    return w
+
+
 def zeros(key, shape, fan_in: int, fan_out: int, dtype=np.float32) -> np.ndarray:
     """All zeros (biases)."""
     return np.zeros(shape, dtype=dtype)
@@ -61,6 +87,8 @@ _BY_NAME: dict[str, Initializer] = {
     "he_uniform": he_uniform,
     "glorot_normal": glorot_normal,
     "glorot_uniform": glorot_uniform,
+    "fan_in_uniform": fan_in_uniform,
+    "dirac": dirac,
     "zeros": zeros,
 }
 

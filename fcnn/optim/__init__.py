@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules as pure functions (see :mod:`fcnn.optim.transforms`)."""
 
-from fcnn.optim import averaging, schedules
+from fcnn.optim import averaging, groups, schedules
 from fcnn.optim.optimizers import adam, adamw, sgd
 from fcnn.optim.transforms import (
     GradientTransformation,
@@ -10,9 +10,11 @@ from fcnn.optim.transforms import (
     clip_by_global_norm,
     freeze,
     global_norm,
+    multi_transform,
     scale,
     scale_by_adam,
     scale_by_learning_rate,
+    set_to_zero,
     trace,
 )
 
@@ -27,10 +29,13 @@ __all__ = [
     "clip_by_global_norm",
     "freeze",
     "global_norm",
+    "groups",
+    "multi_transform",
     "scale",
     "scale_by_adam",
     "scale_by_learning_rate",
     "schedules",
+    "set_to_zero",
     "sgd",
     "trace",
 ]

@@ -17,6 +17,11 @@ better and is calibrated better (Polyak & Juditsky 1992; Izmailov et al. 2018).
 
 Floating-point leaves are averaged in their own dtype; other leaves (counters) are taken
 from the newest weights.
+
+**Lookahead** (Zhang et al. 2019) uses the same mix every ``k`` steps and then *restarts* the
+fast weights from the average: ``slow ← d·slow + (1 − d)·fast; fast ← slow``. airbench runs
+it every 5 steps with ``d_t = base^k · (t / T)³`` (:func:`lookahead_decay`): no averaging at
+first, then an ever longer memory, and at the end (``d = 1``) the slow weights are the model.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 
 from fcnn import tree
 
-__all__ = ["ema_decay", "ema_update"]
+__all__ = ["ema_decay", "ema_update", "lookahead_decay"]
 
 
 def ema_decay(decay: float, step: int) -> float:
@@ -51,3 +56,16 @@ def ema_update(average: Any, weights: Any, decay: float) -> Any:
         return d * np.asarray(avg, dtype=new.dtype) + (new.dtype.type(1) - d) * new
 
     return tree.map(mix, average, weights)
+
+
+def lookahead_decay(base: float, every: int, step: int, total_steps: int) -> float:
+    """airbench's Lookahead decay after ``step`` of ``total_steps``: ``base**every`` times
+    ``(step / total_steps)³``, so the mix starts as a copy of the fast weights and keeps
+    more of the slow ones as training ends; 1 from the last step on."""
+    if not 0.0 <= base < 1.0:
+        raise ValueError(f"base must be in [0, 1), got {base!r}")
+    if every < 1 or total_steps < 1:
+        raise ValueError(f"every and total_steps must be >= 1, got {every} and {total_steps}")
+    if step >= total_steps:
+        return 1.0
+    return base**every * (max(step, 0) / total_steps) ** 3

@@ -34,9 +34,11 @@ __all__ = [
     "clip_by_global_norm",
     "freeze",
     "global_norm",
+    "multi_transform",
     "scale",
     "scale_by_adam",
     "scale_by_learning_rate",
+    "set_to_zero",
     "trace",
 ]
 
@@ -205,31 +207,64 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def freeze(inner: GradientTransformation, frozen: Any) -> GradientTransformation:
-    """``inner`` on the leaves where ``frozen`` (a tree of bools like the params) is False,
-    and a zero update where it is True, so frozen leaves never move (weight decay included).
-    optax's ``multi_transform`` with ``set_to_zero``: ``inner`` sees, and keeps state for,
-    only the list of trainable leaves."""
-    flags = tree.leaves(frozen)
-
-    def trainable(t: Any) -> list[Any]:
-        leaves = tree.leaves(t)
-        if len(leaves) != len(flags):
-            raise TypeError(f"freeze: the mask has {len(flags)} leaves, the tree {len(leaves)}")
-        return [leaf for leaf, f in zip(leaves, flags, strict=True) if not f]
-
-    def init(params):
-        return inner.init(trainable(params))
+def set_to_zero() -> GradientTransformation:
+    """A zero update for every leaf: the leaves it is given never move."""
 
     def update(grads, state, params=None):
-        inner_updates, state = inner.update(
-            trainable(grads), state, None if params is None else trainable(params)
+        return tree.map(np.zeros_like, grads), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def multi_transform(
+    transforms: dict[str, GradientTransformation], labels: Any
+) -> GradientTransformation:
+    """Each leaf updated by the transform of its label, as optax's ``multi_transform``:
+    ``labels`` is a tree like the params with a key of ``transforms`` at every leaf (see
+    :func:`fcnn.optim.groups.labels`). Every transform sees, and keeps state for, only the
+    list of its own leaves; the state is a dict of their states by label."""
+    flags = tree.leaves(labels)
+    unknown = sorted(set(flags) - set(transforms))
+    if unknown:
+        raise ValueError(
+            f"multi_transform: labels {unknown} have no transform; {sorted(transforms)} do"
         )
-        moved = iter(inner_updates)
+
+    def own(t: Any, label: str) -> list[Any]:
+        leaves = tree.leaves(t)
+        if len(leaves) != len(flags):
+            raise TypeError(
+                f"multi_transform: the labels have {len(flags)} leaves, the tree {len(leaves)}"
+            )
+        return [leaf for leaf, f in zip(leaves, flags, strict=True) if f == label]
+
+    def init(params):
+        return {label: t.init(own(params, label)) for label, t in transforms.items()}
+
+    def update(grads, state, params=None):
+        moved, new_state = {}, {}
+        for label, t in transforms.items():
+            part_params = None if params is None else own(params, label)
+            updates, new_state[label] = t.update(own(grads, label), state[label], part_params)
+            moved[label] = iter(updates)
         leaves, treedef = tree.flatten(grads)
-        updates = [
-            np.zeros_like(g) if f else next(moved) for g, f in zip(leaves, flags, strict=True)
-        ]
-        return tree.unflatten(treedef, updates), state
+        return tree.unflatten(treedef, [next(moved[f]) for f in flags]), new_state
+
+    return GradientTransformation(init, update)
+
+
+def freeze(inner: GradientTransformation, frozen: Any) -> GradientTransformation:
+    """``inner`` on the leaves where ``frozen`` (a tree of bools like the params) is False,
+    and a zero update where it is True, so frozen leaves never move (weight decay included):
+    :func:`multi_transform` with :func:`set_to_zero`. The state is ``inner``'s."""
+    labels = tree.map(lambda f: "frozen" if f else "trained", frozen)
+    both = multi_transform({"trained": inner, "frozen": set_to_zero()}, labels)
+
+    def init(params):
+        return both.init(params)["trained"]
+
+    def update(grads, state, params=None):
+        updates, new_state = both.update(grads, {"trained": state, "frozen": EmptyState()}, params)
+        return updates, new_state["trained"]
 
     return GradientTransformation(init, update)

@@ -52,3 +52,14 @@ def test_a_constant_sequence_is_its_own_average_and_steps_converge():
     for t, w in enumerate(noisy[1:]):
         average = ema_update(average, w, ema_decay(0.99, t))
     assert np.linalg.norm(average - target) < 0.5 * np.linalg.norm(noisy[-1] - target)
+
+
+def test_lookahead_decay_is_airbenchs_cubic_ramp():
+    from fcnn.optim.averaging import lookahead_decay
+
+    assert lookahead_decay(0.95, 5, 0, 100) == 0.0  # the first mixes copy the fast weights
+    assert lookahead_decay(0.95, 5, 50, 100) == pytest.approx(0.95**5 * 0.125)
+    assert lookahead_decay(0.95, 5, 99, 100) < 0.95**5
+    assert lookahead_decay(0.95, 5, 100, 100) == 1.0  # the end keeps the slow weights
+    with pytest.raises(ValueError, match="base"):
+        lookahead_decay(1.0, 5, 1, 10)

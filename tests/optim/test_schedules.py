@@ -71,3 +71,17 @@ def test_bad_schedule_arguments():
         s.cosine(0.0, 10)
     with pytest.raises(ValueError, match="warmup_steps must be non-negative"):
         s.warmup(s.constant(0.1), -1)
+
+
+def test_piecewise_linear_is_airbenchs_triangle():
+    from fcnn.optim.schedules import piecewise_linear
+
+    s = piecewise_linear(2.0, 100, [(0, 0.2), (0.2, 1.0), (1.0, 0.0)])
+    assert s(0) == pytest.approx(0.4)
+    assert s(10) == pytest.approx(1.2)  # halfway up: 0.2 + 0.8 / 2
+    assert s(20) == pytest.approx(2.0)
+    assert s(60) == pytest.approx(1.0)
+    assert s(100) == 0.0 and s(150) == 0.0  # held at the last point
+    for bad in ([(0, 1)], [(0.1, 1), (1, 0)], [(0, 1), (0.5, 1), (0.5, 0), (1, 0)], [(0, -1), (1, 0)]):
+        with pytest.raises(ValueError, match="piecewise_linear"):
+            piecewise_linear(1.0, 10, bad)
