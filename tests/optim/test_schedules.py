@@ -82,6 +82,12 @@ def test_piecewise_linear_is_airbenchs_triangle():
     assert s(20) == pytest.approx(2.0)
     assert s(60) == pytest.approx(1.0)
     assert s(100) == 0.0 and s(150) == 0.0  # held at the last point
-    for bad in ([(0, 1)], [(0.1, 1), (1, 0)], [(0, 1), (0.5, 1), (0.5, 0), (1, 0)], [(0, -1), (1, 0)]):
+    bad_points = (
+        [(0, 1)],  # one point
+        [(0.1, 1), (1, 0)],  # not from 0
+        [(0, 1), (0.5, 1), (0.5, 0), (1, 0)],  # not rising
+        [(0, -1), (1, 0)],  # a negative factor
+    )
+    for bad in bad_points:
         with pytest.raises(ValueError, match="piecewise_linear"):
             piecewise_linear(1.0, 10, bad)
