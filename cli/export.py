@@ -105,7 +105,7 @@ def export_command(
     if config is not None or set_:
         cfg = model_config(model.manifest.config, config, set_ or [], str(weights))
         preset = network_for(cfg, tuple(model.class_names), tuple(model.input_shape))
-        if preset.network.spec != model.manifest.architecture:
+        if preset.network.spec != model.net.spec:  # model.net: rebuilt from the stored spec
             raise fail(f"{weights} does not match the architecture of model {cfg.model_name!r}")
     name = model.manifest.model or "model"
     if format_ == "onnx":

@@ -27,12 +27,14 @@ __all__ = [
 
 MANIFEST = "__manifest__"
 # what checkpoints hold: trained params and state, a resumable run's optimizer state and
-# weight average, and an out-of-distribution detector's arrays
-GROUPS = ("params", "state", "opt_state", "ema_params", "ema_state", "ood")
+# weight average and Lookahead's slow weights, and an out-of-distribution detector's arrays
+GROUPS = (
+    "params", "state", "opt_state", "ema_params", "ema_state", "slow_params", "slow_state", "ood"
+)
 MAX_ARRAY_BYTES = 1 << 30  # 1 GiB: a 250-million-parameter layer in float32
 MAX_TOTAL_BYTES = 4 << 30  # all the arrays of one checkpoint
 MAX_MANIFEST_BYTES = 16 << 20
-_WEIGHTS = ("params", "state", "ema_params", "ema_state")
+_WEIGHTS = ("params", "state", "ema_params", "ema_state", "slow_params", "slow_state")
 
 
 class ArchiveError(ValueError):

@@ -7,6 +7,8 @@ Layout of the archive:
 - ``opt_state/<path>``: optimizer state, only in resumable checkpoints;
 - ``ema_params/<path>``, ``ema_state/<path>``: the weight average of a resumable run with
   ``train.ema_decay`` (:mod:`fcnn.optim.averaging`);
+- ``slow_params/<path>``, ``slow_state/<path>``: the slow weights of a resumable run with
+  ``train.lookahead``;
 - ``ood/<name>``: the out-of-distribution detector's arrays (:mod:`fcnn.ood`);
 - ``__manifest__``: a JSON string with the architecture spec, the input shape,
   class names, normalization, metrics, the resolved config and the fcnn version.

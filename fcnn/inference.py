@@ -33,6 +33,7 @@ from fcnn.layers.cost import layer_costs
 from fcnn.layers.folding import fold_batchnorm
 from fcnn.ood import OodDetector
 from fcnn.predict import features, predict_logits
+from fcnn.tta import LEVELS as TTA_LEVELS
 
 __all__ = ["EXPORT_ARCHITECTURE", "EXPORT_WEIGHTS", "Model", "load"]
 
@@ -56,6 +57,9 @@ class Model:
     decision: DecisionRule = DecisionRule()
     # how an answer is flagged (uncertain, high risk); None for models stored without them
     answer_rules: AnswerRules | None = None
+    # test-time augmentation of raw_logits, predict and evaluate (fcnn.tta): the training
+    # config's evaluate.tta; the site's analyse never uses it
+    tta: int = 0
 
     @functools.cached_property
     def _runs(self) -> tuple[Layer, Layer | None, Any, Any]:
@@ -152,7 +156,7 @@ class Model:
         """The network's logits (N, K) before calibration."""
         images = self._checked(images, scale)
         return predict_logits(
-            self.net, self.params, self.state, images, self.normalization, batch_size
+            self.net, self.params, self.state, images, self.normalization, batch_size, tta=self.tta
         )
 
     def logits(
@@ -217,6 +221,14 @@ def _check_pixel_values(images: np.ndarray, scale: float | None) -> None:
         )
 
 
+def _tta_level(config: dict | None) -> int:
+    """The test-time augmentation level a model's training config asks of its predictions."""
+    level = ((config or {}).get("evaluate") or {}).get("tta", 0)
+    if level not in TTA_LEVELS:
+        raise checkpoint.CheckpointError(f"the checkpoint's config asks for tta {level!r}")
+    return int(level)
+
+
 def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
     net, params, state = checkpoint.build(ckpt)
     m = ckpt.info
@@ -247,6 +259,7 @@ def _from_checkpoint(ckpt: checkpoint.Checkpoint) -> Model:
             OodDetector.from_manifest(m.ood, ckpt.group("ood")) if m.ood is not None else None,
             DecisionRule.from_dict(m.decision),
             None if m.answer_rules is None else AnswerRules.from_dict(m.answer_rules),
+            _tta_level(m.config),
         )
     except KeyError as exc:
         raise checkpoint.CheckpointError(f"the checkpoint's manifest lacks {exc}") from None

@@ -18,6 +18,7 @@ from fcnn.distributed import threads
 from fcnn.layers import Layer, fuse
 from fcnn.layers.cost import multiply_adds
 from fcnn.layers.folding import fold_batchnorm
+from fcnn.tta import with_tta
 
 __all__ = ["SHARD_MULTIPLY_ADDS", "features", "predict_logits"]
 
@@ -37,17 +38,19 @@ def predict_logits(
     normalization: Normalization,
     batch_size: int = 500,
     workers: int | None = None,
+    tta: int = 0,
 ) -> np.ndarray:
     """Eval-mode logits of raw-pixel ``images`` (N, C, H, W), normalized batch by batch
     (so a whole data set is never held as float32 at once). Each batch is split over
     ``workers`` threads (default: the BLAS's thread count; see
     :mod:`fcnn.distributed.threads`). BatchNorms run folded into the layers before them
-    (:func:`fcnn.layers.folding.fold_batchnorm`), the rest fused (:func:`fcnn.layers.fuse`)."""
+    (:func:`fcnn.layers.folding.fold_batchnorm`), the rest fused (:func:`fcnn.layers.fuse`).
+    ``tta``: the test-time augmentation level (:mod:`fcnn.tta`), 0 for none."""
     min_rows = _images_per_shard(net, images)
     net, params, state = fold_batchnorm(net, params, state)
     net = fuse(net)
     return _in_batches(
-        lambda x: net.apply(params, x, state=state, train=False)[0],
+        with_tta(lambda x: net.apply(params, x, state=state, train=False)[0], tta),
         images,
         normalization,
         batch_size,

@@ -12,7 +12,14 @@ import numpy as np
 
 from fcnn import random as fr
 
-__all__ = ["Augmentation", "Normalization", "augment", "fit_normalization", "normalize"]
+__all__ = [
+    "Augmentation",
+    "Normalization",
+    "alternating_flips",
+    "augment",
+    "fit_normalization",
+    "normalize",
+]
 
 
 @attrs.frozen(eq=False)
@@ -53,8 +60,11 @@ def normalize(images: np.ndarray, norm: Normalization) -> np.ndarray:
 class Augmentation:
     """Which random transforms to apply in training (all off by default).
 
-    ``crop_padding``: pad by this many zeros, then crop back at a random offset
-    (a random shift); ``hflip`` / ``vflip``: flip half the images; ``rot90``:
+    ``crop_padding``: pad by this many zeros (mirrored pixels with ``crop_reflect``), then
+    crop back at a random offset (a random shift); ``hflip`` / ``vflip``: flip half the
+    images; ``alternating_flip``: mirror each image on every other epoch, starting from a
+    random half (airbench's: every image is seen both ways in any two epochs, which random
+    flips only reach on average; the flips come from :func:`alternating_flips`); ``rot90``:
     rotate by a random multiple of 90° (square images); ``brightness`` /
     ``contrast``: add a shift in ``±brightness`` std units and scale by
     ``1 ± contrast`` per image; ``rotate``, ``scale``, ``shift``: an affine warp per image,
@@ -66,7 +76,9 @@ class Augmentation:
     """
 
     crop_padding: int = 0
+    crop_reflect: bool = False
     hflip: bool = False
+    alternating_flip: bool = False
     vflip: bool = False
     rot90: bool = False
     brightness: float = 0.0
@@ -85,6 +97,7 @@ class Augmentation:
         return bool(
             self.crop_padding
             or self.hflip
+            or self.alternating_flip
             or self.vflip
             or self.rot90
             or self.brightness
@@ -95,12 +108,13 @@ class Augmentation:
 
 
 def _random_crop(
-    x: np.ndarray, pad: int, rng: np.random.Generator, rows: slice, batch: int
+    x: np.ndarray, pad: int, rng: np.random.Generator, rows: slice, batch: int, reflect: bool
 ) -> np.ndarray:
-    """Pad by ``pad`` zeros and cut each image back to (H, W) at its own random offset (the
-    offsets drawn for the whole batch, ``x`` its images ``rows``)."""
+    """Pad by ``pad`` zeros (or mirrored pixels) and cut each image back to (H, W) at its own
+    random offset (the offsets drawn for the whole batch, ``x`` its images ``rows``)."""
     n, c, h, w = x.shape
-    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    widths = ((0, 0), (0, 0), (pad, pad), (pad, pad))
+    padded = np.pad(x, widths, mode="reflect") if reflect else np.pad(x, widths)
     bn, bc, bh, bw = padded.strides
     # (N, C, 2p+1, 2p+1, H, W): every possible crop of every image, a read-only view
     crops = np.lib.stride_tricks.as_strided(
@@ -157,6 +171,14 @@ def _random_affine(
     return top * (1 - fy) + bottom * fy
 
 
+def alternating_flips(key: fr.Key, num_images: int, indices: np.ndarray, epoch: int) -> np.ndarray:
+    """Whether each image ``indices`` of a data set of ``num_images`` is mirrored in
+    ``epoch``: a random half (drawn once from ``key``) in even epochs, the other half in odd
+    ones. (N,) bool."""
+    first = fr.generator(key).random(num_images) < 0.5  # (num_images,): epoch 0's flips
+    return first[np.asarray(indices)] ^ bool(epoch % 2)
+
+
 def augment(
     x: np.ndarray,
     aug: Augmentation,
@@ -164,12 +186,15 @@ def augment(
     *,
     rows: slice | None = None,
     batch: int | None = None,
+    flips: np.ndarray | None = None,
 ) -> np.ndarray:
     """A randomly transformed copy of the float batch ``x`` (N, C, H, W).
 
     With ``rows`` and ``batch``, ``x`` holds the images ``rows`` of a batch of ``batch``
     images (a data-parallel replica's shard): the random draws are the whole batch's, so
     each image is transformed exactly as ``augment`` of the whole batch would transform it.
+    ``flips`` (the whole batch's, (batch,) bool) says which images ``alternating_flip``
+    mirrors (:func:`alternating_flips`).
     """
     if not aug.active:
         return x
@@ -180,7 +205,15 @@ def augment(
         raise ValueError(f"augment: rows {rows} of {batch} images do not match {x.shape[0]}")
     out = x
     if aug.crop_padding:
-        out = _random_crop(out, aug.crop_padding, rng, rows, batch)
+        out = _random_crop(out, aug.crop_padding, rng, rows, batch, aug.crop_reflect)
+    if aug.alternating_flip:
+        if flips is None or len(flips) != batch:
+            raise ValueError(
+                "alternating_flip needs each image's flip for the whole batch: "
+                "fcnn.data.transforms.alternating_flips(key, len(data), indices, epoch)"
+            )
+        mirrored = np.asarray(flips, bool)[rows]
+        out = np.where(mirrored[:, None, None, None], out[:, :, :, ::-1], out)
     if aug.hflip:
         flip = (rng.random(batch) < 0.5)[rows]
         out = np.where(flip[:, None, None, None], out[:, :, :, ::-1], out)

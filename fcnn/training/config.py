@@ -26,9 +26,13 @@ __all__ = [
     "CsvLoggerConfig",
     "DataConfig",
     "EarlyStoppingConfig",
+    "EvaluateConfig",
+    "LookaheadConfig",
     "NormalizationConfig",
+    "ParamGroupConfig",
     "SchedulerConfig",
     "TrainConfig",
+    "WhiteningConfig",
     "apply_overrides",
     "load_config",
     "parse_config",
@@ -63,15 +67,56 @@ def _image_size(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         )
 
 
+def _piecewise_points(instance: Any, _attribute: attrs.Attribute, value: tuple) -> None:
+    if instance.name != "piecewise":
+        if value:
+            raise ConfigError("train.scheduler.points: only the piecewise schedule takes points")
+        return
+    from fcnn.optim.schedules import piecewise_linear
+
+    try:
+        piecewise_linear(1.0, 1, value)
+    except ValueError as exc:
+        raise ConfigError(f"train.scheduler.points: {exc}") from None
+
+
 @attrs.frozen
 class SchedulerConfig:
-    """Learning-rate schedule; ``step_size`` and ``warmup_epochs`` count epochs."""
+    """Learning-rate schedule; ``step_size`` and ``warmup_epochs`` count epochs. ``piecewise``
+    multiplies the rate by a piecewise-linear factor of the training's progress, through
+    ``points`` ``[progress, factor]`` from progress 0 to 1 (airbench's triangle:
+    ``[[0, 0.2], [0.2, 1], [1, 0]]``)."""
 
-    name: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    name: Literal["constant", "step", "exponential", "cosine", "piecewise"] = "constant"
     step_size: int = attrs.field(default=1, validator=_in_range(1))
     gamma: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0))
     final_lr: float = attrs.field(default=0.0, validator=_in_range(0.0))
     warmup_epochs: float = attrs.field(default=0.0, validator=_in_range(0.0))
+    points: tuple[tuple[float, float], ...] = attrs.field(default=(), validator=_piecewise_points)
+
+
+@attrs.frozen
+class ParamGroupConfig:
+    """One ``train.param_groups`` entry: the parameters whose tree path matches ``match`` (a
+    shell pattern, :mod:`fcnn.optim.groups`; ``"*.beta"``: every BatchNorm shift) train at
+    ``lr_scale`` times the learning rate with ``weight_decay_scale`` times the weight decay,
+    and only for their first ``epochs`` epochs when that is set."""
+
+    match: str
+    lr_scale: float = attrs.field(default=1.0, validator=_in_range(0.0))
+    weight_decay_scale: float = attrs.field(default=1.0, validator=_in_range(0.0))
+    epochs: float | None = attrs.field(default=None, validator=_in_range(0.0))
+
+
+@attrs.frozen
+class LookaheadConfig:
+    """``train.lookahead``: every ``every`` steps the weights (and BatchNorm statistics) are
+    mixed into a slow copy and restarted from it, with airbench's decay
+    ``decay**every · (step / steps)³`` (:func:`fcnn.optim.averaging.lookahead_decay`); the
+    run ends on the slow weights."""
+
+    every: int = attrs.field(default=5, validator=_in_range(1))
+    decay: float = attrs.field(default=0.95, validator=_in_range(0.0, 1.0, open_high=True))
 
 
 @attrs.frozen
@@ -103,6 +148,9 @@ class TrainConfig:
     # their tree path and shape match, and keep these layers (indices or path prefixes) fixed
     init_from: str | None = None
     freeze: tuple[int | str, ...] = ()
+    # per-group learning-rate and weight-decay multipliers, by tree path (first match wins)
+    param_groups: tuple[ParamGroupConfig, ...] = ()
+    lookahead: LookaheadConfig | None = None
 
 
 @attrs.frozen
@@ -110,7 +158,9 @@ class AugmentConfig:
     """Random training-time transforms (see :class:`fcnn.data.transforms.Augmentation`)."""
 
     crop_padding: int = attrs.field(default=0, validator=_in_range(0))
+    crop_reflect: bool = False  # pad the crop with mirrored pixels instead of zeros
     hflip: bool = False
+    alternating_flip: bool = False  # a random half mirrored in even epochs, the rest in odd
     vflip: bool = False
     rot90: bool = False
     brightness: float = attrs.field(default=0.0, validator=_in_range(0.0))
@@ -217,6 +267,28 @@ class DecisionConfig:
     min_recall: dict[str, float] = attrs.field(factory=dict, validator=_recall_floors)
 
 
+@attrs.frozen
+class WhiteningConfig:
+    """``whitening``: before the first step, set the filters of convolution ``layer`` (no
+    padding, ``2·C·KH·KW`` outputs) to the whitening of the patches of the first ``images``
+    normalized training images (:func:`fcnn.whitening.patch_whitening`, with ``eps``); a
+    data-dependent initialization, stored in the checkpoints like any weights. Freeze its
+    weights with ``train.freeze: ["<layer>.w"]`` to keep them."""
+
+    layer: int = attrs.field(default=0, validator=_in_range(0))
+    images: int = attrs.field(default=5000, validator=_in_range(1))
+    eps: float = attrs.field(default=5e-4, validator=_in_range(1e-12))
+
+
+@attrs.frozen
+class EvaluateConfig:
+    """``evaluate.tta``: the test-time augmentation level (:mod:`fcnn.tta`) of the final
+    test, ``fcnn evaluate`` and the model's predictions: 0 none, 1 mirror, 2 mirror and
+    ±1-pixel translations. Validation during training runs without it."""
+
+    tta: Literal[0, 1, 2] = 0
+
+
 CALLBACKS: dict[str, type] = {
     "early_stopping": EarlyStoppingConfig,
     "checkpoint": CheckpointConfig,
@@ -251,6 +323,8 @@ class Config:
     # which at most this share of the lesions is answered uncertain (out of distribution too)
     uncertain_share: float | None = attrs.field(default=None, validator=_in_range(0.0, 0.5))
     ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
+    whitening: WhiteningConfig | None = None
+    evaluate: EvaluateConfig = EvaluateConfig()
     runs_dir: str = "runs"
     reports_dir: str | None = None  # where results.csv gets a row; None: runs_dir
     name: str = ""  # filled from the file name when empty

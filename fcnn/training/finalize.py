@@ -171,6 +171,7 @@ def finish_run(
         data.normalization,
         cfg.train.eval_batch_size,
         replicas,
+        tta=cfg.evaluate.tta,
     )
     preds = rule.decide(cal.probabilities(test.logits))
     confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
@@ -178,8 +179,9 @@ def finish_run(
     best_val = max((h["val_acc"] for h in history), default=float("nan"))
     source = "best checkpoint" if best_path else "final params"
     balanced = metrics.balanced_accuracy(confusion)
+    with_tta = f", test-time augmentation level {cfg.evaluate.tta}" if cfg.evaluate.tta else ""
     line = (
-        f"test accuracy {test_acc:.4f}, balanced {balanced:.4f} ({source}); "
+        f"test accuracy {test_acc:.4f}, balanced {balanced:.4f} ({source}{with_tta}); "
         f"best val_acc {best_val:.4f}; wall time {elapsed_s:.0f}s"
     )
     log.info(line)

@@ -89,12 +89,14 @@ def train_step(
     labels: np.ndarray,
     key: fr.Key,
     replicas: distributed.Replicas = distributed.SINGLE,
+    flips: np.ndarray | None = None,
 ) -> StepResult:
     """One SGD step on a uint8 batch: normalize, augment, forward, loss, backward, update.
 
     With several ``replicas`` every one of them calls this with the same global batch
     and key; each computes its shard and the results are summed (see the module
     docstring). The returned loss and count of correct answers are the whole batch's.
+    ``flips``: which images of the batch ``alternating_flip`` mirrors (the whole batch's).
     """
     aug_key, net_key = fr.split(key, 2)
     total_weight = _batch_weight(recipe, labels)
@@ -113,6 +115,7 @@ def train_step(
         aug_key,
         rows=part,
         batch=batch,
+        flips=flips,
     )
     if replicas.size > 1:
         net_key = fr.fold_in(net_key, replicas.rank)
@@ -188,11 +191,13 @@ def evaluate(
     normalization: Normalization,
     batch_size: int = 500,
     replicas: distributed.Replicas = distributed.SINGLE,
+    tta: int = 0,
 ) -> EvalResult:
     """Loss and logits of uint8 ``images`` in eval mode, normalized batch by batch.
 
     With several ``replicas`` each runs its own shard of the images and every replica
-    gets all the logits back (in order), so all of them return the same result.
+    gets all the logits back (in order), so all of them return the same result. ``tta``: the
+    test-time augmentation level (:mod:`fcnn.tta`).
     """
     shard = images.shape[0] >= replicas.size > 1
     part = (
@@ -200,7 +205,7 @@ def evaluate(
         if shard
         else slice(None)
     )
-    logits = predict_logits(net, params, state, images[part], normalization, batch_size)
+    logits = predict_logits(net, params, state, images[part], normalization, batch_size, tta=tta)
     if shard:
         logits = np.concatenate(replicas.gather(logits))
     loss, _ = cross_entropy.forward(logits.astype(np.float64), labels)

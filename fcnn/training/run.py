@@ -49,6 +49,7 @@ import numpy as np
 from fcnn import checkpoint, distributed, metrics, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
+from fcnn.data.transforms import alternating_flips
 from fcnn.optim import averaging
 from fcnn.training.callbacks import make_callbacks
 from fcnn.training.config import Config
@@ -210,6 +211,8 @@ class _Run:
             run_dir=str(self.setup.run_dir),
         )
         averaged = {} if p.ema is None else {"ema_params": p.ema[0], "ema_state": p.ema[1]}
+        if p.slow is not None:
+            averaged.update(slow_params=p.slow[0], slow_state=p.slow[1])
         checkpoint.save(
             self.setup.last_path,
             attrs.evolve(self.setup.manifest, kind="last", training=training),
@@ -239,6 +242,9 @@ class _Run:
                 idx = batches[b]
                 p = self.loop
                 key = fr.fold_in(fr.fold_in(self.setup.step_key, epoch), b)
+                flips = None
+                if self.setup.recipe.augmentation.alternating_flip:
+                    flips = alternating_flips(self.setup.flip_key, len(train), idx, epoch)
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
                     out = train_step(
                         self.setup.recipe,
@@ -249,20 +255,24 @@ class _Run:
                         train.labels[idx],
                         key,
                         self.replicas,
+                        flips,
                     )
                 if not math.isfinite(out.loss):
                     self._diverged(out.loss, epoch, b)
+                step = epoch * self.setup.steps_per_epoch + b
+                params, state, slow = self._lookahead(p.slow, out, step)
                 # one assignment: an interrupt sees either the old or the new progress
                 self.loop = LoopState(
-                    params=out.params,
-                    state=out.state,
+                    params=params,
+                    state=state,
                     opt_state=out.opt_state,
                     epoch=epoch,
                     batch=b + 1,
                     loss_sum=p.loss_sum + out.loss * len(idx),
                     correct=p.correct + out.correct,
                     seen=p.seen + len(idx),
-                    ema=self._averaged(p.ema, out, epoch * self.setup.steps_per_epoch + b),
+                    ema=self._averaged(p.ema, out, step),
+                    slow=slow,
                 )
                 images += len(idx)
                 if self.interrupts.agreed():
@@ -293,6 +303,21 @@ class _Run:
         assert rate is not None  # an average is kept only with a decay
         decay = averaging.ema_decay(rate, step)
         return averaging.ema_update(ema, (out.params, out.state), decay)
+
+    def _lookahead(self, slow: Any, out: Any, step: int) -> tuple[Any, Any, Any]:
+        """``(params, state, slow)`` after ``step`` (counted from 0) with train.lookahead:
+        every ``every`` steps, and at the last, the fast weights of ``out`` are mixed into
+        the slow ones and restart from them (:func:`fcnn.optim.averaging.lookahead_decay`);
+        without lookahead, ``out``'s weights and None."""
+        la = self.setup.config.train.lookahead
+        if la is None or slow is None:
+            return out.params, out.state, None
+        done, total = step + 1, self.setup.total_steps
+        if done % la.every and done < total:
+            return out.params, out.state, slow
+        decay = averaging.lookahead_decay(la.decay, la.every, done, total)
+        slow = averaging.ema_update(slow, (out.params, out.state), decay)
+        return slow[0], slow[1], slow
 
     def _diverged(self, loss: float, epoch: int, batch: int) -> None:
         log.error("loss became %s at epoch %d batch %d", loss, epoch + 1, batch + 1)
@@ -336,7 +361,12 @@ class _Run:
         for cb in self.callbacks:
             stop = cb.on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"}) or stop
         self.loop = LoopState(
-            params=p.params, state=p.state, opt_state=p.opt_state, epoch=epoch + 1, ema=p.ema
+            params=p.params,
+            state=p.state,
+            opt_state=p.opt_state,
+            epoch=epoch + 1,
+            ema=p.ema,
+            slow=p.slow,
         )
         self._save_last()
         summary = (
@@ -357,7 +387,8 @@ class _Run:
             return
         p = self.loop
         ema = None if p.ema is None else (p.ema[0], self._mean_over_replicas(p.ema[1]))
-        self.loop = attrs.evolve(p, state=self._mean_over_replicas(p.state), ema=ema)
+        slow = None if p.slow is None else (p.slow[0], self._mean_over_replicas(p.slow[1]))
+        self.loop = attrs.evolve(p, state=self._mean_over_replicas(p.state), ema=ema, slow=slow)
 
     def _mean_over_replicas(self, state: Any) -> Any:
         buf, layout = distributed.to_buffer(state, dtype=np.float64)

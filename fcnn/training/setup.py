@@ -18,15 +18,17 @@ import yaml
 
 from fcnn import checkpoint, distributed, layers, models, optim, tree
 from fcnn import random as fr
-from fcnn.data.transforms import Augmentation
+from fcnn.data.transforms import Augmentation, normalize
 from fcnn.io import atomic_write_text
+from fcnn.layers import Layer
 from fcnn.layers.combinators import split
 from fcnn.optim import schedules
 from fcnn.training import finetune, outputs
-from fcnn.training.config import Config, ConfigError, TrainConfig
+from fcnn.training.config import Config, ConfigError, TrainConfig, WhiteningConfig
 from fcnn.training.data import PreparedData, class_weights, prepare_data
 from fcnn.training.loop import FrozenPrefix, Recipe
 from fcnn.training.run_config import resumed_config
+from fcnn.whitening import patch_whitening
 
 __all__ = [
     "PROGRESS",
@@ -98,19 +100,60 @@ def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
         sched = schedules.step_decay(cfg.lr, sc.step_size * steps_per_epoch, sc.gamma)
     elif sc.name == "exponential":
         sched = schedules.exponential(cfg.lr, sc.gamma, steps_per_epoch)
+    elif sc.name == "piecewise":
+        sched = schedules.piecewise_linear(cfg.lr, total, sc.points)
     else:
         sched = schedules.cosine(cfg.lr, total, sc.final_lr)
     return schedules.warmup(sched, warm) if warm else sched
 
 
-def make_optimizer(cfg: TrainConfig, schedule: schedules.Schedule) -> optim.GradientTransformation:
-    """The optimizer the ``train:`` section names (sgd, adam, adamw) with its momentum,
-    betas, weight decay and clipping, stepping at ``schedule``'s learning rate."""
+def _named_optimizer(
+    cfg: TrainConfig, schedule: schedules.Schedule, weight_decay: float, clip_norm: float | None
+) -> optim.GradientTransformation:
     if cfg.optimizer == "sgd":
-        return optim.sgd(schedule, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.clip_norm)
+        return optim.sgd(schedule, cfg.momentum, cfg.nesterov, weight_decay, clip_norm)
     b1, b2 = cfg.betas
     maker = optim.adam if cfg.optimizer == "adam" else optim.adamw
-    return maker(schedule, b1, b2, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+    return maker(schedule, b1, b2, weight_decay=weight_decay, clip_norm=clip_norm)
+
+
+def make_optimizer(
+    cfg: TrainConfig,
+    schedule: schedules.Schedule,
+    params: Any = None,
+    steps_per_epoch: int = 1,
+    frozen: Any = None,
+) -> optim.GradientTransformation:
+    """The optimizer the ``train:`` section names (sgd, adam, adamw) with its momentum,
+    betas, weight decay and clipping, stepping at ``schedule``'s learning rate; the leaves
+    that ``frozen`` (a tree of bools like the params, or None) marks never move. With
+    ``train.param_groups`` (which need ``params``, to label their leaves by path) each group
+    gets the same optimizer at its own rate and decay, in one
+    :func:`fcnn.optim.multi_transform` after the global clipping."""
+    if not cfg.param_groups:
+        named = _named_optimizer(cfg, schedule, cfg.weight_decay, cfg.clip_norm)
+        return named if frozen is None else optim.freeze(named, frozen)
+    assert params is not None  # param groups label the params' leaves
+    try:
+        labels = optim.groups.labels(params, [g.match for g in cfg.param_groups])
+    except ValueError as exc:
+        raise ConfigError(f"train.param_groups: {exc}") from None
+    if frozen is not None:  # frozen leaves: their own group, which never moves
+        labels = tree.map(lambda label, f: "frozen" if f else label, labels, frozen)
+    parts = {
+        optim.groups.DEFAULT: _named_optimizer(cfg, schedule, cfg.weight_decay, None),
+        "frozen": optim.set_to_zero(),
+    }
+    for i, group in enumerate(cfg.param_groups):
+        rate = optim.groups.scaled(schedule, group.lr_scale)
+        if group.epochs is not None:
+            rate = optim.groups.until(rate, round(group.epochs * steps_per_epoch))
+        decay = cfg.weight_decay * group.weight_decay_scale
+        parts[f"group{i}"] = _named_optimizer(cfg, rate, decay, None)
+    grouped = optim.multi_transform(parts, labels)
+    if cfg.clip_norm is None:
+        return grouped
+    return optim.chain(optim.clip_by_global_norm(cfg.clip_norm), grouped)
 
 
 def _init_from(path: str, params: Any, state: Any) -> tuple[Any, Any, list[str]]:
@@ -129,19 +172,50 @@ def _init_from(path: str, params: Any, state: Any) -> tuple[Any, Any, list[str]]
     return params, state, lines + [f"  {line}" for line in kept]
 
 
-def _freeze(recipe: Recipe, params: Any, freeze: tuple[int | str, ...]) -> tuple[Recipe, Any]:
-    """``recipe`` whose optimizer leaves ``freeze``'s parameters fixed and whose step runs a
-    wholly frozen first part of the network forward-only; and the mask of frozen leaves."""
+def _whiten(
+    cfg: WhiteningConfig, net: Layer, params: Any, data: PreparedData
+) -> tuple[Any, str]:
+    """``params`` with layer ``cfg.layer``'s filters set to the whitening of the first
+    ``cfg.images`` training images' patches (:func:`fcnn.whitening.patch_whitening`), and
+    the log's line."""
+    where = f"whitening.layer {cfg.layer}"
+    layer_spec = net.spec["layers"][cfg.layer] if net.name == "serial" else None
+    if layer_spec is None or cfg.layer >= len(params) or layer_spec["type"] != "Conv2D":
+        raise ConfigError(f"{where}: the network's layer {cfg.layer} must be a Conv2D")
+    conv = params[cfg.layer]
+    c_out, c_in, kh, kw = conv.w.shape
+    if c_out != 2 * c_in * kh * kw or conv.stride != (1, 1) or conv.padding != (0, 0):
+        raise ConfigError(
+            f"{where}: a whitening convolution has 2·C·KH·KW = {2 * c_in * kh * kw} outputs, "
+            f"stride 1 and no padding; layer {cfg.layer} has {c_out} outputs, stride "
+            f"{conv.stride} and padding {conv.padding}"
+        )
+    images = normalize(data.train.images[: cfg.images], data.normalization)
+    filters = patch_whitening(images, (kh, kw), cfg.eps).astype(conv.w.dtype)
+    whitened = attrs.evolve(conv, w=filters)
+    params = (*params[: cfg.layer], whitened, *params[cfg.layer + 1 :])
+    line = (
+        f"whitening: layer {cfg.layer}'s {c_out} filters from the {kh}×{kw} patches of "
+        f"{len(images)} training images (eps {cfg.eps})"
+    )
+    return params, line
+
+
+def _frozen_mask(params: Any, freeze: tuple[int | str, ...]) -> Any:
+    """The tree of bools marking the leaves ``train.freeze`` holds fixed."""
     try:
-        mask = finetune.frozen_mask(params, freeze)
+        return finetune.frozen_mask(params, freeze)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _frozen_prefix(recipe: Recipe, params: Any, mask: Any) -> Recipe:
+    """``recipe`` whose step runs a wholly frozen first part of the network forward-only."""
     count = finetune.frozen_prefix(params, mask) if recipe.net.name == "serial" else 0
-    frozen = None
-    if count:
-        prefix, rest = split(recipe.net, count)
-        frozen = FrozenPrefix(count, layers.fuse(prefix), layers.fuse(rest))
-    return attrs.evolve(recipe, optimizer=optim.freeze(recipe.optimizer, mask), frozen=frozen), mask
+    if not count:
+        return recipe
+    prefix, rest = split(recipe.net, count)
+    return attrs.evolve(recipe, frozen=FrozenPrefix(count, layers.fuse(prefix), layers.fuse(rest)))
 
 
 def new_run_dir(config: Config) -> Path:
@@ -168,6 +242,15 @@ class Setup:
     step_key: fr.Key
     manifest: checkpoint.ModelManifest
     run_dir: Path
+
+    @property
+    def flip_key(self) -> fr.Key:
+        """The key of ``alternating_flip``'s first-epoch half (from the seed, like the rest)."""
+        return fr.fold_in(fr.key(self.config.seed), 3)
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.train.epochs * self.steps_per_epoch
 
     @property
     def last_path(self) -> Path:
@@ -198,6 +281,8 @@ class LoopState:
     seen: int = 0
     # (params, state) averaged over the steps when train.ema_decay is set, else None
     ema: Any = None
+    # the slow (params, state) of train.lookahead, else None
+    slow: Any = None
 
     @property
     def evaluated(self) -> tuple[Any, Any]:
@@ -262,30 +347,36 @@ def build(
     assert input_shape is not None  # network_for sets it
     steps_per_epoch = math.ceil(len(data.train) / config.train.batch_size)
     schedule = make_schedule(config.train, steps_per_epoch)
-    optimizer = make_optimizer(config.train, schedule)
+    k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
+    _, params, state = net.init(k_init, input_shape)
+    if config.whitening is not None and resumed is None:
+        params, line = _whiten(config.whitening, net, params, data)
+        notes.append(line)
+    if config.train.init_from is not None and resumed is None:
+        params, state, lines = _init_from(config.train.init_from, params, state)
+        notes += lines
+    mask = _frozen_mask(params, config.train.freeze) if config.train.freeze else None
     recipe = Recipe(
         layers.fuse(net),  # the fusion pass: the same numbers with fewer passes over memory
-        optimizer,
+        make_optimizer(config.train, schedule, params, steps_per_epoch, frozen=mask),
         data.normalization,
         Augmentation(**attrs.asdict(config.data.augment)),
         class_weights(config, data.train),
         config.train.label_smoothing,
         config.train.sync_batchnorm,
     )
-    k_init, k_order, k_steps = fr.split(fr.fold_in(fr.key(config.seed), 2), 3)
-    _, params, state = net.init(k_init, input_shape)
-    if config.train.init_from is not None and resumed is None:
-        params, state, lines = _init_from(config.train.init_from, params, state)
-        notes += lines
-    if config.train.freeze:
-        recipe, mask = _freeze(recipe, params, config.train.freeze)
+    if mask is not None:
+        recipe = _frozen_prefix(recipe, params, mask)
         notes.append(
             f"train.freeze {list(config.train.freeze)}: {sum(tree.leaves(mask))} of "
             f"{len(tree.leaves(mask))} parameter arrays held fixed"
             + (f", layers 0-{recipe.frozen.count - 1} run forward-only" if recipe.frozen else "")
         )
     ema = (params, state) if config.train.ema_decay is not None else None
-    loop = LoopState(params=params, state=state, opt_state=recipe.optimizer.init(params), ema=ema)
+    slow = (params, state) if config.train.lookahead is not None else None
+    loop = LoopState(
+        params=params, state=state, opt_state=recipe.optimizer.init(params), ema=ema, slow=slow
+    )
     manifest = checkpoint.ModelManifest(
         architecture=net.spec,
         model=config.model_name,
@@ -300,12 +391,18 @@ def build(
     )
     if resumed is not None:
         assert resume is not None and saved is not None  # set together, above
-        if resumed.info.architecture != net.spec:
+        # the stored spec rebuilt: hyperparameters added since it was written take defaults
+        if layers.from_spec(resumed.info.architecture).spec != net.spec:
             raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
         if ema is not None:
             ema = (
                 checkpoint.fill(params, resumed.group("ema_params"), "averaged params"),
                 checkpoint.fill(state, resumed.group("ema_state"), "averaged state"),
+            )
+        if slow is not None:
+            slow = (
+                checkpoint.fill(params, resumed.group("slow_params"), "lookahead params"),
+                checkpoint.fill(state, resumed.group("slow_state"), "lookahead state"),
             )
         loop = LoopState(
             params=checkpoint.fill(params, resumed.group("params"), "params"),
@@ -314,6 +411,7 @@ def build(
                 loop.opt_state, resumed.group("opt_state"), "optimizer state"
             ),
             ema=ema,
+            slow=slow,
         ).resumed(saved.progress)
         run_dir = Path(resume).resolve().parent  # wherever the run folder has been moved
         if replicas.rank == 0 and config_changed:  # the run's folder says so

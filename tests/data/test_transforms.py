@@ -129,3 +129,37 @@ def test_normalization_gives_zero_mean_unit_std():
     np.testing.assert_allclose(x.std(axis=(0, 2, 3)), 1, atol=1e-3)
     with pytest.raises(ValueError, match="channels"):
         normalize(images[:, :1], norm)
+
+
+def test_alternating_flips_mirror_each_image_on_every_other_epoch():
+    from fcnn.data.transforms import alternating_flips
+
+    key = fr.key(5)
+    idx = np.arange(1000)
+    even, odd = alternating_flips(key, 1000, idx, 0), alternating_flips(key, 1000, idx, 1)
+    assert 400 < even.sum() < 600  # a random half first
+    np.testing.assert_array_equal(odd, ~even)  # then the other half
+    np.testing.assert_array_equal(alternating_flips(key, 1000, idx, 2), even)
+    np.testing.assert_array_equal(alternating_flips(key, 1000, idx[::7], 3), odd[::7])
+
+
+def test_alternating_flip_mirrors_exactly_the_images_it_is_told():
+    x = np.arange(2 * 1 * 2 * 3, dtype=np.float32).reshape(2, 1, 2, 3)
+    aug = Augmentation(alternating_flip=True)
+    out = augment(x, aug, fr.key(0), flips=np.array([True, False]))
+    np.testing.assert_array_equal(out[0], x[0, :, :, ::-1])
+    np.testing.assert_array_equal(out[1], x[1])
+    # a replica's shard: the whole batch's flips, sliced like the rows
+    shard = augment(x[1:], aug, fr.key(0), rows=slice(1, 2), batch=2, flips=np.array([True, False]))
+    np.testing.assert_array_equal(shard[0], x[1])
+    with pytest.raises(ValueError, match="needs each image's flip"):
+        augment(x, aug, fr.key(0))
+
+
+def test_reflected_crops_hold_no_zeros():
+    x = np.full((8, 1, 6, 6), 7.0, np.float32)
+    x[:, :, 0, :] = 3.0  # the top row differs, so a reflected border shows it
+    out = augment(x, Augmentation(crop_padding=2, crop_reflect=True), fr.key(1))
+    assert out.min() > 0  # zero padding would put zeros in most crops
+    zero = augment(x, Augmentation(crop_padding=2), fr.key(1))
+    assert (zero == 0).any()
