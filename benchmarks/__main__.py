@@ -144,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         "--epoch-jobs",
         nargs="+",
         choices=list(EPOCH_JOBS),
-        default=list(EPOCH_JOBS),
-        help="the networks (and data) whose training epochs are timed (default: all)",
+        # airbench_cifar (issue #36's network, batch 1,024, ~5 min an epoch a side) on request
+        default=[job for job in EPOCH_JOBS if job != "airbench_cifar"],
+        help="the networks (and data) whose training epochs are timed (default: all but "
+        "airbench_cifar)",
     )
     parser.add_argument(
         "--inference-rounds",

@@ -12,7 +12,7 @@ from fcnn.data.errors import DataError
 from fcnn.data.paths import data_root
 from fcnn.data.registry import Request, load_dataset
 
-__all__ = ["EPOCH_JOBS", "epoch_job"]
+__all__ = ["EPOCH_BATCH", "EPOCH_JOBS", "epoch_job"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,10 @@ EPOCH_JOBS: dict[str, tuple[str, str, int | None]] = {
     "tiny_vgg_cifar": ("tiny_vgg_cifar", "cifar10", None),
     "dermascan_64": ("dermascan_cnn", "ham10000", 64),
     "dermascan_96": ("dermascan_cnn", "ham10000", 96),
+    "airbench_cifar": ("airbench_cifar", "cifar10", None),  # configs/cifar10.yaml's network
 }
+# the batch of a job's epoch: 128, or its recipe's (airbench trains at 1,024)
+EPOCH_BATCH: dict[str, int] = {"airbench_cifar": 1024}
 QUICK_IMAGES = 2_000
 _RANDOM_IMAGES = {"mnist": 60_000, "cifar10": 50_000, "ham10000": 3_400}  # their usual sizes
 

@@ -59,22 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     pin_blas_threads()
 
     from benchmarks import fcnn_side, torch_side
-    from benchmarks.data import epoch_job
+    from benchmarks.data import EPOCH_BATCH, epoch_job
 
     preset, data, _ = epoch_job(args.net, args.quick, args.data_dir)
+    batch = EPOCH_BATCH.get(args.net, 128)
     if args.engine == "torch":
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
         spec, shape = preset.network.spec, preset.input_shape
-        print(json.dumps(torch_side.train_epoch(spec, shape, data.images, data.labels, 128)))
+        print(json.dumps(torch_side.train_epoch(spec, shape, data.images, data.labels, batch)))
         return 0
     from fcnn.distributed.mpi import world
     from fcnn.runtime import keep_freed_memory
 
     keep_freed_memory()  # as the fcnn command does for fcnn train
     replicas = world()
-    result = fcnn_side.train_epoch(preset, data, 128, replicas=replicas)
+    result = fcnn_side.train_epoch(preset, data, batch, replicas=replicas)
     if replicas.rank == 0:
         print(json.dumps(result), flush=True)
     return 0

@@ -34,7 +34,7 @@ from fcnn.data.paths import data_root
 RUNS = {  # name: (config, overrides)
     "lenet": ("configs/mnist.yaml", ["train.epochs=2"]),
     "bn": ("configs/mnist.yaml", ["train.epochs=2", "model=bn_net_mnist"]),
-    "cifar": ("configs/cifar10.yaml", ["train.epochs=1", "data.limit_train=4000",
+    "cifar": ("configs/cifar10_tiny_vgg.yaml", ["train.epochs=1", "data.limit_train=4000",
                                        "data.limit_test=1000"]),
 }  # fmt: skip
 ARRAYS = ("probs.npy", "logits.npy", "features.npy")

@@ -100,7 +100,19 @@ def _layer_module(spec: dict[str, Any], in_shape: tuple[int, ...]):
         return nn.Softmax(dim=1), in_shape
     if kind == "GELU":
         return nn.GELU(approximate="tanh"), in_shape
+    if kind == "Multiply":
+        return _Multiply(spec["factor"]), in_shape
     raise ValueError(f"no PyTorch equivalent for {kind}")
+
+
+def _Multiply(factor: float):  # noqa: N802 - builds a module, named like one
+    import torch.nn as nn
+
+    class Multiply(nn.Module):
+        def forward(self, x):
+            return x * factor
+
+    return Multiply()
 
 
 def per_layer(spec: dict[str, Any], in_shape, batch: int, repeats: int) -> list[dict[str, float]]:

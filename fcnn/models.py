@@ -12,6 +12,12 @@
   first three, global average pooling, dropout and a dense layer over the 7 classes. With
   ``residual=True`` every block of a stage after its first is a residual pair
   (conv-BN-ReLU-conv-BN plus the identity, then ReLU), as in ResNet.
+- ``airbench_cifar``: airbench94's network (Keller Jordan, arXiv 2404.00498) for 3×32×32
+  images: a 2×2 convolution to 24 channels (whitened by the config's ``whitening``), GELU,
+  three blocks of conv 3×3 → max-pool 2 → BatchNorm → GELU → conv 3×3 → BatchNorm → GELU at
+  ``widths`` 64 / 256 / 256, max-pool 3, a dense layer and the logits × ``scale`` 1/9.
+  Convolutions start as dirac (identity on their first channels); BatchNorm has no learned
+  scale, eps 1e-12 and ``batchnorm_momentum`` 0.6. About 1.97 million parameters.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import attrs
 
 from fcnn import layers
 from fcnn.layers import (
+    GELU,
     BatchNorm2D,
     Conv2D,
     Dense,
@@ -32,6 +39,7 @@ from fcnn.layers import (
     GlobalAvgPool2D,
     Layer,
     MaxPool2D,
+    Multiply,
     ReLU,
     residual,
     serial,
@@ -131,6 +139,31 @@ def dermascan_cnn(
     return Preset("dermascan_cnn", net, (3, image_size, image_size))
 
 
+def _airbench_block(width: int, momentum: float) -> list[Layer]:
+    def norm() -> Layer:
+        return BatchNorm2D(momentum=momentum, eps=1e-12, scale=False)
+
+    def conv() -> Layer:
+        return Conv2D(width, 3, w_init="dirac", padding=1)
+
+    return [conv(), MaxPool2D(2), norm(), GELU(), conv(), norm(), GELU()]
+
+
+def airbench_cifar(
+    num_classes: int = 10,
+    widths: tuple[int, ...] = (64, 256, 256),
+    batchnorm_momentum: float = 0.6,
+    scale: float = 1 / 9,
+) -> Preset:
+    whiten = Conv2D(2 * 3 * 2 * 2, 2, w_init="fan_in_uniform")  # 24 filters, set by whitening
+    blocks = [layer for w in widths for layer in _airbench_block(w, batchnorm_momentum)]
+    net = serial(
+        whiten, GELU(), *blocks, MaxPool2D(3), Flatten(),
+        Dense(num_classes, w_init="fan_in_uniform"), Multiply(scale),
+    )  # fmt: skip
+    return Preset("airbench_cifar", net, (3, 32, 32))
+
+
 _PRESETS: dict[str, Callable[..., Preset | Layer]] = {}
 
 
@@ -150,7 +183,7 @@ def register(name: str) -> Callable[[Callable[..., Preset | Layer]], Callable[..
     return decorate
 
 
-for _factory in (lenet_mnist, tiny_vgg_cifar, bn_net_mnist, dermascan_cnn):
+for _factory in (lenet_mnist, tiny_vgg_cifar, bn_net_mnist, dermascan_cnn, airbench_cifar):
     register(_factory.__name__)(_factory)
 
 

@@ -60,7 +60,10 @@ def _pixels(model, n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, *model.input_shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", ["lenet_mnist", "tiny_vgg_cifar", "bn_net_mnist", "dermascan_cnn"])
+PRESETS = ["lenet_mnist", "tiny_vgg_cifar", "bn_net_mnist", "dermascan_cnn", "airbench_cifar"]
+
+
+@pytest.mark.parametrize("name", PRESETS)
 @pytest.mark.parametrize(
     ("calibration", "weighted"),
     [

@@ -147,7 +147,14 @@ def test_export_refuses_a_mismatched_config(trained, tmp_path):
     _, best = trained
     result = runner.invoke(
         app,
-        ["export", "configs/cifar10.yaml", "--weights", str(best), "--out", str(tmp_path / "x")],
+        [
+            "export",
+            "configs/cifar10_tiny_vgg.yaml",
+            "--weights",
+            str(best),
+            "--out",
+            str(tmp_path / "x"),
+        ],
     )
     assert result.exit_code == 2 and "trained with another config" in result.output
     assert "dataset" in result.output and "Traceback" not in result.output

@@ -110,7 +110,7 @@ def test_resume_refuses_another_config_and_names_the_keys(two_runs, tmp_path):
     root, _, run_a, _ = two_runs
     last = run_a / "last.npz"
     other = _train(
-        root, tmp_path, "model=tiny_vgg_cifar", resume=last, config="configs/cifar10.yaml"
+        root, tmp_path, "model=tiny_vgg_cifar", resume=last, config="configs/cifar10_tiny_vgg.yaml"
     )
     assert other.exit_code == 2 and "Traceback" not in other.output
     assert "dataset" in other.output and "model" in other.output

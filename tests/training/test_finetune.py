@@ -117,7 +117,7 @@ def test_a_cifar10_net_fine_tuned_on_a_small_image_folder(real_data_root, tmp_pa
         f"runs_dir={tmp_path / 'runs'}", "data.augment={}",
     ]  # fmt: skip
     source = train(
-        load_config("configs/cifar10.yaml", [*common, f"data.root={tmp_path / 'cifar'}"]),
+        load_config("configs/cifar10_tiny_vgg.yaml", [*common, f"data.root={tmp_path / 'cifar'}"]),
         echo=_quiet,
     )
     lines = []
@@ -127,7 +127,7 @@ def test_a_cifar10_net_fine_tuned_on_a_small_image_folder(real_data_root, tmp_pa
         f"train.init_from={source.best_checkpoint}",
         "train.freeze=[0, 1, 3, 4]",
     ]
-    tuned = train(load_config("configs/cifar10.yaml", tuning), echo=lines.append)
+    tuned = train(load_config("configs/cifar10_tiny_vgg.yaml", tuning), echo=lines.append)
     before, after = _params(source.best_checkpoint), _params(tuned.best_checkpoint)
     info = checkpoint.load(tuned.best_checkpoint).info
     assert info.class_names == ("cat", "dog", "horse") and after[-1].w.shape == (3, 16)
