@@ -147,7 +147,7 @@ def init(
     input_shape: tuple[int, ...],
     *,
     dtype=np.float32,
-    **static: float,
+    **static: Any,
 ) -> tuple[tuple[int, ...], BatchNormParams, BatchNormState]:
     """Returns ``(output_shape, params, state)`` for one example of shape (C,) or (C, H, W);
     ``static``: :class:`BatchNormParams`' ``momentum``, ``eps`` and ``scale``."""

@@ -392,7 +392,8 @@ def build(
     if resumed is not None:
         assert resume is not None and saved is not None  # set together, above
         # the stored spec rebuilt: hyperparameters added since it was written take defaults
-        if layers.from_spec(resumed.info.architecture).spec != net.spec:
+        stored = resumed.info.architecture
+        if stored is None or layers.from_spec(stored).spec != net.spec:
             raise checkpoint.CheckpointError(f"{resume} was trained with another architecture")
         if ema is not None:
             ema = (
