@@ -70,3 +70,21 @@ def lesion_like(seed: int = 0, size: int = 64) -> np.ndarray:
     rng = np.random.default_rng(seed)
     color = np.array([60, 195, 100])
     return np.clip(rng.normal(color, 5, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+class InterruptAt:
+    """A training run's progress display that raises Ctrl-C (KeyboardInterrupt) once the run
+    has done ``batch`` steps of epoch ``epoch`` (both counted from 0 and 1, as it shows them)."""
+
+    def __init__(self, epoch, batch):
+        self.at, self.epoch = (epoch, batch), None
+
+    def start_epoch(self, epoch, epochs, steps):
+        self.epoch = epoch
+
+    def step(self, done, loss, acc, images_per_s):
+        if (self.epoch, done) == self.at:
+            raise KeyboardInterrupt
+
+    def end_epoch(self, summary):
+        pass

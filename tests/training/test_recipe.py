@@ -4,12 +4,13 @@ test-time augmentation, on a small MNIST look-alike."""
 
 import numpy as np
 import pytest
+from helpers import InterruptAt
 
 from fcnn import checkpoint
 from fcnn.data.transforms import normalize
 from fcnn.testing import assert_trees_all_close
 from fcnn.training.config import ConfigError
-from fcnn.training.run import EpochProgress, TrainingInterrupted, train
+from fcnn.training.run import TrainingInterrupted, train
 from fcnn.whitening import patch_whitening
 
 NET = (
@@ -40,17 +41,6 @@ def _quiet(*_):
     return None
 
 
-class _InterruptAt(EpochProgress):
-    def __init__(self, epoch, batch):
-        self.at, self.epoch = (epoch, batch), None
-
-    def start_epoch(self, epoch, epochs, steps):
-        self.epoch = epoch
-
-    def step(self, done, loss, acc, images_per_s):
-        if (self.epoch, done) == self.at:
-            raise KeyboardInterrupt
-
 
 def test_the_recipe_trains_with_whitened_frozen_filters_and_tta(fake_mnist_root, tiny_config):
     lines = []
@@ -76,7 +66,7 @@ def test_ctrl_c_and_resume_continue_lookahead_exactly(fake_mnist_root, tiny_conf
     cfg = tiny_config(*RECIPE)
     straight = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
     with pytest.raises(TrainingInterrupted) as info:
-        train(cfg, data_dir=fake_mnist_root, progress=_InterruptAt(1, 4), echo=_quiet)
+        train(cfg, data_dir=fake_mnist_root, progress=InterruptAt(1, 4), echo=_quiet)
     assert checkpoint.load(info.value.path).group("slow_params")  # saved for the resume
     resumed = train(cfg, data_dir=fake_mnist_root, resume=info.value.path, echo=_quiet)
     for group in ("params", "slow_params", "state"):

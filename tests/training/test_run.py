@@ -3,11 +3,11 @@ import json
 
 import numpy as np
 import pytest
-from helpers import write_ham
+from helpers import InterruptAt, write_ham
 
 from fcnn import checkpoint, tree
 from fcnn.testing import assert_trees_all_close
-from fcnn.training.run import EpochProgress, TrainingDiverged, TrainingInterrupted, train
+from fcnn.training.run import TrainingDiverged, TrainingInterrupted, train
 
 
 def _params(path):
@@ -47,23 +47,12 @@ def test_same_config_and_seed_give_the_same_numbers(fake_mnist_root, tiny_config
     assert_trees_all_close(_params(a.last_checkpoint), _params(b.last_checkpoint), rtol=0)
 
 
-class _InterruptAt(EpochProgress):
-    def __init__(self, epoch, batch):
-        self.at, self.epoch = (epoch, batch), None
-
-    def start_epoch(self, epoch, epochs, steps):
-        self.epoch = epoch
-
-    def step(self, done, loss, acc, images_per_s):
-        if (self.epoch, done) == self.at:
-            raise KeyboardInterrupt
-
 
 def test_ctrl_c_saves_last_and_resume_continues_exactly(fake_mnist_root, tiny_config):
     cfg = tiny_config("data.augment.hflip=true", "model_options={}")
     straight = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
     with pytest.raises(TrainingInterrupted) as info:
-        train(cfg, data_dir=fake_mnist_root, progress=_InterruptAt(1, 3), echo=_quiet)
+        train(cfg, data_dir=fake_mnist_root, progress=InterruptAt(1, 3), echo=_quiet)
     saved = checkpoint.load(info.value.path).manifest["training"]["progress"]
     assert (saved["epoch"], saved["batch"]) == (1, 3)
     resumed = train(cfg, data_dir=fake_mnist_root, resume=info.value.path, echo=_quiet)
@@ -98,7 +87,7 @@ def test_weight_average_is_what_a_run_validates_keeps_and_resumes(
     cfg = tiny_config("train.ema_decay=0.9")
     straight = train(cfg, data_dir=fake_mnist_root, echo=_quiet)
     with pytest.raises(TrainingInterrupted) as info:
-        train(cfg, data_dir=fake_mnist_root, progress=_InterruptAt(1, 3), echo=_quiet)
+        train(cfg, data_dir=fake_mnist_root, progress=InterruptAt(1, 3), echo=_quiet)
     resumed = train(cfg, data_dir=fake_mnist_root, resume=info.value.path, echo=_quiet)
     for group in ("ema_params", "params"):
         assert_trees_all_close(
