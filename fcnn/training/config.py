@@ -184,6 +184,15 @@ class NormalizationConfig:
     std: tuple[float, ...] = attrs.field(validator=_positive_numbers)
 
 
+def _validation_share(_instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    # every run validates (the kept model, callbacks and fits read it): a share above 0
+    if not 0.0 < value < 1.0:
+        raise ConfigError(
+            f"{attribute.name} must lie strictly between 0 and 1 (every run keeps a validation "
+            f"split; 0.02 of CIFAR-10 is 1,000 images), got {value!r}"
+        )
+
+
 @attrs.frozen
 class DataConfig:
     """``class_weights``: none, ``balanced`` (inverse frequency), ``sqrt`` (inverse square
@@ -201,7 +210,7 @@ class DataConfig:
     (HAM10000: 0.15, an image folder or arrays without a test part: 0.2);
     ``normalization``: fixed per-channel mean and std instead of those of the training set."""
 
-    val_fraction: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0, open_high=True))
+    val_fraction: float = attrs.field(default=0.1, validator=_validation_share)
     image_size: tuple[int, int] | None = attrs.field(default=None, validator=_image_size)
     augment: AugmentConfig = AugmentConfig()
     class_weights: Literal["none", "balanced", "sqrt"] | tuple[float, ...] = "none"

@@ -76,6 +76,10 @@ def test_shipped_configs_are_valid_and_round_trip(path):
             GOOD.replace("seed: 42", "seed: 42\nanswer_rules: {uncertain: 0.3}"),
             "unknown key answer_rules.uncertain",
         ),
+        (
+            GOOD.replace("seed: 42", "seed: 42\ndata: {val_fraction: 0}"),
+            "val_fraction must lie strictly between 0 and 1",
+        ),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path, edit, message):
