@@ -293,9 +293,14 @@ class WhiteningConfig:
 class EvaluateConfig:
     """``evaluate.tta``: the test-time augmentation level (:mod:`fcnn.tta`) of the final
     test, ``fcnn evaluate`` and the model's predictions: 0 none, 1 mirror, 2 mirror and
-    ±1-pixel translations. Validation during training runs without it."""
+    ±1-pixel translations. Validation during training runs without it.
+    ``evaluate.test_every_epoch``: a *report run* also evaluates the test split (with that
+    TTA) after every epoch, outside the epoch's timed part, as ``test_acc`` in
+    ``metrics.csv`` (``python -m benchmarks.time_to_accuracy`` reads it); a run whose time
+    matters leaves it off, and no model is ever chosen by it."""
 
     tta: Literal[0, 1, 2] = 0
+    test_every_epoch: bool = False
 
 
 CALLBACKS: dict[str, type] = {

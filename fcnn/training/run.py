@@ -345,6 +345,20 @@ class _Run:
             self.replicas,
         )
         val_conf = metrics.confusion_matrix(val.labels, val.preds, data.val.num_classes)
+        report_only = {}
+        if self.setup.config.evaluate.test_every_epoch:  # a report run; never chooses a model
+            test = evaluate(
+                self.setup.recipe.net,
+                params,
+                state,
+                data.test.images,
+                data.test.labels,
+                data.normalization,
+                cfg.eval_batch_size,
+                self.replicas,
+                tta=self.setup.config.evaluate.tta,
+            )
+            report_only["test_acc"] = test.accuracy
         row = {
             "epoch": epoch + 1,
             "train_loss": p.loss_sum / max(p.seen, 1),
@@ -355,6 +369,7 @@ class _Run:
             "lr": float(self.setup.schedule((epoch + 1) * self.setup.steps_per_epoch - 1)),
             "epoch_time_s": epoch_time,
             "images_per_s": images_per_s,
+            **report_only,
         }
         self.history.append(row)
         stop = False

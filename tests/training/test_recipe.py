@@ -99,3 +99,19 @@ def test_recipe_settings_that_cannot_work_are_clear_errors(
 ):
     with pytest.raises(ConfigError, match=message):
         train(tiny_config(*RECIPE, override), data_dir=fake_mnist_root, echo=_quiet)
+
+
+def test_a_report_run_adds_each_epochs_test_accuracy_and_a_timed_run_does_not(
+    fake_mnist_root, tiny_config
+):
+    import csv
+
+    report = train(
+        tiny_config(*RECIPE, "evaluate.test_every_epoch=true"), data_dir=fake_mnist_root, echo=_quiet
+    )
+    with open(report.run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(0.0 <= float(r["test_acc"]) <= 1.0 for r in rows)
+    timed = train(tiny_config(*RECIPE), data_dir=fake_mnist_root, echo=_quiet)
+    with open(timed.run_dir / "metrics.csv", newline="") as f:
+        assert "test_acc" not in next(csv.DictReader(f))
