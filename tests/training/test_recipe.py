@@ -106,9 +106,8 @@ def test_a_report_run_adds_each_epochs_test_accuracy_and_a_timed_run_does_not(
 ):
     import csv
 
-    report = train(
-        tiny_config(*RECIPE, "evaluate.test_every_epoch=true"), data_dir=fake_mnist_root, echo=_quiet
-    )
+    report_config = tiny_config(*RECIPE, "evaluate.test_every_epoch=true")
+    report = train(report_config, data_dir=fake_mnist_root, echo=_quiet)
     with open(report.run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(0.0 <= float(r["test_acc"]) <= 1.0 for r in rows)
