@@ -32,7 +32,7 @@ import numpy as np
 
 from fcnn import tree
 
-__all__ = ["ema_decay", "ema_update", "lookahead_decay"]
+__all__ = ["ema_decay", "ema_update", "lookahead", "lookahead_decay"]
 
 
 def ema_decay(decay: float, step: int) -> float:
@@ -69,3 +69,16 @@ def lookahead_decay(base: float, every: int, step: int, total_steps: int) -> flo
     if step >= total_steps:
         return 1.0
     return base**every * (max(step, 0) / total_steps) ** 3
+
+
+def lookahead(
+    slow: Any, fast: Any, done: int, total_steps: int, every: int, base: float
+) -> tuple[Any, Any]:
+    """``(weights to go on from, slow weights)`` after ``done`` steps of ``total_steps``: every
+    ``every`` steps, and at the last, ``fast`` is mixed into ``slow`` with
+    :func:`lookahead_decay`'s decay and both continue from the mix; in between, the fast
+    weights go on and ``slow`` waits."""
+    if done % every and done < total_steps:
+        return fast, slow
+    mixed = ema_update(slow, fast, lookahead_decay(base, every, done, total_steps))
+    return mixed, mixed

@@ -1,7 +1,8 @@
 """Training configs: YAML parsed once into frozen, validated objects.
 
-Every field, its type and its allowed values are declared here (and listed in
-docs/how-to/train.md, "The config"). Unknown keys, wrong types, missing required
+Every field, its type and its allowed values are declared here or, for the sections that
+say how to train (``train``, ``whitening``, ``evaluate``), in :mod:`fcnn.training.train_config`
+(all listed in docs/how-to/train.md, "The config"). Unknown keys, wrong types, missing required
 fields and out-of-range values are :class:`ConfigError` s that name the key and
 the file. Command-line overrides (``--set train.epochs=3``) are applied to the
 raw YAML before validation, so they are checked the same way.
@@ -16,7 +17,15 @@ import attrs
 
 from fcnn import models
 from fcnn.decision import AnswerRules
-from fcnn.training.structure import ConfigError, read_yaml, structure
+from fcnn.training.structure import ConfigError, in_range, read_yaml, structure
+from fcnn.training.train_config import (
+    EvaluateConfig,
+    LookaheadConfig,
+    ParamGroupConfig,
+    SchedulerConfig,
+    TrainConfig,
+    WhiteningConfig,
+)
 
 __all__ = [
     "AugmentConfig",
@@ -41,21 +50,6 @@ __all__ = [
 Monitor = Literal["val_loss", "val_acc", "val_balanced_acc"]
 
 
-def _in_range(low: float | None = None, high: float | None = None, *, open_high: bool = False):
-    def check(inst: Any, attr: attrs.Attribute, value: Any) -> None:
-        if value is None:
-            return
-        if (low is not None and value < low) or (
-            high is not None and (value >= high if open_high else value > high)
-        ):
-            bound = (
-                f"[{low}, {high}{')' if open_high else ']'}" if high is not None else f">= {low}"
-            )
-            raise ConfigError(f"{attr.name} must be {bound}, got {value!r}")
-
-    return check
-
-
 MAX_IMAGE_SIDE = 4096  # pixels: a resize target beyond it is a typo, and costs gigabytes
 
 
@@ -67,108 +61,22 @@ def _image_size(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         )
 
 
-def _piecewise_points(instance: Any, _attribute: attrs.Attribute, value: tuple) -> None:
-    if instance.name != "piecewise":
-        if value:
-            raise ConfigError("train.scheduler.points: only the piecewise schedule takes points")
-        return
-    from fcnn.optim.schedules import piecewise_linear
-
-    try:
-        piecewise_linear(1.0, 1, value)
-    except ValueError as exc:
-        raise ConfigError(f"train.scheduler.points: {exc}") from None
-
-
-@attrs.frozen
-class SchedulerConfig:
-    """Learning-rate schedule; ``step_size`` and ``warmup_epochs`` count epochs. ``piecewise``
-    multiplies the rate by a piecewise-linear factor of the training's progress, through
-    ``points`` ``[progress, factor]`` from progress 0 to 1 (airbench's triangle:
-    ``[[0, 0.2], [0.2, 1], [1, 0]]``)."""
-
-    name: Literal["constant", "step", "exponential", "cosine", "piecewise"] = "constant"
-    step_size: int = attrs.field(default=1, validator=_in_range(1))
-    gamma: float = attrs.field(default=0.1, validator=_in_range(0.0, 1.0))
-    final_lr: float = attrs.field(default=0.0, validator=_in_range(0.0))
-    warmup_epochs: float = attrs.field(default=0.0, validator=_in_range(0.0))
-    points: tuple[tuple[float, float], ...] = attrs.field(default=(), validator=_piecewise_points)
-
-
-@attrs.frozen
-class ParamGroupConfig:
-    """One ``train.param_groups`` entry: the parameters whose tree path matches ``match`` (a
-    shell pattern, :mod:`fcnn.optim.groups`; ``"*.beta"``: every BatchNorm shift) train at
-    ``lr_scale`` times the learning rate with ``weight_decay_scale`` times the weight decay,
-    and only for their first ``epochs`` epochs when that is set."""
-
-    match: str
-    lr_scale: float = attrs.field(default=1.0, validator=_in_range(0.0))
-    weight_decay_scale: float = attrs.field(default=1.0, validator=_in_range(0.0))
-    epochs: float | None = attrs.field(default=None, validator=_in_range(0.0))
-
-
-@attrs.frozen
-class LookaheadConfig:
-    """``train.lookahead``: every ``every`` steps the weights (and BatchNorm statistics) are
-    mixed into a slow copy and restarted from it, with airbench's decay
-    ``decay**every · (step / steps)³`` (:func:`fcnn.optim.averaging.lookahead_decay`); the
-    run ends on the slow weights."""
-
-    every: int = attrs.field(default=5, validator=_in_range(1))
-    decay: float = attrs.field(default=0.95, validator=_in_range(0.0, 1.0, open_high=True))
-
-
-@attrs.frozen
-class TrainConfig:
-    """The ``train:`` section: epochs, batch size, the optimizer and its schedule,
-    regularization, averaging, fine-tuning and freezing (each key in the docs' config table)."""
-
-    epochs: int = attrs.field(validator=_in_range(1))
-    lr: float = attrs.field(validator=_in_range(1e-12))
-    batch_size: int = attrs.field(default=128, validator=_in_range(1))
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    momentum: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0, open_high=True))
-    nesterov: bool = False
-    weight_decay: float = attrs.field(default=0.0, validator=_in_range(0.0))
-    betas: tuple[float, float] = (0.9, 0.999)
-    clip_norm: float | None = attrs.field(default=None, validator=_in_range(1e-12))
-    label_smoothing: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0, open_high=True))
-    eval_batch_size: int = attrs.field(default=500, validator=_in_range(1))
-    scheduler: SchedulerConfig = SchedulerConfig()
-    # validate, keep and ship an exponential moving average of the weights with this decay
-    # (fcnn.optim.averaging), or the weights themselves (null)
-    ema_decay: float | None = attrs.field(
-        default=None, validator=_in_range(0.0, 1.0, open_high=True)
-    )
-    # With several processes (mpiexec): BatchNorm statistics of the whole global batch
-    # instead of each process's shard (off by default, as in PyTorch's DDP).
-    sync_batchnorm: bool = False
-    # fine-tuning (fcnn.training.finetune): start from this checkpoint's weights wherever
-    # their tree path and shape match, and keep these layers (indices or path prefixes) fixed
-    init_from: str | None = None
-    freeze: tuple[int | str, ...] = ()
-    # per-group learning-rate and weight-decay multipliers, by tree path (first match wins)
-    param_groups: tuple[ParamGroupConfig, ...] = ()
-    lookahead: LookaheadConfig | None = None
-
-
 @attrs.frozen
 class AugmentConfig:
     """Random training-time transforms (see :class:`fcnn.data.transforms.Augmentation`)."""
 
-    crop_padding: int = attrs.field(default=0, validator=_in_range(0))
+    crop_padding: int = attrs.field(default=0, validator=in_range(0))
     crop_reflect: bool = False  # pad the crop with mirrored pixels instead of zeros
     hflip: bool = False
     alternating_flip: bool = False  # a random half mirrored in even epochs, the rest in odd
     vflip: bool = False
     rot90: bool = False
-    brightness: float = attrs.field(default=0.0, validator=_in_range(0.0))
-    contrast: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0, open_high=True))
-    rotate: float = attrs.field(default=0.0, validator=_in_range(0.0, 180.0))  # degrees
-    scale: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0, open_high=True))
-    shift: float = attrs.field(default=0.0, validator=_in_range(0.0, 0.5))  # of the image size
-    color: float = attrs.field(default=0.0, validator=_in_range(0.0))
+    brightness: float = attrs.field(default=0.0, validator=in_range(0.0))
+    contrast: float = attrs.field(default=0.0, validator=in_range(0.0, 1.0, open_high=True))
+    rotate: float = attrs.field(default=0.0, validator=in_range(0.0, 180.0))  # degrees
+    scale: float = attrs.field(default=0.0, validator=in_range(0.0, 1.0, open_high=True))
+    shift: float = attrs.field(default=0.0, validator=in_range(0.0, 0.5))  # of the image size
+    color: float = attrs.field(default=0.0, validator=in_range(0.0))
 
 
 def _positive_numbers(_instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
@@ -215,13 +123,13 @@ class DataConfig:
     augment: AugmentConfig = AugmentConfig()
     class_weights: Literal["none", "balanced", "sqrt"] | tuple[float, ...] = "none"
     sampler: Literal["shuffle", "balanced"] = "shuffle"
-    limit_train: int | None = attrs.field(default=None, validator=_in_range(1))
-    limit_test: int | None = attrs.field(default=None, validator=_in_range(1))
-    split_seed: int | None = attrs.field(default=None, validator=_in_range(0))
+    limit_train: int | None = attrs.field(default=None, validator=in_range(1))
+    limit_test: int | None = attrs.field(default=None, validator=in_range(1))
+    split_seed: int | None = attrs.field(default=None, validator=in_range(0))
     root: str | None = None
     path: str | None = None
     channels: Literal[1, 3] | None = None
-    test_fraction: float | None = attrs.field(default=None, validator=_in_range(0.01, 0.9))
+    test_fraction: float | None = attrs.field(default=None, validator=in_range(0.01, 0.9))
     normalization: NormalizationConfig | None = None
 
 
@@ -231,8 +139,8 @@ class EarlyStoppingConfig:
     ``monitor`` by more than ``min_delta`` (``mode: auto``: min for losses, max otherwise)."""
 
     monitor: Monitor = "val_loss"
-    patience: int = attrs.field(default=5, validator=_in_range(1))
-    min_delta: float = attrs.field(default=0.0, validator=_in_range(0.0))
+    patience: int = attrs.field(default=5, validator=in_range(1))
+    min_delta: float = attrs.field(default=0.0, validator=in_range(0.0))
     mode: Literal["auto", "min", "max"] = "auto"
 
 
@@ -271,36 +179,9 @@ class DecisionConfig:
     exponent meets are dropped)."""
 
     rule: Literal["argmax", "prior_corrected"] = "argmax"
-    min_accuracy: float = attrs.field(default=0.0, validator=_in_range(0.0, 1.0))
+    min_accuracy: float = attrs.field(default=0.0, validator=in_range(0.0, 1.0))
     # optional recall floors on validation, by class name, e.g. {mel: 0.6}
     min_recall: dict[str, float] = attrs.field(factory=dict, validator=_recall_floors)
-
-
-@attrs.frozen
-class WhiteningConfig:
-    """``whitening``: before the first step, set the filters of convolution ``layer`` (no
-    padding, ``2·C·KH·KW`` outputs) to the whitening of the patches of the first ``images``
-    normalized training images (:func:`fcnn.whitening.patch_whitening`, with ``eps``); a
-    data-dependent initialization, stored in the checkpoints like any weights. Freeze its
-    weights with ``train.freeze: ["<layer>.w"]`` to keep them."""
-
-    layer: int = attrs.field(default=0, validator=_in_range(0))
-    images: int = attrs.field(default=5000, validator=_in_range(1))
-    eps: float = attrs.field(default=5e-4, validator=_in_range(1e-12))
-
-
-@attrs.frozen
-class EvaluateConfig:
-    """``evaluate.tta``: the test-time augmentation level (:mod:`fcnn.tta`) of the final
-    test, ``fcnn evaluate`` and the model's predictions: 0 none, 1 mirror, 2 mirror and
-    ±1-pixel translations. Validation during training runs without it.
-    ``evaluate.test_every_epoch``: a *report run* also evaluates the test split (with that
-    TTA) after every epoch, outside the epoch's timed part, as ``test_acc`` in
-    ``metrics.csv`` (``python -m benchmarks.time_to_accuracy`` reads it); a run whose time
-    matters leaves it off, and no model is ever chosen by it."""
-
-    tta: Literal[0, 1, 2] = 0
-    test_every_epoch: bool = False
 
 
 CALLBACKS: dict[str, type] = {
@@ -322,7 +203,7 @@ class Config:
     # a .yaml/.json file named here is read into it, relative to the config's folder)
     model: str | dict[str, Any]
     train: TrainConfig
-    seed: int = attrs.field(default=0, validator=_in_range(0))
+    seed: int = attrs.field(default=0, validator=in_range(0))
     model_options: dict[str, Any] = attrs.field(factory=dict)
     data: DataConfig = DataConfig()
     callbacks: tuple[Any, ...] = ()
@@ -332,11 +213,11 @@ class Config:
     answer_rules: AnswerRules | None = None
     # when set, answer_rules.high_risk_at is fitted on validation: the largest threshold at
     # which this share of the lesions of the high-risk classes is flagged high
-    screening_sensitivity: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
+    screening_sensitivity: float | None = attrs.field(default=None, validator=in_range(0.5, 1.0))
     # when set, answer_rules.uncertain_below is fitted on validation: the largest threshold at
     # which at most this share of the lesions is answered uncertain (out of distribution too)
-    uncertain_share: float | None = attrs.field(default=None, validator=_in_range(0.0, 0.5))
-    ood_quantile: float | None = attrs.field(default=None, validator=_in_range(0.5, 1.0))
+    uncertain_share: float | None = attrs.field(default=None, validator=in_range(0.0, 0.5))
+    ood_quantile: float | None = attrs.field(default=None, validator=in_range(0.5, 1.0))
     whitening: WhiteningConfig | None = None
     evaluate: EvaluateConfig = EvaluateConfig()
     runs_dir: str = "runs"

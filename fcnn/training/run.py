@@ -49,13 +49,14 @@ import numpy as np
 from fcnn import checkpoint, distributed, metrics, tree
 from fcnn import random as fr
 from fcnn.data.batching import balanced_order, batch_slices, shuffled_order
+from fcnn.data.dataset import Dataset
 from fcnn.data.transforms import alternating_flips
 from fcnn.optim import averaging
 from fcnn.training.callbacks import make_callbacks
 from fcnn.training.config import Config
 from fcnn.training.finalize import RunResult, finish_run
 from fcnn.training.interrupts import InterruptFlag
-from fcnn.training.loop import evaluate, train_step
+from fcnn.training.loop import EvalResult, evaluate, train_step
 from fcnn.training.setup import LoopState, Setup, build
 
 __all__ = [
@@ -260,7 +261,7 @@ class _Run:
                 if not math.isfinite(out.loss):
                     self._diverged(out.loss, epoch, b)
                 step = epoch * self.setup.steps_per_epoch + b
-                params, state, slow = self._lookahead(p.slow, out, step)
+                (params, state), slow = self._lookahead(p.slow, out, step)
                 # one assignment: an interrupt sees either the old or the new progress
                 self.loop = LoopState(
                     params=params,
@@ -304,20 +305,13 @@ class _Run:
         decay = averaging.ema_decay(rate, step)
         return averaging.ema_update(ema, (out.params, out.state), decay)
 
-    def _lookahead(self, slow: Any, out: Any, step: int) -> tuple[Any, Any, Any]:
-        """``(params, state, slow)`` after ``step`` (counted from 0) with train.lookahead:
-        every ``every`` steps, and at the last, the fast weights of ``out`` are mixed into
-        the slow ones and restart from them (:func:`fcnn.optim.averaging.lookahead_decay`);
-        without lookahead, ``out``'s weights and None."""
-        la = self.setup.config.train.lookahead
+    def _lookahead(self, slow: Any, out: Any, step: int) -> tuple[Any, Any]:
+        """``((params, state), slow)`` after ``step`` (from 0) with train.lookahead
+        (:func:`fcnn.optim.averaging.lookahead`); without it, ``out``'s weights and None."""
+        la, fast = self.setup.config.train.lookahead, (out.params, out.state)
         if la is None or slow is None:
-            return out.params, out.state, None
-        done, total = step + 1, self.setup.total_steps
-        if done % la.every and done < total:
-            return out.params, out.state, slow
-        decay = averaging.lookahead_decay(la.decay, la.every, done, total)
-        slow = averaging.ema_update(slow, (out.params, out.state), decay)
-        return slow[0], slow[1], slow
+            return fast, None
+        return averaging.lookahead(slow, fast, step + 1, self.setup.total_steps, la.every, la.decay)
 
     def _diverged(self, loss: float, epoch: int, batch: int) -> None:
         log.error("loss became %s at epoch %d batch %d", loss, epoch + 1, batch + 1)
@@ -333,32 +327,12 @@ class _Run:
         cfg, data = self.setup.config.train, self.setup.data
         self._share_state()
         p = self.loop
-        params, state = p.evaluated
-        val = evaluate(
-            self.setup.recipe.net,
-            params,
-            state,
-            data.val.images,
-            data.val.labels,
-            data.normalization,
-            cfg.eval_batch_size,
-            self.replicas,
-        )
+        val = self._evaluate(data.val)
         val_conf = metrics.confusion_matrix(val.labels, val.preds, data.val.num_classes)
         report_only = {}
         if self.setup.config.evaluate.test_every_epoch:  # a report run; never chooses a model
-            test = evaluate(
-                self.setup.recipe.net,
-                params,
-                state,
-                data.test.images,
-                data.test.labels,
-                data.normalization,
-                cfg.eval_batch_size,
-                self.replicas,
-                tta=self.setup.config.evaluate.tta,
-            )
-            report_only["test_acc"] = test.accuracy
+            tta = self.setup.config.evaluate.tta
+            report_only["test_acc"] = self._evaluate(data.test, tta).accuracy
         row = {
             "epoch": epoch + 1,
             "train_loss": p.loss_sum / max(p.seen, 1),
@@ -393,6 +367,15 @@ class _Run:
         log.info(summary)
         self.display.end_epoch(summary)
         return stop
+
+    def _evaluate(self, split: Dataset, tta: int = 0) -> EvalResult:
+        """The weights the run evaluates (:attr:`LoopState.evaluated`) on ``split``."""
+        params, state = self.loop.evaluated
+        data, cfg = self.setup.data, self.setup.config.train
+        return evaluate(
+            self.setup.recipe.net, params, state, split.images, split.labels,
+            data.normalization, cfg.eval_batch_size, self.replicas, tta=tta,
+        )  # fmt: skip
 
     def _share_state(self) -> None:
         """Give every replica the same layer state (BatchNorm running statistics): their

@@ -24,7 +24,7 @@ import yaml
 
 from fcnn import tree
 
-__all__ = ["ConfigError", "read_yaml", "structure"]
+__all__ = ["ConfigError", "in_range", "read_yaml", "structure"]
 
 
 class ConfigError(ValueError):
@@ -205,3 +205,21 @@ def read_yaml(text: str) -> Any:
     if tree.nests_deeper(data, MAX_DEPTH):
         raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep")
     return data
+
+
+def in_range(low: float | None = None, high: float | None = None, *, open_high: bool = False):
+    """An attrs validator: ``value`` (or None) within ``[low, high]`` (``[low, high)`` with
+    ``open_high``); ConfigError naming the field and the bound otherwise."""
+
+    def check(inst: Any, attr: attrs.Attribute, value: Any) -> None:
+        if value is None:
+            return
+        if (low is not None and value < low) or (
+            high is not None and (value >= high if open_high else value > high)
+        ):
+            bound = (
+                f"[{low}, {high}{')' if open_high else ']'}" if high is not None else f">= {low}"
+            )
+            raise ConfigError(f"{attr.name} must be {bound}, got {value!r}")
+
+    return check

@@ -63,3 +63,17 @@ def test_lookahead_decay_is_airbenchs_cubic_ramp():
     assert lookahead_decay(0.95, 5, 100, 100) == 1.0  # the end keeps the slow weights
     with pytest.raises(ValueError, match="base"):
         lookahead_decay(1.0, 5, 1, 10)
+
+
+def test_lookahead_mixes_every_k_steps_and_at_the_last_and_waits_in_between():
+    from fcnn.optim.averaging import lookahead
+
+    slow, fast = {"w": np.zeros(2)}, {"w": np.ones(2)}
+    weights, kept = lookahead(slow, fast, 3, 10, 5, 0.95)  # not a multiple of 5: no mix
+    assert weights is fast and kept is slow
+    weights, kept = lookahead(slow, fast, 5, 10, 5, 0.95)
+    d = 0.95**5 * 0.5**3
+    np.testing.assert_allclose(kept["w"], 1 - d)  # d·slow + (1 − d)·fast
+    assert weights is kept  # the fast weights restart from the mix
+    weights, kept = lookahead(slow, fast, 10, 10, 5, 0.95)  # the last step keeps the slow ones
+    np.testing.assert_array_equal(kept["w"], 0.0)
