@@ -31,6 +31,8 @@ REPORTS = ROOT / "reports"
 RESULT_REPORTS = ("dermascan-", "site-scores-", "uncertain", "validation-ceiling")
 ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|exc|obj):<code>(~?)([\w.]+)(\(\))?</code>")
 MARKER = re.compile(r"<!-- reports: (benchmarks|results) -->")
+# the build's temporary folders (notebook pages, notebooks it executed itself): removed after
+_TEMPORARY: list[Path] = []
 
 
 def _title(report: Path) -> str:
@@ -53,9 +55,12 @@ def on_files(files: Files, config) -> Files:
 
     ready = os.environ.get("FCNN_NOTEBOOKS_DIR")
     folder = Path(ready) if ready else Path(tempfile.mkdtemp(prefix="fcnn-docs-notebooks-"))
+    if not ready:
+        _TEMPORARY.append(folder)
     # mkdocs-jupyter wraps plain files only, so each page is a real file at
     # <staging>/notebooks/<name>.ipynb: a copy of the executed notebook
     staging = Path(tempfile.mkdtemp(prefix="fcnn-docs-pages-"))
+    _TEMPORARY.append(staging)
     (staging / "notebooks").mkdir()
     for source in sources():
         executed = folder / f"{source.stem}.ipynb"
@@ -101,3 +106,8 @@ def on_page_content(html: str, page, config, files) -> str:
         return f'<autoref identifier="{name}" optional><code>{shown}</code></autoref>'
 
     return ROLE.sub(reference, html)
+
+
+def on_post_build(config) -> None:
+    while _TEMPORARY:
+        shutil.rmtree(_TEMPORARY.pop(), ignore_errors=True)
