@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return time.perf_counter() - t0
 
+    cpu_before = time.process_time()
     elapsed = asyncio.run(run())
+    cpu_s = time.process_time() - cpu_before
     result = {
         "url": args.url,
         "clients": args.clients,
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "p95_ms": _percentile(latencies, 0.95) * 1e3,
         "p99_ms": _percentile(latencies, 0.99) * 1e3,
         "mean_ms": statistics.fmean(latencies) * 1e3 if latencies else float("nan"),
+        # the clients' own CPU time while they sent (not startup, not reading the photos)
+        "client_cpu_s": cpu_s,
     }
     text = (
         f"# DermaScan load test\n\n{args.clients} concurrent clients for {elapsed:.1f} s "
