@@ -214,12 +214,12 @@ slopes = [leaf for path, leaf in fcnn.tree.flatten_with_paths(params) if path.en
 for i, s in enumerate(slopes):
     print(f"learned slopes of PReLU {i + 1}:", " ".join(f"{v:.2f}" for v in s))
 
-folder = Path(tempfile.mkdtemp(prefix="fcnn-prelu-"))
-path = fcnn.save(
-    folder / "prelu_net.npz", net, params, state, input_shape=(1, 28, 28),
-    class_names=[str(d) for d in range(10)], normalization={"mean": [mean], "std": [std]},
-)
-model = fcnn.load(path)
+with tempfile.TemporaryDirectory(prefix="fcnn-prelu-") as folder:  # removed afterwards
+    path = fcnn.save(
+        Path(folder) / "prelu_net.npz", net, params, state, input_shape=(1, 28, 28),
+        class_names=[str(d) for d in range(10)], normalization={"mean": [mean], "std": [std]},
+    )
+    model = fcnn.load(path)
 test_images = test_set.images[:1000]
 mine = net.apply(params, normalized(test_images), state=state)[0]
 loaded = model.raw_logits(test_images)
