@@ -77,8 +77,9 @@ class EarlyStopping:
 
 
 class BestCheckpoint:
-    """Calls ``save(path, metrics)`` whenever the monitored metric improves; ``path`` is
-    the run's own file (``<run>/best.npz``), ``cfg.filepath`` by default."""
+    """Calls ``save(path, metrics)`` whenever the monitored metric improves, or after every
+    epoch with ``cfg.keep == "last"``; ``path`` is the run's own file (``<run>/best.npz``),
+    ``cfg.filepath`` by default."""
 
     def __init__(
         self,
@@ -96,7 +97,8 @@ class BestCheckpoint:
         self.best_epoch: int | None = None
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
-        if self.tracker.improved(metrics):
+        improved = self.tracker.improved(metrics)  # tracked either way: the best is logged
+        if improved or self.cfg.keep == "last":
             self.save(self.path, metrics)
             self.best_epoch = epoch
         return False

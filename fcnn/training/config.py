@@ -146,12 +146,17 @@ class EarlyStoppingConfig:
 
 @attrs.frozen
 class CheckpointConfig:
-    """``checkpoint:``: which model the run keeps as ``best.npz`` (by ``monitor``), and a
-    file that receives a copy of the finished model."""
+    """``checkpoint:``: which model the run keeps as ``best.npz``, and a file that receives a
+    copy of the finished model. ``keep: best`` (the default) keeps the epoch with the best
+    ``monitor``; ``keep: last`` keeps the last epoch's, for recipes whose schedule ends on
+    the weights to use (a learning rate annealed to 0, Lookahead's averaging), where a small
+    validation split would pick an earlier epoch by chance. ``monitor`` also decides whether
+    the copy may replace a model already at ``filepath``."""
 
     filepath: str | None = None  # a copy of the run's final model (the run keeps best.npz)
     monitor: Monitor = "val_acc"
     mode: Literal["auto", "min", "max"] = "auto"
+    keep: Literal["best", "last"] = "best"
 
 
 @attrs.frozen

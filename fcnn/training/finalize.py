@@ -130,6 +130,7 @@ def finish_run(
     history: list[dict[str, float]],
     *,
     monitor: tuple[str, str],
+    keep: str = "best",
     force: bool = False,
     copy_to: str | None,
     elapsed_s: float,
@@ -137,11 +138,12 @@ def finish_run(
     replicas: distributed.Replicas,
     echo: Callable[[str], None],
 ) -> RunResult:
-    """The end of a run: the run's best model by ``monitor`` (``<run>/best.npz``; the final
-    ``params`` when no epoch was validated) gets its calibration and decision rule fitted, is
-    copied to ``copy_to`` (see :func:`copy_model` for ``force``), is evaluated on the test
-    split, and ``summary.json``, the ledger row and the figures are written (by rank 0; every
-    replica evaluates its shard)."""
+    """The end of a run: the run's kept model (``<run>/best.npz``: the best by ``monitor``,
+    or with ``keep="last"`` the last epoch's; the final ``params`` when no epoch was
+    validated) gets its calibration and decision rule fitted, is copied to ``copy_to`` (see
+    :func:`copy_model` for ``force``), is evaluated on the test split, and ``summary.json``,
+    the ledger row and the figures are written (by rank 0; every replica evaluates its
+    shard)."""
     cfg, data = setup.config, setup.data
     writes = replicas.rank == 0
     best_path = None  # only rank 0 wrote it: it decides, and sends the weights
@@ -177,7 +179,8 @@ def finish_run(
     confusion = metrics.confusion_matrix(test.labels, preds, data.test.num_classes)
     test_acc = metrics.accuracy(confusion)
     best_val = max((h["val_acc"] for h in history), default=float("nan"))
-    source = "best checkpoint" if best_path else "final params"
+    source = "best checkpoint" if keep == "best" else "last epoch"
+    source = source if best_path else "final params"
     balanced = metrics.balanced_accuracy(confusion)
     with_tta = f", test-time augmentation level {cfg.evaluate.tta}" if cfg.evaluate.tta else ""
     line = (

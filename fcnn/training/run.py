@@ -12,8 +12,8 @@ with the pure pieces of :mod:`fcnn.training.loop` and keeps the side effects her
   same optimizer state, same random keys), with the config stored in it
   (:mod:`fcnn.training.run_config`); the run folder is the folder that holds it;
 - every run keeps its best model in ``<run>/best.npz`` (by a ``checkpoint`` callback's
-  monitor, else ``val_acc``); the callback's ``filepath`` only receives a copy of the
-  run's finished model at the end, unless a better model of the same config is there
+  monitor, else ``val_acc``; its last epoch's with ``keep: last``); the callback's
+  ``filepath`` only receives a copy at the end, unless a better model of the same config is there
   (:func:`fcnn.training.finalize.copy_model`; nothing reads it back);
 - with ``train.ema_decay`` the run validates, keeps and finishes with an average of the
   weights over the steps (:mod:`fcnn.optim.averaging`), which ``last.npz`` also holds;
@@ -433,7 +433,6 @@ class _Run:
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> RunResult:
-        copy_to = self.best_cb.cfg.filepath
         params, state = self.loop.evaluated
         return finish_run(
             self.setup,
@@ -441,8 +440,9 @@ class _Run:
             state,
             self.history,
             monitor=(self.best_cb.tracker.monitor, self.best_cb.tracker.mode),
+            keep=self.best_cb.cfg.keep,
             force=self.force,
-            copy_to=copy_to,
+            copy_to=self.best_cb.cfg.filepath,
             elapsed_s=time.perf_counter() - self.t_start,
             stopped_early=stopped_early,
             replicas=self.replicas,

@@ -59,6 +59,19 @@ def test_best_checkpoint_saves_only_improvements_to_its_path(tmp_path):
     assert fresh.tracker.best == 0.6 and fresh.best_epoch == 3
 
 
+def test_keep_last_saves_every_epoch_and_still_tracks_the_best(tmp_path):
+    saved = []
+    last = BestCheckpoint(
+        CheckpointConfig(keep="last"),
+        lambda path, metrics: saved.append(metrics["val_acc"]),
+        tmp_path / "best.npz",
+    )
+    for epoch, acc in enumerate([0.5, 0.7, 0.6]):
+        last.on_epoch_end(epoch, {"val_acc": acc})
+    assert saved == [0.5, 0.7, 0.6]  # the file ends as the last epoch's model, 0.6 and all
+    assert last.state_dict() == {"best": 0.7, "best_epoch": 2}
+
+
 def test_make_callbacks_keeps_the_configs_order_and_always_keeps_the_best_and_logs(tmp_path):
     configs = (EarlyStoppingConfig(patience=2), CheckpointConfig(filepath="copy.npz"))
     callbacks, best = make_callbacks(

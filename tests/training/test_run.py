@@ -96,6 +96,24 @@ def test_weight_average_is_what_a_run_validates_keeps_and_resumes(
     assert [h["val_acc"] for h in resumed.history] == [h["val_acc"] for h in straight.history]
 
 
+def test_keep_last_keeps_and_tests_the_last_epochs_model(fake_mnist_root, tiny_config):
+    # monitoring the *highest* val_loss, keep: best holds on to epoch 1; keep: last must not
+    worst = "monitor: val_loss, mode: max"
+    runs = {}
+    for keep in ("best", "last"):
+        lines = []
+        cfg = tiny_config(f"callbacks=[{{checkpoint: {{{worst}, keep: {keep}}}}}]")
+        runs[keep] = train(cfg, data_dir=fake_mnist_root, echo=lines.append), lines
+    (best, _), (last, lines) = runs["best"], runs["last"]
+    def kept_loss(run):
+        return checkpoint.load(run.best_checkpoint).info.metrics["val_loss"]
+
+    first, final = (h["val_loss"] for h in (last.history[0], last.history[-1]))
+    assert first != final and kept_loss(best) == first and kept_loss(last) == final
+    assert_trees_all_close(_params(last.best_checkpoint), _params(last.last_checkpoint), rtol=0)
+    assert any("(last epoch)" in line for line in lines)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     fake_mnist_root, tiny_config, tmp_path, monkeypatch
 ):
