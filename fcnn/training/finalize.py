@@ -11,7 +11,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -130,7 +130,7 @@ def finish_run(
     history: list[dict[str, float]],
     *,
     monitor: tuple[str, str],
-    keep: str = "best",
+    keep: Literal["best", "last"] = "best",
     force: bool = False,
     copy_to: str | None,
     elapsed_s: float,
